@@ -1,0 +1,54 @@
+# ExpiryTrack developer commands. Each target creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+
+.PHONY: install demo test lint format validate dev sandbox bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job end to end: sandbox (or real Upstox with UPSTOX_ACCESS_TOKEN) → Dagster runs → DuckDB.
+demo: $(STAMP)
+	$(BIN)/expirytrack demo
+
+## Lint, validate the Dagster definitions, run every test in parallel.
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/dagster definitions validate -w workspace.yaml
+	$(BIN)/python -m pytest -n auto
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+validate: $(STAMP)
+	$(BIN)/dagster definitions validate -w workspace.yaml
+
+## The Dagster UI and daemon (sensors, backfills, run queue) on the project's DAGSTER_HOME.
+dev: $(STAMP)
+	$(BIN)/expirytrack dev
+
+## The Upstox sandbox alone, for poking at it with curl or a notebook.
+sandbox: $(STAMP)
+	$(BIN)/expirytrack sandbox --port 8765
+
+## Benchmarks: rate-limit utilisation, collection throughput. Prints figures; asserts nothing.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

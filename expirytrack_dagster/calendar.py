@@ -1,0 +1,121 @@
+"""The NSE/BSE F&O trading calendar: which days trade, and when each session opens and closes (IST).
+
+Regular days and holidays come from the maintained ``exchange_calendars`` XBOM calendar (BSE; NSE's
+equity-derivative holidays are the same). No maintained calendar carries the exchanges' special
+sessions (Muhurat trading, Saturday live sessions), so they are listed in ``SPECIAL_SESSIONS``; a
+special session replaces that day's regular hours. This is the project's one calendar: the sandbox,
+the lookback windows and the quality rules all ask it.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import exchange_calendars
+import pandas as pd
+
+IST = ZoneInfo("Asia/Kolkata")
+"""Indian Standard Time, UTC+05:30 all year (no daylight saving). Every exchange timestamp is IST."""
+
+REGULAR_OPEN = time(9, 15)
+REGULAR_CLOSE = time(15, 30)
+
+
+@dataclass(frozen=True)
+class Session:
+    """One trading session: ``open`` inclusive, ``close`` exclusive, both timezone-aware IST."""
+
+    trading_date: date
+    open: datetime
+    close: datetime
+    kind: str  # "regular" or the special session's name, e.g. "muhurat"
+
+    @property
+    def minutes(self) -> int:
+        """How many one-minute candles a fully traded session has (375 on a regular day)."""
+        return int((self.close - self.open).total_seconds() // 60)
+
+
+def _ist(d: date, t: time) -> datetime:
+    return datetime.combine(d, t, tzinfo=IST)
+
+
+# Special sessions, each replacing the day's regular hours. Dates and hours as published by the
+# exchanges for these events (Diwali Muhurat trading; the Saturday live session of 20 Jan 2024).
+# Add a row when the exchange announces a new one; a candle inside an unlisted special session is
+# reported by the session quality check as a warning, never dropped.
+SPECIAL_SESSIONS: dict[date, tuple[time, time, str]] = {
+    date(2024, 1, 20): (time(9, 15), time(12, 30), "saturday_special"),
+    date(2024, 11, 1): (time(18, 0), time(19, 0), "muhurat"),
+    date(2025, 10, 21): (time(13, 45), time(14, 45), "muhurat"),
+}
+
+
+@functools.cache
+def _xbom() -> exchange_calendars.ExchangeCalendar:
+    return exchange_calendars.get_calendar("XBOM")
+
+
+@functools.cache
+def _regular_days() -> frozenset[date]:
+    return frozenset(d.date() for d in _xbom().sessions)
+
+
+def _calendar_bounds() -> tuple[date, date]:
+    cal = _xbom()
+    return cal.first_session.date(), cal.last_session.date()
+
+
+def is_trading_day(day: date) -> bool:
+    """True when the F&O segment trades on ``day`` (regular or special session).
+
+    Beyond the maintained calendar's last year, weekdays are assumed to trade; the quality
+    report flags such days as unverified rather than guessing holidays.
+    """
+    if day in SPECIAL_SESSIONS:
+        return True
+    first, last = _calendar_bounds()
+    if first <= day <= last:
+        return day in _regular_days()
+    return day.weekday() < 5
+
+
+def session_for(day: date) -> Session | None:
+    """The session traded on ``day``, or None on a holiday or weekend."""
+    if day in SPECIAL_SESSIONS:
+        start, end, kind = SPECIAL_SESSIONS[day]
+        return Session(day, _ist(day, start), _ist(day, end), kind)
+    if not is_trading_day(day):
+        return None
+    return Session(day, _ist(day, REGULAR_OPEN), _ist(day, REGULAR_CLOSE), "regular")
+
+
+def sessions_between(start: date, end: date) -> list[Session]:
+    """Every session from ``start`` to ``end``, both inclusive, in date order."""
+    out: list[Session] = []
+    day = start
+    while day <= end:
+        session = session_for(day)
+        if session is not None:
+            out.append(session)
+        day += timedelta(days=1)
+    return out
+
+
+def trading_days_between(start: date, end: date) -> list[date]:
+    """Trading dates from ``start`` to ``end``, both inclusive."""
+    return [s.trading_date for s in sessions_between(start, end)]
+
+
+def session_minute_index(session: Session) -> pd.DatetimeIndex:
+    """The start time of every one-minute candle a fully traded ``session`` has (IST)."""
+    return pd.date_range(session.open, session.close, freq="1min", inclusive="left")
+
+
+def is_verified(day: date) -> bool:
+    """True when ``day`` lies inside the maintained calendar's range (holidays known)."""
+    first, last = _calendar_bounds()
+    return first <= day <= last or day in SPECIAL_SESSIONS

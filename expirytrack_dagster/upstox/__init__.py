@@ -1,0 +1,1 @@
+"""The Upstox expired-instruments client: typed results, rate limits shared across processes."""

@@ -1,0 +1,183 @@
+"""Typed parsing of Upstox expired-instrument responses.
+
+Required fields missing from a response are rejected naming the field; unknown extra fields are
+ignored, so an API that grows new fields does not break collection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from expirytrack_dagster.calendar import IST
+from expirytrack_dagster.upstox.errors import MalformedResponse
+
+INTERVALS: tuple[str, ...] = ("1minute", "3minute", "5minute", "15minute", "30minute", "day")
+"""Every candle interval the expired-instruments historical-candle endpoint serves."""
+
+CANDLE_COLUMNS: tuple[str, ...] = (
+    "timestamp",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "open_interest",
+)
+"""Columns of a candle frame, in the order Upstox sends each candle array."""
+
+
+@dataclass(frozen=True, slots=True)
+class Contract:
+    """One expired option or future contract, as listed by the contract endpoints.
+
+    ``tick_size`` is kept exactly as Upstox sends it: an integer number of **paise**
+    (5 means a tick of ₹0.05). ``strike_price`` and ``weekly`` are None for futures, which the
+    API lists without them.
+    """
+
+    expired_instrument_key: str
+    instrument_type: str
+    expiry: date
+    underlying_key: str
+    underlying_symbol: str
+    trading_symbol: str
+    exchange_token: str
+    lot_size: int
+    tick_size: float
+    strike_price: float | None
+    weekly: bool | None
+    name: str | None
+    segment: str | None
+    exchange: str | None
+    underlying_type: str | None
+    freeze_quantity: int | None
+    minimum_lot: int | None
+
+
+def _require(record: Mapping[str, Any], field: str, where: str) -> Any:
+    value = record.get(field)
+    if value is None:
+        raise MalformedResponse(f"{where}: required field '{field}' is missing")
+    return value
+
+
+def _parse_date(value: Any, field: str, where: str) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise MalformedResponse(
+            f"{where}: field '{field}' is not a YYYY-MM-DD date: {value!r}"
+        ) from None
+
+
+def _number(value: Any, field: str, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise MalformedResponse(f"{where}: field '{field}' is not a number: {value!r}")
+    return float(value)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def parse_expiries(data: Any) -> list[date]:
+    """The ``data`` of an expiries response, as ascending dates."""
+    if not isinstance(data, list):
+        raise MalformedResponse(
+            f"expiries: 'data' should be a list of dates, got {type(data).__name__}"
+        )
+    return sorted(_parse_date(item, "data", f"expiries[{i}]") for i, item in enumerate(data))
+
+
+def parse_contract(record: Any, where: str = "contract") -> Contract:
+    """One contract object from the option or future contract endpoint."""
+    if not isinstance(record, Mapping):
+        raise MalformedResponse(f"{where}: expected an object, got {type(record).__name__}")
+    instrument_type = str(_require(record, "instrument_type", where))
+    is_option = instrument_type in ("CE", "PE")
+    strike = record.get("strike_price")
+    if is_option and strike is None:
+        raise MalformedResponse(f"{where}: required field 'strike_price' is missing for an option")
+    weekly = record.get("weekly")
+    return Contract(
+        expired_instrument_key=str(_require(record, "instrument_key", where)),
+        instrument_type=instrument_type,
+        expiry=_parse_date(_require(record, "expiry", where), "expiry", where),
+        underlying_key=str(_require(record, "underlying_key", where)),
+        underlying_symbol=str(record.get("underlying_symbol") or _require(record, "name", where)),
+        trading_symbol=str(_require(record, "trading_symbol", where)),
+        exchange_token=str(_require(record, "exchange_token", where)),
+        lot_size=int(_number(_require(record, "lot_size", where), "lot_size", where)),
+        tick_size=_number(_require(record, "tick_size", where), "tick_size", where),
+        strike_price=None if strike is None else _number(strike, "strike_price", where),
+        weekly=None if weekly is None else bool(weekly),
+        name=record.get("name"),
+        segment=record.get("segment"),
+        exchange=record.get("exchange"),
+        underlying_type=record.get("underlying_type"),
+        freeze_quantity=_optional_int(record.get("freeze_quantity")),
+        minimum_lot=_optional_int(record.get("minimum_lot")),
+    )
+
+
+def parse_contracts(data: Any, where: str = "contracts") -> list[Contract]:
+    """The ``data`` list of a contract response (an empty list is a valid answer)."""
+    if not isinstance(data, list):
+        raise MalformedResponse(f"{where}: 'data' should be a list, got {type(data).__name__}")
+    return [parse_contract(item, f"{where}[{i}]") for i, item in enumerate(data)]
+
+
+def empty_candles() -> pd.DataFrame:
+    """A candle frame with no rows and the proper dtypes."""
+    return pd.DataFrame(
+        {
+            "timestamp": pd.Series([], dtype=pd.DatetimeTZDtype(tz=IST)),
+            "open": pd.Series([], dtype="float64"),
+            "high": pd.Series([], dtype="float64"),
+            "low": pd.Series([], dtype="float64"),
+            "close": pd.Series([], dtype="float64"),
+            "volume": pd.Series([], dtype="int64"),
+            "open_interest": pd.Series([], dtype="int64"),
+        }
+    )
+
+
+def parse_candles(data: Any, where: str = "candles") -> pd.DataFrame:
+    """The ``data`` of a historical-candle response as a frame sorted ascending by time.
+
+    Columns are ``CANDLE_COLUMNS``; ``timestamp`` is the candle's start, timezone-aware IST.
+    """
+    if not isinstance(data, Mapping):
+        raise MalformedResponse(f"{where}: 'data' should be an object, got {type(data).__name__}")
+    rows = _require(data, "candles", where)
+    if not isinstance(rows, Sequence) or isinstance(rows, str):
+        raise MalformedResponse(f"{where}: 'candles' should be a list")
+    if not rows:
+        return empty_candles()
+    for i, row in enumerate(rows):
+        if not isinstance(row, Sequence) or isinstance(row, str) or len(row) < 7:
+            raise MalformedResponse(
+                f"{where}[{i}]: a candle needs 7 values "
+                "[timestamp, open, high, low, close, volume, open_interest], got {row!r}"
+            )
+    frame = pd.DataFrame([row[:7] for row in rows], columns=list(CANDLE_COLUMNS))
+    try:
+        stamps = pd.to_datetime(frame["timestamp"], format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise MalformedResponse(f"{where}: unparseable candle timestamp ({exc})") from None
+    if stamps.dt.tz is None:
+        raise MalformedResponse(f"{where}: candle timestamps carry no UTC offset")
+    frame["timestamp"] = stamps.dt.tz_convert(IST)
+    try:
+        for column in ("open", "high", "low", "close"):
+            frame[column] = pd.to_numeric(frame[column], errors="raise").astype("float64")
+        for column in ("volume", "open_interest"):
+            frame[column] = pd.to_numeric(frame[column], errors="raise").astype("int64")
+    except (ValueError, TypeError) as exc:
+        raise MalformedResponse(f"{where}: non-numeric candle value ({exc})") from None
+    return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
