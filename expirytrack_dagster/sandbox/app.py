@@ -1,0 +1,309 @@
+"""The sandbox's ASGI app: Upstox's expired-instrument endpoints behind token, rate and fault gates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from datetime import date, datetime, timedelta
+from urllib.parse import unquote
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from expirytrack_dagster.calendar import is_trading_day, session_for
+from expirytrack_dagster.sandbox import responses as r
+from expirytrack_dagster.sandbox.candles import INTERVAL_MINUTES
+from expirytrack_dagster.sandbox.contracts import parse_expired_key
+from expirytrack_dagster.sandbox.drop import drop_request
+from expirytrack_dagster.sandbox.faults import FaultInjector
+from expirytrack_dagster.sandbox.market import UnknownInstrument
+from expirytrack_dagster.sandbox.state import SandboxState
+from expirytrack_dagster.sandbox.stats import path_kind
+
+SANDBOX_HEADER = (b"x-sandbox", b"synthetic")
+"""Sent on every response: the data is synthetic, not Upstox's."""
+
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CORRUPT = "expirytrack.corrupt"  # scope key: the injector that spoils this candle response
+_MALFORMED = {
+    "candles": b'{"status":"success","data":{"candles":[["2025-08-01T15:29:00+05:30",246',
+    "other": b'{"status":"success","data":["2025-',
+}
+
+
+def _parse_date(raw: str | None, name: str) -> date:
+    if raw is None:
+        raise r.ApiError(400, r.INVALID_INPUT_CODE, f"{name} is required", name, None)
+    try:
+        if not _DATE.match(raw):
+            raise ValueError
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise r.ApiError(
+            400,
+            r.INVALID_INPUT_CODE,
+            f"{name} must be a valid date in yyyy-mm-dd format",
+            name,
+            raw,
+        ) from None
+
+
+def _underlying_key(request: Request) -> str:
+    key = request.query_params.get("instrument_key")
+    if not key:
+        raise r.ApiError(400, r.INVALID_INPUT_CODE, "instrument_key is required", "instrument_key")
+    if "|" not in key:
+        raise r.ApiError(400, r.INVALID_KEY_CODE, r.INVALID_KEY_MESSAGE, "instrument_key", key)
+    return key
+
+
+def _invalid_key(key: str) -> r.ApiError:
+    return r.ApiError(404, r.INVALID_KEY_CODE, r.INVALID_KEY_MESSAGE, "instrument_key", key)
+
+
+def _epoch_ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def build_app(state: SandboxState) -> ASGIApp:
+    """The full app for ``state``: routes wrapped in the token, rate-limit, fault and stats gate."""
+    market = state.market
+    config = state.config
+
+    async def expiries(request: Request) -> Response:
+        key = _underlying_key(request)
+        try:
+            found = market.expiries(key)
+        except UnknownInstrument:
+            raise _invalid_key(key) from None
+        return r.success_response([d.isoformat() for d in found])
+
+    def contract_list(options: bool):
+        async def endpoint(request: Request) -> Response:
+            key = _underlying_key(request)
+            expiry = _parse_date(request.query_params.get("expiry_date"), "expiry_date")
+            try:
+                listed = (market.option_contracts if options else market.future_contracts)(
+                    key, expiry
+                )
+            except UnknownInstrument:
+                raise _invalid_key(key) from None
+            return r.success_response(listed)
+
+        return endpoint
+
+    async def historical_candle(request: Request) -> Response:
+        params = request.path_params
+        key, interval = params["instrument_key"], params["interval"]
+        try:
+            parse_expired_key(key)
+        except ValueError:
+            raise r.ApiError(
+                400, r.INVALID_KEY_CODE, r.INVALID_KEY_MESSAGE, "instrument_key", key
+            ) from None
+        if interval not in INTERVAL_MINUTES:
+            raise r.ApiError(
+                400,
+                r.INVALID_INPUT_CODE,
+                f"Invalid interval {interval!r}: use one of {', '.join(INTERVAL_MINUTES)}",
+                "interval",
+                interval,
+            )
+        to_date = _parse_date(params["to_date"], "to_date")
+        from_date = _parse_date(params["from_date"], "from_date")
+        if from_date > to_date:
+            raise r.ApiError(
+                400,
+                r.INVALID_RANGE_ORDER_CODE,
+                "to_date must be greater than or equal to from_date",
+                "from_date",
+                params["from_date"],
+            )
+        try:
+            spec = market.contract(key)
+        except UnknownInstrument:
+            raise _invalid_key(key) from None
+        limit = config.span_limit(interval)
+        if (to_date - from_date).days + 1 > limit:
+            if config.range_behaviour == "error":
+                raise r.ApiError(*r.INVALID_DATE_RANGE)
+            from_date = to_date - timedelta(days=limit - 1)  # keep the days nearest to_date
+        days = market.candle_json_days(spec, interval, from_date, to_date)
+        injector: FaultInjector | None = request.scope.get(_CORRUPT)
+        if injector is not None:
+            if days:
+                _, rows = injector.corrupt(json.loads(f"[{','.join(days)}]"))
+                return r.success_response({"candles": rows})
+            injector.refund()
+            request.scope[_CORRUPT] = None
+        return r.success_raw(f'{{"candles":[{",".join(days)}]}}')
+
+    async def holidays(request: Request) -> Response:
+        year = market.today.year
+        day, out = date(year, 1, 1), []
+        while day.year == year:
+            if day.weekday() < 5 and not is_trading_day(day):
+                out.append(
+                    {
+                        "date": day.isoformat(),
+                        "description": "Trading holiday",
+                        "holiday_type": "TRADING_HOLIDAY",
+                        "closed_exchanges": ["NSE", "NFO", "CDS", "BSE", "BFO", "BCD"],
+                        "open_exchanges": [],
+                    }
+                )
+            day += timedelta(days=1)
+        return r.success_response(out)
+
+    async def timings(request: Request) -> Response:
+        day = _parse_date(request.path_params["date"], "date")
+        session = session_for(day)
+        if session is None:
+            return r.success_response([])
+        window = {"start_time": _epoch_ms(session.open), "end_time": _epoch_ms(session.close)}
+        return r.success_response([{"exchange": x, **window} for x in ("NSE", "NFO", "BSE", "BFO")])
+
+    async def api_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, r.ApiError)
+        return exc.response()
+
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        return r.error_response(500, r.SERVER_ERROR_CODE, r.SERVER_ERROR_MESSAGE)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        if status == 405:
+            return r.error_response(405, "UDAPI100060", "Method not allowed.")
+        return r.error_response(*r.NOT_FOUND)
+
+    base = "/v2/expired-instruments"
+    app = Starlette(
+        routes=[
+            Route(f"{base}/expiries", expiries),
+            Route(f"{base}/option/contract", contract_list(options=True)),
+            Route(f"{base}/future/contract", contract_list(options=False)),
+            Route(
+                f"{base}/historical-candle/{{instrument_key}}/{{interval}}/{{to_date}}/{{from_date}}",
+                historical_candle,
+            ),
+            Route("/v2/market/holidays", holidays),
+            Route("/v2/market/timings/{date}", timings),
+        ],
+        exception_handlers={
+            r.ApiError: api_error,
+            404: http_error,
+            405: http_error,
+            Exception: unexpected_error,  # a bug still answers in the envelope, as JSON
+        },
+    )
+    return SandboxGate(app, state)
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+            return None
+    return None
+
+
+def _candle_key(path: str) -> str:
+    # /v2/expired-instruments/historical-candle/{key}/{interval}/{to}/{from}; hypercorn has
+    # already percent-decoded the path, unquote again in case a client double-encoded "|".
+    parts = path.split("/")
+    return unquote(parts[4]) if len(parts) > 4 else ""
+
+
+class _Exchange:
+    """One request passing the gate: records itself in the stats exactly once.
+
+    Recording happens as the response starts (or just before a drop), never after the answer
+    left: a client that reads ``stats()`` right after its response must see its request.
+    """
+
+    def __init__(self, state: SandboxState, scope: Scope, send: Send, kind: str):
+        self.state = state
+        self.scope = scope
+        self.raw_send = send
+        self.kind = kind
+        self.fault: str | None = None
+        self.recorded = False
+
+    def record(self, status: int | None) -> None:
+        if self.recorded:
+            return
+        self.recorded = True
+        fault = self.fault
+        if fault == "corrupt_candles" and self.scope.get(_CORRUPT, True) is None:
+            fault = None  # nothing to corrupt in an empty answer
+        version = self.scope.get("http_version", "1.1")
+        self.state.stats.record(self.kind, status, version, fault)
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.record(message["status"])
+            message = {**message, "headers": [*message.get("headers", ()), SANDBOX_HEADER]}
+        await self.raw_send(message)
+
+
+class SandboxGate:
+    """ASGI middleware in front of the routes: labels, authenticates, rate-limits, injects faults
+    and records every request in the stats, in that order."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        exchange = _Exchange(self.state, scope, send, path_kind(scope["path"]))
+        try:
+            await self._handle(scope, receive, exchange)
+        finally:
+            exchange.record(None)  # no response started: dropped or failed
+
+    async def _handle(self, scope: Scope, receive: Receive, exchange: _Exchange) -> None:
+        state, send, kind, path = self.state, exchange.send, exchange.kind, scope["path"]
+        token = _bearer_token(scope)
+        if token is None or not state.tokens.is_valid(token):
+            await r.error_response(*r.INVALID_TOKEN)(scope, receive, send)
+            return
+        if not state.limiter.try_acquire(token):
+            await r.error_response(*r.TOO_MANY_REQUESTS)(scope, receive, send)
+            return
+        injector = state.faults
+        if kind == "candles" and _candle_key(path) in injector.config.fail_keys:
+            exchange.fault = "fail_key"
+            await r.error_response(500, r.SERVER_ERROR_CODE, r.SERVER_ERROR_MESSAGE)(
+                scope, receive, send
+            )
+            return
+        fault = exchange.fault = injector.decide(path, kind == "candles")
+        if fault == "drop":
+            exchange.record(None)
+            await drop_request(scope, exchange.raw_send)
+            return
+        if fault == "server_error":
+            status = injector.server_error_status()
+            await r.error_response(status, r.SERVER_ERROR_CODE, r.SERVER_ERROR_MESSAGE)(
+                scope, receive, send
+            )
+            return
+        if fault == "malformed":
+            body = _MALFORMED["candles" if kind == "candles" else "other"]
+            await Response(body, 200, media_type=r.JSON)(scope, receive, send)
+            return
+        if fault == "slow":
+            await asyncio.sleep(injector.config.slow_seconds)
+        if fault == "corrupt_candles":
+            scope[_CORRUPT] = injector
+        await self.app(scope, receive, send)

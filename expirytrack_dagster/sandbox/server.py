@@ -1,0 +1,217 @@
+"""Serving the sandbox: hypercorn (HTTP/2 and HTTP/1.1 over TLS) on 127.0.0.1 in a daemon thread."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import ssl
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from hypercorn.asyncio import serve
+from hypercorn.config import Config as HypercornConfig
+from starlette.types import Message, Receive, Scope, Send
+
+from expirytrack_dagster.sandbox.app import build_app
+from expirytrack_dagster.sandbox.config import SandboxConfig
+from expirytrack_dagster.sandbox.faults import FaultConfig
+from expirytrack_dagster.sandbox.market import SyntheticMarket
+from expirytrack_dagster.sandbox.state import SandboxState
+from expirytrack_dagster.sandbox.tls import make_tls_files
+from expirytrack_dagster.sandbox.tokens import new_token
+
+HOST = "127.0.0.1"
+log = logging.getLogger(__name__)
+
+
+class Sandbox:
+    """One sandbox server: its address, the CA to trust, the token to use, and runtime controls.
+
+    Use ``run_sandbox`` (or ``with Sandbox(cfg) as sb``) so the server always stops.
+    """
+
+    def __init__(self, config: SandboxConfig | None = None):
+        self.config = config or SandboxConfig()
+        self.state = SandboxState(self.config)
+        self.access_token: str = self.config.access_token or new_token()
+        self.state.tokens.add(self.access_token)
+        self.port: int | None = None
+        self.ca_cert_path: Path | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._shutdown: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+
+    # ---- what clients need ----------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``https://127.0.0.1:<port>``: the sandbox's stand-in for ``https://api.upstox.com``."""
+        if self.port is None:
+            raise RuntimeError("the sandbox is not running")
+        return f"https://{HOST}:{self.port}"
+
+    @property
+    def market(self) -> SyntheticMarket:
+        """The synthetic market the endpoints serve, for computing expected answers."""
+        return self.state.market
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client context that trusts this sandbox's CA (pass as httpx ``verify=``)."""
+        if self.ca_cert_path is None:
+            raise RuntimeError("the sandbox is not running")
+        return ssl.create_default_context(cafile=str(self.ca_cert_path))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Request headers with the accepted token, as an Upstox client sends them."""
+        return {"Authorization": f"Bearer {self.access_token}", "Accept": "application/json"}
+
+    # ---- runtime controls -----------------------------------------------------------------
+
+    def add_token(self, token: str, expires_at: datetime | None = None) -> None:
+        """Accept ``token`` too; with ``expires_at`` it answers 401 from that moment (naive = IST)."""
+        self.state.tokens.add(token, expires_at)
+
+    def remove_token(self, token: str) -> None:
+        """Stop accepting ``token``."""
+        self.state.tokens.remove(token)
+
+    def set_faults(self, faults: FaultConfig) -> None:
+        """Replace the fault configuration; takes effect for the next request."""
+        self.state.set_faults(faults)
+
+    def set_today(self, today: date) -> None:
+        """Move the market's clock (which expiries are listed, the last day with candles)."""
+        self.state.market.set_today(today)
+
+    def stats(self) -> dict[str, Any]:
+        """A snapshot of the request counters (see ``RequestStats.snapshot``)."""
+        return self.state.stats.snapshot()
+
+    def reset_stats(self) -> None:
+        """Zero the request counters."""
+        self.state.stats.reset()
+
+    def reset_rate_limits(self) -> None:
+        """Forget past requests in every token's rate windows."""
+        self.state.limiter.reset()
+
+    # ---- lifecycle ------------------------------------------------------------------------
+
+    def start(self, timeout: float = 30.0) -> Sandbox:
+        """Start serving in a daemon thread and return once the server accepts requests."""
+        if self._thread is not None:
+            raise RuntimeError("the sandbox is already running")
+        self._ready.clear()
+        self._error = None
+        self.state.market.warm_up()
+        self._tmp = tempfile.TemporaryDirectory(prefix="expirytrack-sandbox-")
+        tls = make_tls_files(Path(self._tmp.name))
+        self.ca_cert_path = tls.ca_cert
+        # Bind here, not in hypercorn, so port 0 yields the real port with no pick-then-bind race.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.bind((HOST, self.config.port))
+            sock.listen(1024)
+        except OSError:
+            sock.close()
+            self._tmp.cleanup()
+            raise
+        self.port = sock.getsockname()[1]
+
+        config = HypercornConfig()
+        config.bind = [f"fd://{sock.detach()}"]
+        config.certfile = str(tls.cert)
+        config.keyfile = str(tls.key)
+        config.alpn_protocols = ["h2", "http/1.1"]
+        config.accesslog = None
+        config.errorlog = logging.getLogger("expirytrack_dagster.sandbox.hypercorn")
+        config.graceful_timeout = 1.0
+        config.include_server_header = False
+
+        app = _ReadySignal(build_app(self.state), self._ready)
+        self._thread = threading.Thread(
+            target=self._serve, args=(app, config), name=f"sandbox-{self.port}", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(timeout) or self._error is not None:
+            self.stop()
+            raise RuntimeError(f"the sandbox did not start: {self._error!r}")
+        return self
+
+    def _serve(self, app: _ReadySignal, config: HypercornConfig) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._loop = loop
+        self._shutdown = asyncio.Event()
+        try:
+            loop.run_until_complete(
+                serve(app, config, shutdown_trigger=self._shutdown.wait, mode="asgi")  # type: ignore[arg-type]
+            )
+        except BaseException as exc:  # reported to start(); the thread must not die silently
+            self._error = exc
+            log.exception("sandbox server failed")
+        finally:
+            self._ready.set()
+            loop.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop serving and delete the TLS files. Safe to call twice."""
+        thread, loop, shutdown = self._thread, self._loop, self._shutdown
+        if thread is not None:
+            if loop is not None and shutdown is not None and not loop.is_closed():
+                # RuntimeError: the loop closed in between, so the server is gone already.
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(shutdown.set)
+            thread.join(timeout)
+            self._thread = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class _ReadySignal:
+    """Sets ``ready`` once the app finished its lifespan start-up, i.e. hypercorn is serving."""
+
+    def __init__(self, app: Any, ready: threading.Event):
+        self.app = app
+        self.ready = ready
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_and_signal(message: Message) -> None:
+            await send(message)
+            if message["type"] == "lifespan.startup.complete":
+                self.ready.set()
+
+        await self.app(scope, receive, send_and_signal)
+
+
+@contextmanager
+def run_sandbox(config: SandboxConfig | None = None) -> Iterator[Sandbox]:
+    """A running sandbox for the ``with`` block; stopped (and its files removed) on exit."""
+    sandbox = Sandbox(config)
+    sandbox.start()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop()
