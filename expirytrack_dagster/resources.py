@@ -1,0 +1,156 @@
+"""The Upstox resource: builds the rate-limited HTTP/2 client from configuration for assets and sensors.
+
+Where the data comes from is decided here and nowhere else:
+- ``source="upstox"``: the real API at ``base_url`` with ``access_token`` (``UPSTOX_ACCESS_TOKEN``);
+- ``source="sandbox"``: the built-in synthetic Upstox simulator, either one already running
+  (``sandbox_url``, as the demo and ``expirytrack sandbox`` start) or one embedded in the process;
+- ``source="auto"`` (default): Upstox when a token is configured, otherwise the sandbox.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource, InitResourceContext, get_dagster_logger
+from pydantic import Field, PrivateAttr
+
+from expirytrack_dagster.upstox.client import UPSTOX_BASE_URL, ClientSettings, UpstoxClient
+from expirytrack_dagster.upstox.errors import TokenExpired
+from expirytrack_dagster.upstox.limiter import RateLimits
+from expirytrack_dagster.upstox.resilience import RetryPolicy
+from expirytrack_dagster.upstox.windows import DEFAULT_MAX_SPAN_DAYS
+
+EMBEDDED_SANDBOX_TOKEN = "expirytrack-embedded-sandbox"
+"""The token an embedded sandbox accepts. Fixed, so every process shares one rate-limit ledger."""
+
+SOURCES = ("auto", "upstox", "sandbox")
+
+
+class UpstoxResource(ConfigurableResource):
+    """Upstox expired-instruments API access, shared by every asset and the new-expiry sensor.
+
+    The three Upstox rate windows (per second, per minute, per 30 minutes) are enforced across
+    every process using the same token, through a ledger under ``state_dir``.
+    """
+
+    source: str = Field(default="auto", description="'auto', 'upstox' or 'sandbox'.")
+    access_token: str | None = Field(
+        default=None, description="Upstox access token; set from EnvVar('UPSTOX_ACCESS_TOKEN')."
+    )
+    base_url: str = Field(default=UPSTOX_BASE_URL, description="The Upstox API host.")
+    sandbox_url: str | None = Field(
+        default=None, description="A running sandbox to use; empty: embed one in the process."
+    )
+    sandbox_token: str | None = Field(default=None, description="The running sandbox's token.")
+    ca_cert_path: str | None = Field(
+        default=None, description="Extra CA certificate to trust (the sandbox's self-signed one)."
+    )
+    state_dir: str = Field(
+        default="data/state", description="Rate-limit ledger and learned request spans."
+    )
+    per_second: int = 50
+    per_minute: int = 500
+    per_30_minutes: int = 2000
+    time_scale: float = Field(default=1.0, description="Multiplies every rate window (tests).")
+    safety_margin: float = Field(default=0.02, description="Fraction added to each window.")
+    max_connections: int = 8
+    timeout_s: float = 30.0
+    max_attempts: int = 6
+    retry_base_delay_s: float = 0.5
+    intraday_max_span_days: int = Field(
+        default=DEFAULT_MAX_SPAN_DAYS["1minute"],
+        description="First-try days per candle request up to 15-minute candles (learned down).",
+    )
+    long_max_span_days: int = Field(
+        default=DEFAULT_MAX_SPAN_DAYS["day"],
+        description="First-try days per candle request for 30-minute and day candles.",
+    )
+
+    _stack: ExitStack | None = PrivateAttr(default=None)
+    _embedded: Any = PrivateAttr(default=None)
+
+    def resolved_source(self) -> str:
+        """'upstox' or 'sandbox', after applying ``auto``."""
+        if self.source not in SOURCES:
+            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+        if self.source == "auto":
+            return "upstox" if self.access_token else "sandbox"
+        return self.source
+
+    def describe_source(self) -> str:
+        """A one-line, secret-free statement of where data comes from, for logs and metadata."""
+        if self.resolved_source() == "upstox":
+            return f"Upstox API at {self.base_url}"
+        if self.sandbox_url:
+            return f"Upstox sandbox (synthetic data) at {self.sandbox_url}"
+        return "embedded Upstox sandbox (synthetic data)"
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        log = context.log if context.log is not None else get_dagster_logger()
+        source = self.resolved_source()
+        if source == "sandbox" and not self.sandbox_url:
+            self._start_embedded_sandbox()
+        if source == "sandbox" and self.source == "auto":
+            log.info("No UPSTOX_ACCESS_TOKEN configured: using the built-in Upstox sandbox.")
+        log.info(f"Data source: {self.describe_source()}")
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._stack is not None:
+            self._stack.close()
+            self._stack = None
+            self._embedded = None
+
+    def _start_embedded_sandbox(self) -> None:
+        from expirytrack_dagster.sandbox import SandboxConfig, run_sandbox
+
+        stack = ExitStack()
+        sandbox = stack.enter_context(run_sandbox(SandboxConfig()))
+        sandbox.add_token(EMBEDDED_SANDBOX_TOKEN)
+        self._stack, self._embedded = stack, sandbox
+
+    def client_settings(self) -> ClientSettings:
+        """The client settings this configuration describes."""
+        spans = {
+            interval: (
+                self.long_max_span_days
+                if interval in ("30minute", "day")
+                else self.intraday_max_span_days
+            )
+            for interval in DEFAULT_MAX_SPAN_DAYS
+        }
+        ca = self.ca_cert_path
+        if self._embedded is not None:
+            ca = str(self._embedded.ca_cert_path)
+        return ClientSettings(
+            timeout_s=self.timeout_s,
+            max_connections=self.max_connections,
+            ca_cert_path=Path(ca) if ca else None,
+            retry=RetryPolicy(max_attempts=self.max_attempts, base_delay_s=self.retry_base_delay_s),
+            limits=RateLimits(
+                per_second=self.per_second,
+                per_minute=self.per_minute,
+                per_30_minutes=self.per_30_minutes,
+                time_scale=self.time_scale,
+                safety_margin=self.safety_margin,
+            ),
+            max_span_days=spans,
+            state_dir=Path(self.state_dir),
+        )
+
+    def client(self) -> UpstoxClient:
+        """A new client; use it as ``async with resource.client() as client: ...``."""
+        settings = self.client_settings()
+        if self.resolved_source() == "upstox":
+            if not self.access_token:
+                raise TokenExpired(
+                    "source is 'upstox' but no access token is configured — run "
+                    "`expirytrack login`, or set UPSTOX_ACCESS_TOKEN"
+                )
+            return UpstoxClient(self.base_url, self.access_token, settings)
+        if self.sandbox_url:
+            return UpstoxClient(self.sandbox_url, self.sandbox_token or "", settings)
+        if self._embedded is None:
+            self._start_embedded_sandbox()
+        return UpstoxClient(self._embedded.base_url, EMBEDDED_SANDBOX_TOKEN, settings)

@@ -1,0 +1,324 @@
+"""The Upstox client against the sandbox over real HTTP/2 on loopback: endpoints, errors, retries.
+
+Nothing here is mocked: each test talks TLS + HTTP/2 to a sandbox server on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from expirytrack_dagster.sandbox import FaultConfig, Sandbox, SandboxConfig, run_sandbox
+from expirytrack_dagster.upstox.client import ClientSettings, UpstoxClient
+from expirytrack_dagster.upstox.errors import (
+    CircuitOpen,
+    InvalidRequest,
+    MalformedResponse,
+    RateLimited,
+    TokenExpired,
+    UpstoxUnavailable,
+)
+from expirytrack_dagster.upstox.limiter import RateLimits
+from expirytrack_dagster.upstox.resilience import RetryPolicy
+
+TODAY = date(2025, 10, 1)
+NIFTY = "NSE_INDEX|Nifty 50"
+FAST_RETRY = RetryPolicy(
+    max_attempts=4, base_delay_s=0.01, max_delay_s=0.05, rate_limit_pause_s=0.05
+)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[Sandbox]:
+    with run_sandbox(SandboxConfig(seed=11, today=TODAY)) as sb:
+        yield sb
+
+
+def settings_for(sb: Sandbox, state_dir: Path, **overrides: object) -> ClientSettings:
+    base = ClientSettings(
+        ca_cert_path=sb.ca_cert_path, retry=FAST_RETRY, state_dir=state_dir, timeout_s=5.0
+    )
+    return replace(base, **overrides)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def _with_client(sb: Sandbox, settings: ClientSettings, fn, token: str | None = None):
+    async with UpstoxClient(sb.base_url, token or sb.access_token, settings) as client:
+        result = await fn(client)
+        return result, client
+
+
+def _monthly_and_weekly(sb: Sandbox) -> tuple[date, date]:
+    expiries = sb.market.expiries(NIFTY)
+    by_month: dict[tuple[int, int], list[date]] = {}
+    for d in expiries:
+        by_month.setdefault((d.year, d.month), []).append(d)
+    monthly = max(by_month[(2025, 8)])
+    weekly = min(by_month[(2025, 8)])
+    assert weekly != monthly
+    return monthly, weekly
+
+
+def test_expiries_contracts_and_candles_end_to_end(sandbox: Sandbox, state_dir: Path) -> None:
+    monthly, weekly = _monthly_and_weekly(sandbox)
+
+    async def scenario(client: UpstoxClient):
+        expiries = await client.get_expiries(NIFTY)
+        options = await client.get_option_contracts(NIFTY, monthly)
+        futures = await client.get_future_contracts(NIFTY, monthly)
+        weekly_futures = await client.get_future_contracts(NIFTY, weekly)
+        (future,) = futures
+        candles = await client.get_historical_data(
+            future.expired_instrument_key, "1minute", monthly - timedelta(days=6), monthly
+        )
+        return expiries, options, futures, weekly_futures, candles
+
+    (expiries, options, futures, weekly_futures, candles), client = run(
+        _with_client(sandbox, settings_for(sandbox, state_dir), scenario)
+    )
+    assert expiries == sorted(expiries) and expiries[-1] <= TODAY
+    assert expiries == sandbox.market.expiries(NIFTY)
+    assert 100 <= len(options) <= 220
+    assert {c.instrument_type for c in options} == {"CE", "PE"}
+    assert all(c.expiry == monthly for c in options + futures)
+    assert weekly_futures == []  # a weekly expiry has no future: empty, not an error
+    assert candles["timestamp"].is_monotonic_increasing
+    assert str(candles["timestamp"].dt.tz) == "Asia/Kolkata"
+    per_day = candles.groupby(candles["timestamp"].dt.date).size()
+    assert (per_day == 375).all() and len(per_day) >= 4
+    assert client.stats.http_versions == {"HTTP/2": client.stats.total}
+
+
+def test_candles_equal_what_the_sandbox_serves(sandbox: Sandbox, state_dir: Path) -> None:
+    monthly, _ = _monthly_and_weekly(sandbox)
+    (future,) = sandbox_contracts(sandbox, monthly, "FUT")
+    start = monthly - timedelta(days=70)
+
+    async def scenario(client: UpstoxClient) -> pd.DataFrame:
+        return await client.get_historical_data(
+            future.expired_instrument_key, "1minute", start, monthly
+        )
+
+    candles, client = run(_with_client(sandbox, settings_for(sandbox, state_dir), scenario))
+    # 71 days at the default 30-day span: three windows, three requests.
+    assert client.stats.requests["candles"] == 3
+    expected = sandbox.market.candles(future.expired_instrument_key, "1minute", start, monthly)
+    assert len(candles) == len(expected) > 40 * 375
+    assert candles["timestamp"].iloc[0].date() >= start
+
+
+def sandbox_contracts(sb: Sandbox, expiry: date, kind: str) -> list:
+    async def scenario(client: UpstoxClient) -> list:
+        if kind == "FUT":
+            return await client.get_future_contracts(NIFTY, expiry)
+        return await client.get_option_contracts(NIFTY, expiry)
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result, _ = run(_with_client(sb, settings_for(sb, Path(tmp)), scenario))
+    return result
+
+
+def test_wrong_token_fails_fast_with_the_fix_named(sandbox: Sandbox, state_dir: Path) -> None:
+    secret = "definitely-not-a-valid-token-1234567890"
+
+    async def scenario(client: UpstoxClient) -> None:
+        await client.get_expiries(NIFTY)
+
+    with pytest.raises(TokenExpired) as caught:
+        run(_with_client(sandbox, settings_for(sandbox, state_dir), scenario, token=secret))
+    assert caught.value.code == "UDAPI100050" and caught.value.status == 401
+    assert "expirytrack login" in str(caught.value)
+    assert secret not in str(caught.value) and secret not in repr(caught.value)
+
+
+def test_input_errors_fail_at_once_with_the_api_message(sandbox: Sandbox, state_dir: Path) -> None:
+    settings = settings_for(sandbox, state_dir)
+
+    async def unknown_underlying(client: UpstoxClient) -> None:
+        await client.get_expiries("NSE_INDEX|No Such Index")
+
+    with pytest.raises(InvalidRequest) as caught:
+        run(_with_client(sandbox, settings, unknown_underlying))
+    assert caught.value.status in (400, 404) and caught.value.code
+
+    async def unknown_contract(client: UpstoxClient) -> None:
+        await client.get_historical_data(
+            "NSE_FO|1|28-08-2025", "1minute", date(2025, 8, 1), date(2025, 8, 5)
+        )
+
+    with pytest.raises(InvalidRequest):
+        run(_with_client(sandbox, settings, unknown_contract))
+
+    async def bad_interval(client: UpstoxClient) -> None:
+        await client.get_historical_data(
+            "NSE_FO|1|28-08-2025", "2minute", date(2025, 8, 1), date(2025, 8, 5)
+        )
+
+    with pytest.raises(InvalidRequest, match="2minute"):
+        run(_with_client(sandbox, settings, bad_interval))
+
+
+@pytest.mark.parametrize("kind", ["server_error", "drop", "slow"])
+def test_transient_faults_are_retried_until_success(kind: str, state_dir: Path) -> None:
+    faults = FaultConfig(seed=1, max_count=2, slow_seconds=1.0, **{kind: 1.0})
+    with run_sandbox(SandboxConfig(seed=3, today=TODAY, faults=faults)) as sb:
+        settings = settings_for(sb, state_dir, timeout_s=0.5)
+
+        async def scenario(client: UpstoxClient) -> list[date]:
+            return await client.get_expiries(NIFTY)
+
+        expiries, client = run(_with_client(sb, settings, scenario))
+    assert expiries == sb.market.expiries(NIFTY)
+    assert client.stats.retries == 2
+    assert client.stats.total == 3
+
+
+@pytest.mark.parametrize(
+    ("kind", "error"),
+    [
+        ("server_error", UpstoxUnavailable),
+        ("drop", UpstoxUnavailable),
+        ("malformed", MalformedResponse),
+    ],
+)
+def test_persistent_faults_fail_clearly_after_retries(
+    kind: str, error: type, state_dir: Path
+) -> None:
+    with run_sandbox(SandboxConfig(seed=3, today=TODAY, faults=FaultConfig(**{kind: 1.0}))) as sb:
+
+        async def scenario(client: UpstoxClient) -> None:
+            await client.get_expiries(NIFTY)
+
+        with pytest.raises(error, match="gave up after 4 attempts"):
+            run(_with_client(sb, settings_for(sb, state_dir), scenario))
+
+
+def test_circuit_opens_after_consecutive_failures(state_dir: Path) -> None:
+    retry = replace(FAST_RETRY, max_attempts=2, circuit_failures=3, circuit_cooldown_s=60)
+    with run_sandbox(
+        SandboxConfig(seed=3, today=TODAY, faults=FaultConfig(server_error=1.0))
+    ) as sb:
+
+        async def scenario(client: UpstoxClient) -> int:
+            for _ in range(5):
+                try:
+                    await client.get_expiries(NIFTY)
+                except CircuitOpen:
+                    return client.stats.total
+                except UpstoxUnavailable:
+                    continue
+            raise AssertionError("the circuit never opened")
+
+        sent, _ = run(_with_client(sb, settings_for(sb, state_dir, retry=retry), scenario))
+    assert sent == 3  # the fourth request was refused locally, never sent
+
+
+def test_429_pauses_then_recovers(state_dir: Path) -> None:
+    # The sandbox allows 5 requests a second; the client believes 50. It must meet 429s, pause
+    # and still finish every request.
+    with run_sandbox(SandboxConfig(seed=3, today=TODAY, per_second=5)) as sb:
+        retry = replace(FAST_RETRY, max_attempts=8, rate_limit_pause_s=0.3, max_delay_s=1.0)
+
+        async def scenario(client: UpstoxClient) -> int:
+            for _ in range(12):
+                await client.get_expiries(NIFTY)
+            return client.stats.rate_limited
+
+        rate_limited, client = run(
+            _with_client(sb, settings_for(sb, state_dir, retry=retry), scenario)
+        )
+    assert rate_limited >= 1
+    assert client.stats.requests["expiries"] == 12 + rate_limited
+
+
+def test_persistent_429_raises_rate_limited(state_dir: Path) -> None:
+    with run_sandbox(SandboxConfig(seed=3, today=TODAY, per_second=1, time_scale=100)) as sb:
+        retry = replace(FAST_RETRY, max_attempts=3, rate_limit_pause_s=0.01, max_delay_s=0.02)
+
+        async def scenario(client: UpstoxClient) -> None:
+            for _ in range(3):
+                await client.get_expiries(NIFTY)
+
+        with pytest.raises(RateLimited, match=r"UDAPI10005|Too Many"):
+            run(_with_client(sb, settings_for(sb, state_dir, retry=retry), scenario))
+
+
+def test_range_error_halves_the_window_and_remembers(state_dir: Path) -> None:
+    config = SandboxConfig(
+        seed=5, today=TODAY, max_span_days={"1minute": 20}, range_behaviour="error"
+    )
+    with run_sandbox(config) as sb:
+        monthly, _ = _monthly_and_weekly(sb)
+        (future,) = sandbox_contracts(sb, monthly, "FUT")
+        start = monthly - timedelta(days=59)
+        settings = settings_for(sb, state_dir, max_span_days={"1minute": 60})
+
+        async def scenario(client: UpstoxClient) -> pd.DataFrame:
+            return await client.get_historical_data(
+                future.expired_instrument_key, "1minute", start, monthly
+            )
+
+        first, client = run(_with_client(sb, settings, scenario))
+        # 60 refused → 30 refused → 15 works: 1 + 2 refusals, then four 15-day windows.
+        assert client.stats.statuses[400] == 3
+        assert client.window_memory.learned(client.host, "1minute") == {
+            "max_ok_days": 15,
+            "min_bad_days": 30,
+        }
+        second, again = run(_with_client(sb, settings, scenario))
+        assert again.stats.statuses[400] == 0  # a later run starts from what was learned
+        assert again.stats.requests["candles"] == 4
+        expected = sb.market.candles(future.expired_instrument_key, "1minute", start, monthly)
+    assert len(first) == len(second) == len(expected)
+
+
+def test_silent_truncation_is_detected_on_the_future(state_dir: Path) -> None:
+    config = SandboxConfig(
+        seed=5, today=TODAY, max_span_days={"1minute": 20}, range_behaviour="truncate"
+    )
+    with run_sandbox(config) as sb:
+        monthly, _ = _monthly_and_weekly(sb)
+        (future,) = sandbox_contracts(sb, monthly, "FUT")
+        start = monthly - timedelta(days=59)
+        settings = settings_for(sb, state_dir, max_span_days={"1minute": 60})
+
+        async def scenario(client: UpstoxClient) -> pd.DataFrame:
+            return await client.get_historical_data(
+                future.expired_instrument_key, "1minute", start, monthly, continuous=True
+            )
+
+        candles, client = run(_with_client(sb, settings, scenario))
+        expected = sb.market.candles(future.expired_instrument_key, "1minute", start, monthly)
+        learned = client.window_memory.learned(client.host, "1minute")
+    assert len(candles) == len(expected)
+    assert candles["timestamp"].iloc[0] == expected["timestamp"].min()
+    assert learned["min_bad_days"] == 60 and learned["max_ok_days"] <= 20
+
+
+def test_limits_are_shared_by_clients_on_one_token(sandbox: Sandbox, state_dir: Path) -> None:
+    limits = RateLimits(per_second=3, per_minute=1000, per_30_minutes=10000)
+    settings = settings_for(sandbox, state_dir, limits=limits)
+
+    async def scenario() -> float:
+        async with (
+            UpstoxClient(sandbox.base_url, sandbox.access_token, settings) as a,
+            UpstoxClient(sandbox.base_url, sandbox.access_token, settings) as b,
+        ):
+            loop = asyncio.get_running_loop()
+            t0 = loop.time()
+            await asyncio.gather(*(c.get_expiries(NIFTY) for c in (a, b, a, b, a, b, a)))
+            return loop.time() - t0
+
+    elapsed = run(scenario())
+    assert elapsed >= 2.0  # 7 requests at 3/s across both clients need more than two seconds
