@@ -66,6 +66,7 @@ class WindowMemory:
     def __init__(self, path: Path, defaults: Mapping[str, int] | None = None) -> None:
         self.path = path
         self.defaults = dict(DEFAULT_MAX_SPAN_DAYS if defaults is None else defaults)
+        self._seen: dict[tuple[str, str], tuple[int | None, int | None]] = {}
         path.parent.mkdir(parents=True, exist_ok=True)
         with closing(self._connect()) as db, db:
             db.execute(
@@ -84,7 +85,9 @@ class WindowMemory:
                 "SELECT max_ok_days, min_bad_days FROM window_spans WHERE host=? AND interval=?",
                 (host, interval),
             ).fetchone()
-        return (row[0], row[1]) if row else (None, None)
+        known = (row[0], row[1]) if row else (None, None)
+        self._seen[(host, interval)] = known
+        return known
 
     def start_span(self, host: str, interval: str) -> int:
         """The span to try first: the setting, or the largest known-good span below a failure."""
@@ -98,6 +101,9 @@ class WindowMemory:
 
     def record_ok(self, host: str, interval: str, days: int) -> None:
         """A window of ``days`` answered in full."""
+        max_ok, min_bad = self._seen.get((host, interval), (None, None))
+        if max_ok is not None and days <= max_ok and (min_bad is None or days < min_bad):
+            return  # nothing new: spare the write on every successful window
         self._upsert(host, interval, ok=days)
 
     def record_too_long(self, host: str, interval: str, days: int) -> None:
@@ -135,3 +141,4 @@ class WindowMemory:
                 (host, interval, max_ok, min_bad, time.time()),
             )
             db.execute("COMMIT")
+        self._seen[(host, interval)] = (max_ok, min_bad)

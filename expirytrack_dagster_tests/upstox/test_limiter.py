@@ -102,7 +102,7 @@ def test_windows_are_scaled_and_lengthened_by_both_margins() -> None:
     )
     got = limits.windows()
     assert [w.limit for w in got] == [50, 500, 2000]
-    assert [w.seconds for w in got] == pytest.approx([1.04, 61.22, 1836.02])
+    assert [w.seconds for w in got] == pytest.approx([1.27, 61.45, 1836.25])
 
     scaled = RateLimits(time_scale=0.01, safety_margin=0.1, latency_allowance_s=0.005)
     # The allowance is absolute: it is not scaled with the windows.

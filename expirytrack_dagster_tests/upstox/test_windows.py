@@ -16,7 +16,9 @@ def test_split_covers_range_without_overlap() -> None:
     assert all(span_days(a, b) <= 30 for a, b in windows)
     for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
         assert (start - end).days == 1
-    assert sum(span_days(a, b) for a, b in windows) == span_days(date(2025, 5, 28), date(2025, 8, 28))
+    assert sum(span_days(a, b) for a, b in windows) == span_days(
+        date(2025, 5, 28), date(2025, 8, 28)
+    )
 
 
 def test_split_drops_windows_without_a_trading_day() -> None:
