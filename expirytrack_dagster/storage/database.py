@@ -1,0 +1,75 @@
+"""The one place that opens the DuckDB database: path, time zone, memory limit, lock retries.
+
+DuckDB allows one writing process per file. Writers are serialised by the ``duckdb_writer``
+concurrency pool (see ``data/dagster_home/dagster.yaml``); a connection that still meets the lock
+(a notebook holding the file, a run outside the pool) is retried with backoff rather than failing.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+DEFAULT_DATABASE = Path("data/expirytrack.duckdb")
+DEFAULT_MEMORY_LIMIT = "4GB"
+
+
+class DatabaseLocked(RuntimeError):
+    """The database file stayed locked by another process for the whole retry budget."""
+
+
+def _is_lock_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return "lock" in text or "conflicting" in text or "being used by another" in text
+
+
+def open_connection(
+    path: Path | str,
+    *,
+    read_only: bool = False,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    lock_timeout_s: float = 300.0,
+) -> duckdb.DuckDBPyConnection:
+    """Open ``path`` (creating its folder), retrying while another process holds the lock."""
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + lock_timeout_s
+    delay = 0.05
+    while True:
+        try:
+            connection = duckdb.connect(
+                str(path),
+                read_only=read_only,
+                config={"memory_limit": memory_limit, "custom_user_agent": "expirytrack"},
+            )
+            break
+        except (duckdb.IOException, duckdb.ConnectionException) as exc:
+            if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                if _is_lock_error(exc):
+                    raise DatabaseLocked(
+                        f"{path} stayed locked by another process for {lock_timeout_s:.0f}s; "
+                        "close notebooks holding it read-write, or wait for the running write"
+                    ) from None
+                raise
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 2.0)
+    connection.execute("SET TimeZone = 'Asia/Kolkata'")
+    return connection
+
+
+@contextmanager
+def connect(
+    path: Path | str, *, read_only: bool = False, lock_timeout_s: float = 300.0
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection, closed on exit. Keep write connections short: one writer per file."""
+    connection = open_connection(path, read_only=read_only, lock_timeout_s=lock_timeout_s)
+    try:
+        yield connection
+    finally:
+        connection.close()
