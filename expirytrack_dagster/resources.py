@@ -1,23 +1,33 @@
 """The Upstox resource: builds the rate-limited HTTP/2 client from configuration for assets and sensors.
 
 Where the data comes from is decided here and nowhere else:
-- ``source="upstox"``: the real API at ``base_url`` with ``access_token`` (``UPSTOX_ACCESS_TOKEN``);
+- ``source="upstox"``: the real API at ``base_url`` with ``access_token`` (``UPSTOX_ACCESS_TOKEN``),
+  or else the token ``expirytrack login`` stored (see ``credentials``);
 - ``source="sandbox"``: the built-in synthetic Upstox simulator, either one already running
   (``sandbox_url``, as the demo and ``expirytrack sandbox`` start) or one embedded in the process;
-- ``source="auto"`` (default): Upstox when a token is configured, otherwise the sandbox.
+- ``source="auto"`` (default): Upstox when a token is configured or stored, otherwise the sandbox.
+
+Before any request the token's deadline is checked (``check_token_deadline``): Upstox tokens die
+at 03:30 IST after login, so a run refuses to start with a missing, dead or nearly dead token.
 """
 
 from __future__ import annotations
 
 from contextlib import ExitStack
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource, InitResourceContext, get_dagster_logger
 from pydantic import Field, PrivateAttr
 
+from expirytrack_dagster.credentials.guard import (
+    ActiveToken,
+    has_stored_token,
+    token_for_run,
+    token_with_deadline,
+)
 from expirytrack_dagster.upstox.client import UPSTOX_BASE_URL, ClientSettings, UpstoxClient
-from expirytrack_dagster.upstox.errors import TokenExpired
 from expirytrack_dagster.upstox.limiter import RateLimits
 from expirytrack_dagster.upstox.resilience import RetryPolicy
 from expirytrack_dagster.upstox.windows import DEFAULT_MAX_SPAN_DAYS
@@ -44,6 +54,17 @@ class UpstoxResource(ConfigurableResource):
         default=None, description="A running sandbox to use; empty: embed one in the process."
     )
     sandbox_token: str | None = Field(default=None, description="The running sandbox's token.")
+    sandbox_token_expires_at: str | None = Field(
+        default=None, description="ISO-8601 deadline of the sandbox token; guarded like Upstox's."
+    )
+    credentials_dir: str | None = Field(
+        default=None,
+        description="The `expirytrack login` store; default EXPIRYTRACK_CREDENTIALS_DIR or "
+        "~/.config/expirytrack.",
+    )
+    token_margin_minutes: int = Field(
+        default=30, description="Refuse to start when the token dies within this many minutes."
+    )
     ca_cert_path: str | None = Field(
         default=None, description="Extra CA certificate to trust (the sandbox's self-signed one)."
     )
@@ -55,6 +76,9 @@ class UpstoxResource(ConfigurableResource):
     per_30_minutes: int = 2000
     time_scale: float = Field(default=1.0, description="Multiplies every rate window (tests).")
     safety_margin: float = Field(default=0.02, description="Fraction added to each window.")
+    latency_allowance_s: float = Field(
+        default=0.25, description="Seconds added to each window for arrival jitter."
+    )
     max_connections: int = 8
     timeout_s: float = 30.0
     max_attempts: int = 6
@@ -76,7 +100,8 @@ class UpstoxResource(ConfigurableResource):
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         if self.source == "auto":
-            return "upstox" if self.access_token else "sandbox"
+            stored = not self.access_token and has_stored_token(self.credentials_dir)
+            return "upstox" if self.access_token or stored else "sandbox"
         return self.source
 
     def describe_source(self) -> str:
@@ -134,21 +159,41 @@ class UpstoxResource(ConfigurableResource):
                 per_30_minutes=self.per_30_minutes,
                 time_scale=self.time_scale,
                 safety_margin=self.safety_margin,
+                latency_allowance_s=self.latency_allowance_s,
             ),
             max_span_days=spans,
             state_dir=Path(self.state_dir),
         )
 
-    def client(self) -> UpstoxClient:
-        """A new client; use it as ``async with resource.client() as client: ...``."""
-        settings = self.client_settings()
+    def check_token_deadline(self, now: datetime | None = None) -> ActiveToken | None:
+        """The token runs would use, or ``TokenExpired`` naming ``expirytrack login``.
+
+        Refuses a missing token, a dead one, and one that dies within ``token_margin_minutes``.
+        The sandbox is exempt (None) unless ``sandbox_token_expires_at`` gives it a deadline.
+        """
+        margin = timedelta(minutes=self.token_margin_minutes)
         if self.resolved_source() == "upstox":
-            if not self.access_token:
-                raise TokenExpired(
-                    "source is 'upstox' but no access token is configured — run "
-                    "`expirytrack login`, or set UPSTOX_ACCESS_TOKEN"
-                )
-            return UpstoxClient(self.base_url, self.access_token, settings)
+            return token_for_run(
+                self.access_token,
+                credentials_dir=self.credentials_dir,
+                base_url=self.base_url,
+                margin=margin,
+                now=now,
+            )
+        if self.sandbox_token_expires_at:
+            token = self.sandbox_token or EMBEDDED_SANDBOX_TOKEN
+            return token_with_deadline(
+                token, self.sandbox_token_expires_at, source="sandbox", margin=margin, now=now
+            )
+        return None
+
+    def client(self) -> UpstoxClient:
+        """A new client, after the token deadline check; ``async with resource.client() as c:``."""
+        settings = self.client_settings()
+        token = self.check_token_deadline()
+        if self.resolved_source() == "upstox":
+            assert token is not None
+            return UpstoxClient(self.base_url, token.access_token, settings)
         if self.sandbox_url:
             return UpstoxClient(self.sandbox_url, self.sandbox_token or "", settings)
         if self._embedded is None:

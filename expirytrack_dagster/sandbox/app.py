@@ -21,6 +21,7 @@ from expirytrack_dagster.sandbox.candles import INTERVAL_MINUTES
 from expirytrack_dagster.sandbox.contracts import parse_expired_key
 from expirytrack_dagster.sandbox.drop import drop_request
 from expirytrack_dagster.sandbox.faults import FaultInjector
+from expirytrack_dagster.sandbox.login import LOGIN_PREFIX
 from expirytrack_dagster.sandbox.market import UnknownInstrument
 from expirytrack_dagster.sandbox.state import SandboxState
 from expirytrack_dagster.sandbox.stats import path_kind
@@ -193,6 +194,7 @@ def build_app(state: SandboxState) -> ASGIApp:
             ),
             Route("/v2/market/holidays", holidays),
             Route("/v2/market/timings/{date}", timings),
+            *state.login.routes(),
         ],
         exception_handlers={
             r.ApiError: api_error,
@@ -273,6 +275,9 @@ class SandboxGate:
 
     async def _handle(self, scope: Scope, receive: Receive, exchange: _Exchange) -> None:
         state, send, kind, path = self.state, exchange.send, exchange.kind, scope["path"]
+        if path.startswith(LOGIN_PREFIX):  # logging in is how a client gets a token
+            await self.app(scope, receive, send)
+            return
         token = _bearer_token(scope)
         if token is None or not state.tokens.is_valid(token):
             await r.error_response(*r.INVALID_TOKEN)(scope, receive, send)

@@ -10,6 +10,7 @@ from typing import Literal
 from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.sandbox.candles import INTERVAL_MINUTES
 from expirytrack_dagster.sandbox.faults import FaultConfig
+from expirytrack_dagster.sandbox.login import DEMO_APP, SandboxApp
 from expirytrack_dagster.sandbox.profiles import UnderlyingProfile
 
 DEFAULT_MAX_SPAN_DAYS: Mapping[str, int] = {
@@ -41,6 +42,7 @@ class SandboxConfig:
     ``UDAPI1148`` with ``range_behaviour="error"`` or only its last days with ``"truncate"``.
     ``extra_profiles`` adds underlyings (or replaces a default with the same symbol).
     ``port`` 0 picks a free port. ``access_token`` None makes a random one.
+    ``apps`` are the developer apps the login endpoints accept (``DEMO_APP`` by default).
     """
 
     seed: int = 7
@@ -56,6 +58,7 @@ class SandboxConfig:
     extra_profiles: tuple[UnderlyingProfile, ...] = ()
     port: int = 0
     access_token: str | None = None
+    apps: tuple[SandboxApp, ...] = (DEMO_APP,)
 
     def __post_init__(self) -> None:
         if self.range_behaviour not in ("error", "truncate"):
@@ -73,6 +76,7 @@ class SandboxConfig:
             raise ValueError(f"port {self.port} is out of range")
         object.__setattr__(self, "max_span_days", {**DEFAULT_MAX_SPAN_DAYS, **self.max_span_days})
         object.__setattr__(self, "extra_profiles", tuple(self.extra_profiles))
+        object.__setattr__(self, "apps", tuple(self.apps))
 
     def span_limit(self, interval: str) -> int:
         """The longest request for ``interval``, in days counting both ends."""

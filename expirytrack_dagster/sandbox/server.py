@@ -22,6 +22,7 @@ from starlette.types import Message, Receive, Scope, Send
 from expirytrack_dagster.sandbox.app import build_app
 from expirytrack_dagster.sandbox.config import SandboxConfig
 from expirytrack_dagster.sandbox.faults import FaultConfig
+from expirytrack_dagster.sandbox.login import SandboxApp
 from expirytrack_dagster.sandbox.market import SyntheticMarket
 from expirytrack_dagster.sandbox.state import SandboxState
 from expirytrack_dagster.sandbox.tls import make_tls_files
@@ -81,6 +82,12 @@ class Sandbox:
     def add_token(self, token: str, expires_at: datetime | None = None) -> None:
         """Accept ``token`` too; with ``expires_at`` it answers 401 from that moment (naive = IST)."""
         self.state.tokens.add(token, expires_at)
+
+    def register_app(self, client_id: str, client_secret: str, redirect_uri: str) -> SandboxApp:
+        """Accept OAuth logins through this developer app (its one registered redirect URI)."""
+        app = SandboxApp(client_id, client_secret, redirect_uri)
+        self.state.login.register(app)
+        return app
 
     def remove_token(self, token: str) -> None:
         """Stop accepting ``token``."""

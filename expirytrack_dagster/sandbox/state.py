@@ -5,6 +5,7 @@ from __future__ import annotations
 from expirytrack_dagster.sandbox.config import SandboxConfig
 from expirytrack_dagster.sandbox.faults import FaultConfig, FaultInjector
 from expirytrack_dagster.sandbox.limits import SlidingWindowLimiter, upstox_windows
+from expirytrack_dagster.sandbox.login import SandboxLogin
 from expirytrack_dagster.sandbox.market import SyntheticMarket
 from expirytrack_dagster.sandbox.profiles import build_book
 from expirytrack_dagster.sandbox.stats import RequestStats
@@ -23,6 +24,7 @@ class SandboxState:
             history_days=config.history_days,
         )
         self.tokens = TokenRegistry()
+        self.login = SandboxLogin(self.tokens, config.apps)
         self.limiter = SlidingWindowLimiter(
             upstox_windows(
                 config.per_second, config.per_minute, config.per_30_minutes, config.time_scale
