@@ -52,6 +52,9 @@ from expirytrack_dagster.upstox.windows import (
 )
 
 log = logging.getLogger(__name__)
+# At DEBUG, hpack logs raw HTTP/2 header blocks, Authorization included; keep it above DEBUG so
+# turning on verbose logging can never write the token out.
+logging.getLogger("hpack").setLevel(max(logging.getLogger("hpack").level, logging.INFO))
 
 UPSTOX_BASE_URL = "https://api.upstox.com"
 API_PREFIX = "/v2/expired-instruments"

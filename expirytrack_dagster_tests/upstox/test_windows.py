@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 from pathlib import Path
 
@@ -14,7 +15,7 @@ def test_split_covers_range_without_overlap() -> None:
     windows = split_windows(date(2025, 5, 28), date(2025, 8, 28), 30)
     assert windows[0][0] == date(2025, 5, 28) and windows[-1][1] == date(2025, 8, 28)
     assert all(span_days(a, b) <= 30 for a, b in windows)
-    for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
+    for (_, end), (start, _) in itertools.pairwise(windows):
         assert (start - end).days == 1
     assert sum(span_days(a, b) for a, b in windows) == span_days(
         date(2025, 5, 28), date(2025, 8, 28)

@@ -1,0 +1,7 @@
+"""The partitioned assets: expiries → contracts → candles."""
+
+from expirytrack_dagster.assets.candles import candles
+from expirytrack_dagster.assets.contracts import contracts
+from expirytrack_dagster.assets.expiries import expiries
+
+__all__ = ["candles", "contracts", "expiries"]

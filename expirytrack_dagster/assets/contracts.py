@@ -1,0 +1,93 @@
+"""The ``contracts`` asset: every CE, PE and FUT of the partition's expiry, with full metadata."""
+
+import asyncio
+import dataclasses
+
+import pandas as pd
+from dagster import AssetExecutionContext, Failure, asset
+
+from expirytrack_dagster.assets.expiries import WRITER_POOL
+from expirytrack_dagster.instruments import underlying_for
+from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
+from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.settings import CollectionSettings
+from expirytrack_dagster.upstox.models import Contract
+
+CONTRACT_COLUMNS = [f.name for f in dataclasses.fields(Contract)]
+
+
+async def _fetch_contracts(
+    upstox: UpstoxResource, instrument_key: str, expiry, types: list[str]
+) -> tuple[list[Contract], dict]:
+    async with upstox.client() as client:
+        found: list[Contract] = []
+        if "CE" in types or "PE" in types:
+            found += await client.get_option_contracts(instrument_key, expiry)
+        if "FUT" in types:
+            found += await client.get_future_contracts(instrument_key, expiry)
+        return found, client.stats.as_metadata()
+
+
+def contracts_frame(partition_key: str, contracts: list[Contract]) -> pd.DataFrame:
+    """Contracts as rows of the ``contracts`` table, sorted by type and strike."""
+    frame = pd.DataFrame([dataclasses.asdict(c) for c in contracts], columns=CONTRACT_COLUMNS)
+    frame.insert(0, "partition_key", partition_key)
+    frame["strike_price"] = frame["strike_price"].astype("float64")
+    frame["weekly"] = frame["weekly"].astype("boolean")
+    for column in ("freeze_quantity", "minimum_lot"):
+        frame[column] = frame[column].astype("Int64")
+    order = frame["instrument_type"].map({"FUT": 0, "CE": 1, "PE": 2})
+    return (
+        frame.assign(_order=order)
+        .sort_values(["_order", "strike_price", "expired_instrument_key"])
+        .drop(columns="_order")
+        .reset_index(drop=True)
+    )
+
+
+@asset(
+    partitions_def=expiry_partitions,
+    metadata={"partition_expr": "partition_key"},
+    pool=WRITER_POOL,
+    group_name="expired_fno",
+    kinds={"duckdb"},
+    deps=["expiries"],
+)
+def contracts(
+    context: AssetExecutionContext, upstox: UpstoxResource, collection: CollectionSettings
+) -> pd.DataFrame:
+    """Every expired option and future of the expiry (only the configured contract types).
+
+    A weekly expiry has no future: that is a real, empty answer and not an error. An expiry with
+    no contracts at all fails the step and keeps what is stored.
+    """
+    partition = parse_partition_key(context.partition_key)
+    underlying = underlying_for(partition.symbol)
+    found, stats = asyncio.run(
+        _fetch_contracts(
+            upstox, underlying.instrument_key, partition.expiry, collection.contract_types
+        )
+    )
+    found = [c for c in found if c.instrument_type in collection.contract_types]
+    if not found:
+        raise Failure(
+            description=(
+                f"Upstox listed no {'/'.join(collection.contract_types)} contracts for "
+                f"{partition.symbol} {partition.expiry}; stored contracts are unchanged."
+            )
+        )
+    mismatched = sorted({str(c.expiry) for c in found if c.expiry != partition.expiry})
+    if mismatched:
+        context.log.warning(f"contracts with another expiry than the partition's: {mismatched}")
+    frame = contracts_frame(context.partition_key, found)
+    counts = frame["instrument_type"].value_counts().to_dict()
+    context.add_output_metadata(
+        {
+            "data_source": upstox.describe_source(),
+            "options": int(counts.get("CE", 0) + counts.get("PE", 0)),
+            "futures": int(counts.get("FUT", 0)),
+            "strikes": int(frame["strike_price"].nunique()),
+            "api_requests": stats["api_requests"],
+        }
+    )
+    return frame

@@ -1,0 +1,70 @@
+"""The ``expiries`` asset: the partition's expiry record, confirmed against the Upstox expiry list."""
+
+import asyncio
+from datetime import UTC, datetime
+
+import pandas as pd
+from dagster import AssetExecutionContext, Failure, MetadataValue, asset
+
+from expirytrack_dagster.instruments import underlying_for
+from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
+from expirytrack_dagster.resources import UpstoxResource
+
+WRITER_POOL = "duckdb_writer"
+"""Every asset that writes DuckDB runs in this concurrency pool (limit 1: one writer per file)."""
+
+
+async def _listed_expiries(upstox: UpstoxResource, instrument_key: str) -> tuple[list, dict]:
+    async with upstox.client() as client:
+        listed = await client.get_expiries(instrument_key)
+        return listed, client.stats.as_metadata()
+
+
+@asset(
+    partitions_def=expiry_partitions,
+    metadata={"partition_expr": "partition_key"},
+    pool=WRITER_POOL,
+    group_name="expired_fno",
+    kinds={"duckdb"},
+)
+def expiries(context: AssetExecutionContext, upstox: UpstoxResource) -> pd.DataFrame:
+    """One row per partition: underlying, expiry date, monthly or weekly, and the data source.
+
+    Fails, keeping what is stored, when Upstox does not list the partition's date as an expiry of
+    the underlying (a typo in a partition key, or an expiry that has aged out of Upstox's list).
+    """
+    partition = parse_partition_key(context.partition_key)
+    underlying = underlying_for(partition.symbol)
+    listed, stats = asyncio.run(_listed_expiries(upstox, underlying.instrument_key))
+    if partition.expiry not in listed:
+        window = f"{listed[0]} … {listed[-1]}" if listed else "nothing"
+        raise Failure(
+            description=(
+                f"Upstox does not list {partition.expiry} as an expiry of {partition.symbol} "
+                f"({underlying.instrument_key}); it lists {window}. Stored data is unchanged."
+            )
+        )
+    same_month = [
+        d for d in listed if (d.year, d.month) == (partition.expiry.year, partition.expiry.month)
+    ]
+    is_monthly = partition.expiry == max(same_month)
+    context.add_output_metadata(
+        {
+            "data_source": upstox.describe_source(),
+            "is_monthly": is_monthly,
+            "listed_expiries": len(listed),
+            **{k: v for k, v in stats.items() if isinstance(v, int | float)},
+            "api_requests_by_kind": MetadataValue.json(stats["api_requests_by_kind"]),
+        }
+    )
+    return pd.DataFrame(
+        {
+            "partition_key": [context.partition_key],
+            "underlying_symbol": [partition.symbol],
+            "underlying_key": [underlying.instrument_key],
+            "expiry": [partition.expiry],
+            "is_monthly": [is_monthly],
+            "data_source": [upstox.resolved_source()],
+            "checked_at": [pd.Timestamp(datetime.now(UTC))],
+        }
+    )

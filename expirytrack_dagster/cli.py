@@ -1,0 +1,187 @@
+"""The ``expirytrack`` command: demo, dev (Dagster UI), sandbox, login, logout, status.
+
+``expirytrack demo`` is the main job end to end: against the built-in sandbox when no
+``UPSTOX_ACCESS_TOKEN`` is set (no account needed), against Upstox when it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import time
+from contextlib import ExitStack
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from expirytrack_dagster.credentials.cli import add_credential_commands
+from expirytrack_dagster.credentials.guard import has_stored_token
+
+DEMO_UNDERLYINGS = ("NIFTY", "BANKNIFTY", "SENSEX")
+DEMO_SANDBOX_TIME_SCALE = 0.02
+"""The demo's sandbox enforces the Upstox windows 50× faster (30 minutes → 36 s) so a few
+partitions finish in minutes; the client's limiter is scaled identically and still meets them."""
+
+
+def _dagster_home() -> Path:
+    home = Path(os.environ.get("DAGSTER_HOME") or Path("data/dagster_home").resolve())
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def _start_sandbox(stack: ExitStack) -> object:
+    from expirytrack_dagster.sandbox import SandboxConfig, run_sandbox
+
+    sandbox = stack.enter_context(run_sandbox(SandboxConfig(time_scale=DEMO_SANDBOX_TIME_SCALE)))
+    os.environ["EXPIRYTRACK_SOURCE"] = "sandbox"
+    os.environ["EXPIRYTRACK_SANDBOX_URL"] = sandbox.base_url
+    os.environ["EXPIRYTRACK_SANDBOX_TOKEN"] = sandbox.access_token
+    os.environ["EXPIRYTRACK_SANDBOX_CA"] = str(sandbox.ca_cert_path)
+    os.environ["EXPIRYTRACK_TIME_SCALE"] = str(DEMO_SANDBOX_TIME_SCALE)
+    return sandbox
+
+
+def _human_bytes(size: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024:
+            return f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TB"
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Collect a handful of partitions through real Dagster runs and print a summary."""
+    started = time.monotonic()
+    home = _dagster_home()
+    with ExitStack() as stack:
+        sandbox = None
+        if os.environ.get("UPSTOX_ACCESS_TOKEN"):
+            print("Source: the real Upstox API (UPSTOX_ACCESS_TOKEN is set).")
+        elif has_stored_token(None):
+            print("Source: the real Upstox API (the token `expirytrack login` stored).")
+        else:
+            sandbox = _start_sandbox(stack)
+            print(
+                f"Source: the built-in Upstox SANDBOX at {sandbox.base_url} — synthetic data, no "
+                "account needed.\n        Set UPSTOX_ACCESS_TOKEN (or run `expirytrack login`) "
+                "to collect real data."
+            )
+        from dagster import DagsterInstance
+
+        from expirytrack_dagster.calendar import IST
+        from expirytrack_dagster.definitions import defs
+        from expirytrack_dagster.instruments import underlying_for
+        from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
+        from expirytrack_dagster.sensors import is_final
+
+        upstox = defs.resources["upstox"]
+        collection = defs.resources["collection"]
+        symbols = [s.strip() for s in args.underlyings.split(",") if s.strip()]
+
+        async def latest_final() -> list[str]:
+            async with upstox.client() as client:
+                keys = []
+                now = datetime.now(IST)
+                for symbol in symbols:
+                    listed = await client.get_expiries(underlying_for(symbol).instrument_key)
+                    final = [d for d in listed if is_final(d, now, timedelta(hours=1))]
+                    keys += [build_partition_key(symbol, d) for d in final[-args.per_underlying :]]
+                return keys
+
+        keys = asyncio.run(latest_final())
+        instance = DagsterInstance.get()
+        instance.add_dynamic_partitions(expiry_partitions.name, keys)
+        print(f"Dagster instance: {home}")
+        print(f"Collecting {len(keys)} partitions: {', '.join(keys)}")
+        job = defs.resolve_job_def("collect_expiry")
+        failed = []
+        for key in keys:
+            t0 = time.monotonic()
+            result = job.execute_in_process(
+                partition_key=key, instance=instance, raise_on_error=False
+            )
+            verdict = "ok" if result.success else "FAILED"
+            print(f"  {key}: run {result.run_id[:8]} {verdict} in {time.monotonic() - t0:.1f}s")
+            if not result.success:
+                failed.append(key)
+        _print_summary(Path(collection.database), keys, sandbox, time.monotonic() - started)
+        return 1 if failed else 0
+
+
+def _print_summary(database: Path, keys: list[str], sandbox: object | None, elapsed: float) -> None:
+    from expirytrack_dagster.storage.database import connect
+
+    with connect(database, read_only=True) as db:
+        placeholders = ",".join("?" for _ in keys)
+        contracts = db.execute(
+            f"SELECT count(*) FROM contracts WHERE partition_key IN ({placeholders})", keys
+        ).fetchone()[0]
+        candles = db.execute(
+            f"SELECT count(*) FROM candles WHERE partition_key IN ({placeholders})", keys
+        ).fetchone()[0]
+        status = dict(
+            db.execute(
+                "SELECT status, count(*) FROM candle_fetch_status "
+                f"WHERE partition_key IN ({placeholders}) GROUP BY status",
+                keys,
+            ).fetchall()
+        )
+    requests = sandbox.stats()["total"] if sandbox is not None else None
+    print("\nSummary")
+    print(f"  source        : {'sandbox (synthetic data)' if sandbox else 'Upstox API'}")
+    print(f"  partitions    : {len(keys)}")
+    print(f"  contracts     : {contracts:,}")
+    print(f"  candles       : {candles:,}")
+    print(f"  contract-days : {', '.join(f'{k} {v:,}' for k, v in sorted(status.items()))}")
+    if requests is not None:
+        print(f"  API requests  : {requests:,} (as counted by the sandbox)")
+    print(f"  elapsed       : {elapsed:.1f}s")
+    print(f"  database      : {database.resolve()} ({_human_bytes(database.stat().st_size)})")
+    print("  see the runs  : make dev, then open http://127.0.0.1:3000 (Runs, Assets → candles)")
+    print(
+        f"  collect more  : expirytrack demo --per-underlying 3 --underlyings {','.join(DEMO_UNDERLYINGS)},FINNIFTY"
+    )
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    """Start the Dagster UI and daemon on the project's DAGSTER_HOME."""
+    _dagster_home()
+    dagster = Path(sys.executable).with_name("dagster")
+    command = [str(dagster), "dev", "-w", "workspace.yaml", "--port", str(args.port)]
+    os.execv(command[0], command)
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    """Serve the Upstox sandbox until Ctrl-C."""
+    from expirytrack_dagster.sandbox.cli import main as sandbox_main
+
+    return sandbox_main(args.sandbox_args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="expirytrack", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo = commands.add_parser("demo", help="collect a few partitions end to end and summarise")
+    demo.add_argument("--underlyings", default=",".join(DEMO_UNDERLYINGS))
+    demo.add_argument("--per-underlying", type=int, default=1, help="latest N expiries each")
+    demo.set_defaults(func=cmd_demo)
+    dev = commands.add_parser("dev", help="start the Dagster UI + daemon (sensors, backfills)")
+    dev.add_argument("--port", type=int, default=3000)
+    dev.set_defaults(func=cmd_dev)
+    sandbox = commands.add_parser("sandbox", help="serve the synthetic Upstox API on loopback")
+    sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER)
+    sandbox.set_defaults(func=cmd_sandbox)
+    add_credential_commands(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""Watched underlyings: the seven index defaults plus any the user adds in ``data/expirytrack.yaml``.
+
+A user adds an underlying (an index or a stock) by symbol and Upstox instrument key, without
+touching code::
+
+    underlyings:
+      - symbol: RELIANCE
+        instrument_key: "NSE_EQ|INE002A01018"
+
+``EXPIRYTRACK_CONFIG`` points at another settings file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from expirytrack_dagster.partitions import validate_symbol
+
+
+@dataclass(frozen=True)
+class Underlying:
+    """An F&O underlying: the symbol used in partition keys and its Upstox instrument key."""
+
+    symbol: str
+    instrument_key: str
+
+
+DEFAULT_UNDERLYINGS: tuple[Underlying, ...] = (
+    Underlying("NIFTY", "NSE_INDEX|Nifty 50"),
+    Underlying("BANKNIFTY", "NSE_INDEX|Nifty Bank"),
+    Underlying("FINNIFTY", "NSE_INDEX|Nifty Fin Service"),
+    Underlying("MIDCPNIFTY", "NSE_INDEX|NIFTY MID SELECT"),
+    Underlying("NIFTYNXT50", "NSE_INDEX|Nifty Next 50"),
+    Underlying("SENSEX", "BSE_INDEX|SENSEX"),
+    Underlying("BANKEX", "BSE_INDEX|BANKEX"),
+)
+
+DEFAULT_CONFIG_PATH = Path("data/expirytrack.yaml")
+
+
+def config_path() -> Path:
+    """Where the user's settings live: ``$EXPIRYTRACK_CONFIG`` or ``data/expirytrack.yaml``."""
+    return Path(os.environ.get("EXPIRYTRACK_CONFIG", DEFAULT_CONFIG_PATH))
+
+
+def load_user_config(path: Path | None = None) -> dict[str, Any]:
+    """The settings file as a dict (empty when the file does not exist)."""
+    import yaml  # dagster depends on PyYAML
+
+    path = path or config_path()
+    if not path.exists():
+        return {}
+    loaded = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: expected a mapping at the top level")
+    return loaded
+
+
+def _parse_underlyings(entries: Iterable[Any], source: str) -> list[Underlying]:
+    out = []
+    for i, entry in enumerate(entries):
+        if (
+            not isinstance(entry, dict)
+            or not entry.get("symbol")
+            or not entry.get("instrument_key")
+        ):
+            raise ValueError(f"{source}: underlyings[{i}] needs 'symbol' and 'instrument_key'")
+        out.append(Underlying(validate_symbol(str(entry["symbol"])), str(entry["instrument_key"])))
+    return out
+
+
+def watched_underlyings(config: dict[str, Any] | None = None) -> tuple[Underlying, ...]:
+    """Defaults plus the user's additions; a user entry with a default's symbol replaces it."""
+    config = load_user_config() if config is None else config
+    extra = _parse_underlyings(config.get("underlyings") or [], str(config_path()))
+    by_symbol = {u.symbol: u for u in DEFAULT_UNDERLYINGS}
+    for underlying in extra:
+        by_symbol[underlying.symbol] = underlying
+    return tuple(by_symbol.values())
+
+
+def underlying_for(symbol: str, config: dict[str, Any] | None = None) -> Underlying:
+    """The watched underlying called ``symbol``; a clear error naming the choices otherwise."""
+    watched = {u.symbol: u for u in watched_underlyings(config)}
+    if symbol not in watched:
+        raise KeyError(
+            f"{symbol!r} is not a watched underlying ({', '.join(watched)}); add it under "
+            f"'underlyings:' in {config_path()}"
+        )
+    return watched[symbol]

@@ -1,0 +1,126 @@
+"""The new-expiry sensor: adds a partition for every expiry that has become final, and runs it.
+
+Each tick asks Upstox for the expiry list of every watched underlying (one request each, through
+the shared rate limiter). An expiry is final once its session has closed plus a settling delay
+(``final_after_close_minutes``). The first time the sensor sees an underlying, the expiries it
+already lists are history: they become partitions (so the UI shows them as missing, ready to
+backfill) but no runs are launched, so turning the sensor on never floods the API budget. After
+that, every newly final expiry becomes a partition and a run.
+
+Runs carry ``run_key=partition_key``: Dagster never launches the same key twice for this sensor,
+so a repeated tick cannot duplicate a run. The cursor records, per underlying, the latest expiry
+handled; it only moves forward, and only past expiries that were actually handled.
+
+A tick whose token is missing, dead or about to die skips with the reason before any request:
+runs launched with it would fail half-way.
+"""
+
+import asyncio
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from expirytrack_dagster.calendar import IST, REGULAR_CLOSE, session_for
+from expirytrack_dagster.instruments import Underlying, watched_underlyings
+from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
+from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.settings import CollectionSettings
+from expirytrack_dagster.upstox.errors import TokenExpired
+
+SENSOR_INTERVAL_SECONDS = 3600
+"""Hourly: expiries happen at most a few times a week, and a tick costs one request per underlying."""
+
+
+def is_final(expiry: date, now: datetime, delay: timedelta) -> bool:
+    """True once the expiry day's session has closed and ``delay`` has passed."""
+    session = session_for(expiry)
+    close = session.close if session else datetime.combine(expiry, REGULAR_CLOSE, tzinfo=IST)
+    return now >= close + delay
+
+
+@dataclass
+class ExpiryPlan:
+    """What one tick decided: partitions to add, partitions to run, and the next cursor."""
+
+    add: list[str] = field(default_factory=list)
+    run: list[str] = field(default_factory=list)
+    cursor: dict[str, str] = field(default_factory=dict)
+
+
+def plan_new_expiries(
+    listed: Mapping[str, Iterable[date]],
+    cursor: Mapping[str, str],
+    existing: set[str],
+    now: datetime,
+    delay: timedelta,
+) -> ExpiryPlan:
+    """Decide a tick from the listed expiries per symbol, the cursor and the existing partitions."""
+    plan = ExpiryPlan(cursor=dict(cursor))
+    for symbol, expiries in listed.items():
+        final = sorted(d for d in expiries if is_final(d, now, delay))
+        if not final:
+            continue
+        seen = cursor.get(symbol)
+        for expiry in final:
+            key = build_partition_key(symbol, expiry)
+            if key not in existing:
+                plan.add.append(key)
+            if seen is not None and expiry > date.fromisoformat(seen):
+                plan.run.append(key)
+        plan.cursor[symbol] = max(
+            final[-1], date.fromisoformat(seen) if seen else final[-1]
+        ).isoformat()
+    return plan
+
+
+async def _list_all(
+    upstox: UpstoxResource, underlyings: Iterable[Underlying]
+) -> dict[str, list[date]]:
+    async with upstox.client() as client:
+        return {u.symbol: await client.get_expiries(u.instrument_key) for u in underlyings}
+
+
+@sensor(
+    name="new_expiry_sensor",
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
+    default_status=DefaultSensorStatus.RUNNING,
+    asset_selection=["expiries", "contracts", "candles"],
+    description=__doc__.split("\n\n")[0],
+)
+def new_expiry_sensor(
+    context: SensorEvaluationContext, upstox: UpstoxResource, collection: CollectionSettings
+) -> SensorResult | SkipReason:
+    try:
+        upstox.check_token_deadline()
+    except TokenExpired as exc:
+        return SkipReason(f"not polling Upstox and launching no runs: {exc.message}")
+    listed = asyncio.run(_list_all(upstox, watched_underlyings()))
+    existing = set(context.instance.get_dynamic_partitions(expiry_partitions.name))
+    cursor = json.loads(context.cursor) if context.cursor else {}
+    plan = plan_new_expiries(
+        listed,
+        cursor,
+        existing,
+        datetime.now(IST),
+        timedelta(minutes=collection.final_after_close_minutes),
+    )
+    if not plan.add and not plan.run and plan.cursor == cursor:
+        return SkipReason(f"no new final expiries among {', '.join(listed)}")
+    context.log.info(f"adding {len(plan.add)} partitions, requesting {len(plan.run)} runs")
+    return SensorResult(
+        run_requests=[RunRequest(partition_key=key, run_key=key) for key in plan.run],
+        dynamic_partitions_requests=[expiry_partitions.build_add_request(plan.add)]
+        if plan.add
+        else [],
+        cursor=json.dumps(plan.cursor, sort_keys=True),
+    )

@@ -1,0 +1,202 @@
+"""The partitioned pipeline against the sandbox: typed rows, budget spent once, safe failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from expirytrack_dagster.calendar import trading_days_between
+from expirytrack_dagster.sandbox import FaultConfig
+from expirytrack_dagster.storage.landing import CandleLanding
+from expirytrack_dagster_tests.assets.conftest import RELIANCE_KEY, TODAY
+from expirytrack_dagster_tests.pipeline import Pipeline, column_types, pipeline, sandbox_config
+
+EXPIRY = date(2025, 8, 28)
+WINDOW = (date(2025, 7, 28), EXPIRY)  # one month before expiry through expiry day
+
+
+@pytest.fixture
+def stock(tmp_path: Path):
+    with pipeline(tmp_path, sandbox_config(seed=21, today=TODAY), lookback_months=1) as p:
+        yield p
+
+
+def expected_candles(p: Pipeline, keys: list[str]) -> int:
+    return sum(len(p.sandbox.market.candles(k, "1minute", *WINDOW)) for k in keys)
+
+
+def test_partition_stores_typed_rows_equal_to_what_the_sandbox_served(stock: Pipeline) -> None:
+    key = stock.partition("RELIANCE", EXPIRY)
+    result = stock.materialize(key)
+    assert result.success
+
+    served = stock.sandbox.market.contracts(RELIANCE_KEY, EXPIRY)
+    keys = [c["instrument_key"] for c in served]
+    stored = stock.query(
+        "SELECT expired_instrument_key FROM contracts WHERE partition_key = ?", [key]
+    )
+    assert sorted(k for (k,) in stored) == sorted(keys)
+    assert stock.query("SELECT count(*) FROM candles")[0][0] == expected_candles(stock, keys)
+    (traded,) = stock.query("SELECT count(DISTINCT expired_instrument_key) FROM candles")[0]
+    assert 0 < traded <= len(keys)
+
+    days = trading_days_between(*WINDOW)
+    status = dict(stock.query("SELECT status, count(*) FROM candle_fetch_status GROUP BY 1"))
+    assert sum(status.values()) == len(keys) * len(days)
+    assert status["complete"] > 0 and status["no_trades"] > 0 and "failed" not in status
+
+    types = column_types(stock.database, "candles")
+    assert types["timestamp"] == "TIMESTAMP WITH TIME ZONE"
+    assert {types[c] for c in ("open", "high", "low", "close")} == {"DOUBLE"}
+    assert types["volume"] == types["open_interest"] == "BIGINT"
+    assert column_types(stock.database, "contracts")["expiry"] == "DATE"
+    assert column_types(stock.database, "candle_fetch_status")["trading_date"] == "DATE"
+    first = stock.query('SELECT min("timestamp")::VARCHAR FROM candles')[0][0]
+    assert first.endswith("+05:30") and "09:15:00" in first
+
+    future = next(c for c in served if c["instrument_type"] == "FUT")["instrument_key"]
+    per_day = stock.query(
+        'SELECT count(*) FROM candles WHERE expired_instrument_key = ? GROUP BY "timestamp"::DATE',
+        [future],
+    )
+    assert {n for (n,) in per_day} == {375}
+    candle_meta = result.asset_materializations_for_node("candles")[0].metadata
+    assert candle_meta["contracts_fetched"].value == len(keys)
+    assert "sandbox" in candle_meta["data_source"].value
+
+
+def test_rerun_of_a_complete_partition_makes_zero_candle_requests(stock: Pipeline) -> None:
+    key = stock.partition("RELIANCE", EXPIRY)
+    stock.materialize(key)
+    rows = stock.query("SELECT count(*) FROM candles")[0][0]
+    before = stock.candle_requests()
+    result = stock.materialize(key)
+    assert stock.candle_requests() == before
+    assert stock.query("SELECT count(*) FROM candles")[0][0] == rows
+    meta = result.asset_materializations_for_node("candles")[0].metadata
+    assert meta["contracts_fetched"].value == 0 and meta["api_requests"].value == 0
+
+    forced = stock.materialize(
+        key, run_config={"ops": {"candles": {"config": {"force_refetch": True}}}}
+    )
+    assert forced.success and stock.candle_requests() > before
+    assert stock.query("SELECT count(*) FROM candles")[0][0] == rows
+
+
+def test_weekly_expiry_without_a_future_is_a_real_empty_answer(tmp_path: Path) -> None:
+    with pipeline(
+        tmp_path,
+        sandbox_config(seed=21, today=TODAY),
+        lookback_months=1,
+        contract_types=["FUT", "CE"],
+    ) as p:
+        weekly = min(d for d in p.sandbox.market.expiries("NSE_INDEX|Nifty 50") if d.month == 8)
+        key = p.partition("NIFTY", weekly)
+        assert p.materialize(key).success
+        types = dict(p.query("SELECT instrument_type, count(*) FROM contracts GROUP BY 1"))
+        expiry_row = p.query("SELECT is_monthly FROM expiries WHERE partition_key = ?", [key])
+    assert set(types) == {"CE"}  # no FUT on a weekly expiry, and no PE: not configured
+    assert expiry_row == [(False,)]
+
+
+def _fail_candles_after(p: Pipeline, requests: int) -> threading.Thread:
+    """Once ``requests`` candle requests were served, every further one gets a 500."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while p.candle_requests() < requests and time.monotonic() < deadline:
+            time.sleep(0.005)
+        p.sandbox.set_faults(FaultConfig(server_error=1.0, only_paths=("historical-candle",)))
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_failure_mid_partition_resumes_without_refetch_and_no_partial_rows(stock: Pipeline) -> None:
+    key = stock.partition("RELIANCE", EXPIRY)
+    watcher = _fail_candles_after(stock, 40)
+    failed = stock.materialize(key, raise_on_error=False, max_attempts=2)
+    watcher.join()
+    assert not failed.success
+    # The outage opened the circuit: the step failed without publishing anything.
+    assert stock.query("SELECT count(*) FROM candles")[0][0] == 0
+    landing = CandleLanding(stock.collection.landing_dir, "1minute")
+    landed = {p.name: p.stat().st_mtime_ns for p in landing.partition_dir(key).glob("*.parquet")}
+    assert landed, "some contracts should have landed before the outage"
+
+    stock.sandbox.set_faults(FaultConfig())
+    before = stock.candle_requests()
+    assert stock.materialize(key).success
+    again = {p.name: p.stat().st_mtime_ns for p in landing.partition_dir(key).glob("*.parquet")}
+    assert all(again[name] == mtime for name, mtime in landed.items())  # not fetched again
+    served = stock.sandbox.market.contracts(RELIANCE_KEY, EXPIRY)
+    assert len(again) == len(served)
+    # Each contract still missing needs at most two windows (+ one probe for the future).
+    assert stock.candle_requests() - before <= 2 * (len(served) - len(landed)) + 1
+    keys = [c["instrument_key"] for c in served]
+    assert stock.query("SELECT count(*) FROM candles")[0][0] == expected_candles(stock, keys)
+
+
+def test_failed_refetch_keeps_the_complete_partition(stock: Pipeline) -> None:
+    key = stock.partition("RELIANCE", EXPIRY)
+    stock.materialize(key)
+    snapshot = stock.query('SELECT count(*), sum(volume), max("timestamp") FROM candles')
+    stock.sandbox.set_faults(FaultConfig(server_error=1.0, only_paths=("historical-candle",)))
+    forced = stock.materialize(
+        key,
+        run_config={"ops": {"candles": {"config": {"force_refetch": True}}}},
+        raise_on_error=False,
+        max_attempts=2,
+    )
+    assert not forced.success
+    assert stock.query('SELECT count(*), sum(volume), max("timestamp") FROM candles') == snapshot
+
+
+def test_one_failing_contract_is_recorded_failed_and_retried_next_run(stock: Pipeline) -> None:
+    key = stock.partition("RELIANCE", EXPIRY)
+    served = stock.sandbox.market.contracts(RELIANCE_KEY, EXPIRY)
+    broken = next(c["instrument_key"] for c in served if c["instrument_type"] == "CE")
+    stock.sandbox.set_faults(FaultConfig(fail_keys=frozenset({broken})))
+    result = stock.materialize(key, max_attempts=2)
+    assert result.success  # one bad contract does not sink the partition
+    failed = stock.query(
+        "SELECT DISTINCT expired_instrument_key, error FROM candle_fetch_status WHERE status = 'failed'"
+    )
+    assert [k for k, _ in failed] == [broken] and "HTTP 500" in failed[0][1]
+    meta = result.asset_materializations_for_node("candles")[0].metadata
+    assert meta["contracts_failed"].value == 1
+
+    stock.sandbox.set_faults(FaultConfig())
+    before = stock.candle_requests()
+    assert stock.materialize(key).success
+    assert stock.candle_requests() - before <= 2  # only the failed contract, two windows at most
+    assert stock.query("SELECT count(*) FROM candle_fetch_status WHERE status = 'failed'") == [(0,)]
+
+
+def test_expiry_not_listed_fails_clearly_and_keeps_data(stock: Pipeline) -> None:
+    key = stock.partition("RELIANCE", date(2025, 8, 27))
+    result = stock.materialize(key, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "does not list 2025-08-27 as an expiry of RELIANCE" in str(failure.event_specific_data)
+
+
+def test_other_intervals_work(tmp_path: Path) -> None:
+    with pipeline(
+        tmp_path,
+        sandbox_config(seed=21, today=TODAY),
+        lookback_months=1,
+        interval="15minute",
+        contract_types=["FUT"],
+    ) as p:
+        key = p.partition("RELIANCE", EXPIRY)
+        assert p.materialize(key).success
+        per_day = p.query('SELECT count(*) FROM candles GROUP BY "timestamp"::DATE')
+        intervals = p.query('SELECT DISTINCT "interval" FROM candles')
+    assert {n for (n,) in per_day} == {25}  # 375 minutes / 15
+    assert intervals == [("15minute",)]

@@ -1,0 +1,123 @@
+"""A real pipeline for tests: sandbox on loopback, temporary DuckDB file and Dagster instance."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+from dagster import DagsterInstance, instance_for_test, materialize
+
+from expirytrack_dagster.assets import candles, contracts, expiries
+from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
+from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.sandbox import Sandbox, SandboxConfig, run_sandbox
+from expirytrack_dagster.settings import CollectionSettings
+from expirytrack_dagster.storage.database import connect
+from expirytrack_dagster.storage.io_manager import ExpiryTrackIOManager
+
+ASSETS = [expiries, contracts, candles]
+
+
+@dataclass
+class Pipeline:
+    """Everything a pipeline test needs, rooted in one temporary directory."""
+
+    root: Path
+    sandbox: Sandbox
+    instance: DagsterInstance
+    collection: CollectionSettings
+
+    @property
+    def database(self) -> Path:
+        return Path(self.collection.database)
+
+    def upstox(self, **overrides: Any) -> UpstoxResource:
+        fields: dict[str, Any] = {
+            "source": "sandbox",
+            "sandbox_url": self.sandbox.base_url,
+            "sandbox_token": self.sandbox.access_token,
+            "ca_cert_path": str(self.sandbox.ca_cert_path),
+            "state_dir": str(self.root / "state"),
+            "retry_base_delay_s": 0.01,
+            "max_attempts": 3,
+            # Rate limiting has its own tests; here the sandbox enforces none (see sandbox_config).
+            "per_second": 100_000,
+            "per_minute": 1_000_000,
+            "per_30_minutes": 10_000_000,
+        }
+        fields.update(overrides)
+        return UpstoxResource(**fields)
+
+    def resources(self, **upstox_overrides: Any) -> dict[str, Any]:
+        return {
+            "upstox": self.upstox(**upstox_overrides),
+            "collection": self.collection,
+            "io_manager": ExpiryTrackIOManager(database=str(self.database), schema="main"),
+        }
+
+    def partition(self, symbol: str, expiry: date) -> str:
+        key = build_partition_key(symbol, expiry)
+        self.instance.add_dynamic_partitions(expiry_partitions.name, [key])
+        return key
+
+    def materialize(
+        self,
+        key: str,
+        *,
+        selection: list | None = None,
+        run_config: dict | None = None,
+        raise_on_error: bool = True,
+        **upstox_overrides: Any,
+    ):
+        return materialize(
+            selection or ASSETS,
+            partition_key=key,
+            instance=self.instance,
+            resources=self.resources(**upstox_overrides),
+            run_config=run_config,
+            raise_on_error=raise_on_error,
+        )
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with connect(self.database, read_only=True) as db:
+            return db.execute(sql, params or []).fetchall()
+
+    def candle_requests(self) -> int:
+        return int(self.sandbox.stats()["by_kind"].get("candles", 0))
+
+
+def sandbox_config(**fields: Any) -> SandboxConfig:
+    """A sandbox for pipeline tests: rate windows off unless a test asks for them."""
+    fields.setdefault("per_second", None)
+    fields.setdefault("per_minute", None)
+    fields.setdefault("per_30_minutes", None)
+    return SandboxConfig(**fields)
+
+
+@contextmanager
+def pipeline(root: Path, sandbox_config: SandboxConfig, **collection: Any) -> Iterator[Pipeline]:
+    """Start a sandbox and a temporary Dagster instance; yield a Pipeline; clean up."""
+    fields = {
+        "database": str(root / "expirytrack.duckdb"),
+        "landing_dir": str(root / "landing"),
+        **collection,
+    }
+    (root / "dagster").mkdir(parents=True, exist_ok=True)
+    with (
+        run_sandbox(sandbox_config) as sb,
+        instance_for_test(temp_dir=str(root / "dagster")) as instance,
+    ):
+        yield Pipeline(root, sb, instance, CollectionSettings(**fields))
+
+
+def column_types(database: Path, table: str) -> dict[str, str]:
+    with duckdb.connect(str(database), read_only=True) as db:
+        rows = db.execute(
+            "SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ?", [table]
+        ).fetchall()
+    return dict(rows)
