@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from expirytrack_dagster.quality import PartitionScope, run_quality_rules
-from expirytrack_dagster_tests.quality.bench_quality import synthetic_partition
 from expirytrack_dagster_tests.quality.frames import candles, contract, contracts, fetch_status
+from expirytrack_dagster_tests.quality.synthetic import synthetic_partition
 
 
 def test_every_rule_passes_on_a_clean_partition_and_renders() -> None:
