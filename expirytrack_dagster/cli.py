@@ -12,7 +12,7 @@ import os
 import sys
 import time
 from contextlib import ExitStack
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from expirytrack_dagster.credentials.cli import add_credential_commands
@@ -100,7 +100,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for key in keys:
             t0 = time.monotonic()
             result = job.execute_in_process(
-                partition_key=key, instance=instance, raise_on_error=False
+                partition_key=key,
+                instance=instance,
+                raise_on_error=False,
+                # The full event log is in the UI; the console shows one line per partition.
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
             verdict = "ok" if result.success else "FAILED"
             print(f"  {key}: run {result.run_id[:8]} {verdict} in {time.monotonic() - t0:.1f}s")
@@ -145,6 +149,78 @@ def _print_summary(database: Path, keys: list[str], sandbox: object | None, elap
     )
 
 
+def _parse_day(text: str | None) -> date | None:
+    return date.fromisoformat(text) if text else None
+
+
+def cmd_partitions(args: argparse.Namespace) -> int:
+    """Print partition keys of one underlying, comma-separated (for `dagster job backfill`)."""
+    _dagster_home()
+    from dagster import DagsterInstance
+
+    from expirytrack_dagster.backfill import discover, select_partitions
+    from expirytrack_dagster.definitions import defs
+
+    instance = DagsterInstance.get()
+    if args.discover:
+        collection = defs.resources["collection"]
+        delay = timedelta(minutes=collection.final_after_close_minutes)
+        discover(instance, defs.resources["upstox"], args.symbol, delay)
+    keys = select_partitions(
+        instance,
+        args.symbol,
+        missing=args.missing,
+        start=_parse_day(args.since),
+        end=_parse_day(args.until),
+    )
+    print(",".join(keys))
+    return 0
+
+
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """Discover an underlying's expiries and collect the selected partitions here, one run each."""
+    _dagster_home()
+    from dagster import DagsterInstance
+
+    from expirytrack_dagster.backfill import (
+        describe_budget,
+        discover,
+        estimate_requests,
+        select_partitions,
+    )
+    from expirytrack_dagster.definitions import defs
+
+    instance = DagsterInstance.get()
+    upstox = defs.resources["upstox"]
+    collection = defs.resources["collection"]
+    discover(instance, upstox, args.symbol, timedelta(minutes=collection.final_after_close_minutes))
+    keys = select_partitions(
+        instance,
+        args.symbol,
+        missing=args.missing,
+        start=_parse_day(args.since),
+        end=_parse_day(args.until),
+    )
+    if args.limit:
+        keys = keys[-args.limit :]
+    windows = -(-(collection.lookback_months * 31) // upstox.intraday_max_span_days)
+    requests = estimate_requests(keys, 200, windows)
+    print(f"{len(keys)} partitions of {args.symbol} from {upstox.describe_source()}")
+    print(f"  ≈ {requests:,} API requests, {describe_budget(requests, upstox.per_30_minutes)}")
+    job = defs.resolve_job_def("collect_expiry")
+    failed = 0
+    for key in keys:
+        result = job.execute_in_process(
+            partition_key=key,
+            instance=instance,
+            raise_on_error=False,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+        failed += not result.success
+        print(f"  {key}: run {result.run_id[:8]} {'ok' if result.success else 'FAILED'}")
+    return 1 if failed else 0
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     """Start the Dagster UI and daemon on the project's DAGSTER_HOME."""
     _dagster_home()
@@ -168,6 +244,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--underlyings", default=",".join(DEMO_UNDERLYINGS))
     demo.add_argument("--per-underlying", type=int, default=1, help="latest N expiries each")
     demo.set_defaults(func=cmd_demo)
+    for name, func, text in (
+        (
+            "partitions",
+            cmd_partitions,
+            "print partition keys of an underlying (for dagster job backfill)",
+        ),
+        ("backfill", cmd_backfill, "collect an underlying's partitions here, one Dagster run each"),
+    ):
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("symbol", help="a watched underlying, e.g. NIFTY")
+        sub.add_argument("--missing", action="store_true", help="only partitions never collected")
+        sub.add_argument("--since", help="first expiry date, YYYY-MM-DD")
+        sub.add_argument("--until", help="last expiry date, YYYY-MM-DD")
+        if name == "partitions":
+            sub.add_argument(
+                "--discover", action="store_true", help="ask Upstox for new expiries first"
+            )
+        else:
+            sub.add_argument("--limit", type=int, help="only the latest N selected partitions")
+        sub.set_defaults(func=func)
     dev = commands.add_parser("dev", help="start the Dagster UI + daemon (sensors, backfills)")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=cmd_dev)

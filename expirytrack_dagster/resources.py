@@ -189,13 +189,13 @@ class UpstoxResource(ConfigurableResource):
 
     def client(self) -> UpstoxClient:
         """A new client, after the token deadline check; ``async with resource.client() as c:``."""
-        settings = self.client_settings()
         token = self.check_token_deadline()
         if self.resolved_source() == "upstox":
             assert token is not None
-            return UpstoxClient(self.base_url, token.access_token, settings)
+            return UpstoxClient(self.base_url, token.access_token, self.client_settings())
         if self.sandbox_url:
-            return UpstoxClient(self.sandbox_url, self.sandbox_token or "", settings)
+            return UpstoxClient(self.sandbox_url, self.sandbox_token or "", self.client_settings())
         if self._embedded is None:
-            self._start_embedded_sandbox()
-        return UpstoxClient(self._embedded.base_url, EMBEDDED_SANDBOX_TOKEN, settings)
+            self._start_embedded_sandbox()  # outside a Dagster run (CLI, notebook)
+        # Settings after the start: they name the embedded sandbox's CA certificate.
+        return UpstoxClient(self._embedded.base_url, EMBEDDED_SANDBOX_TOKEN, self.client_settings())

@@ -1,0 +1,81 @@
+"""Choosing partitions to backfill: discover an underlying's final expiries, find the missing ones.
+
+Used by ``expirytrack partitions`` (keys for ``dagster job backfill``) and ``expirytrack backfill``
+(runs them right here). Discovery adds partitions exactly as the new-expiry sensor does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+
+from dagster import AssetKey, DagsterInstance
+
+from expirytrack_dagster.calendar import IST
+from expirytrack_dagster.instruments import underlying_for
+from expirytrack_dagster.partitions import (
+    build_partition_key,
+    expiry_partitions,
+    parse_partition_key,
+)
+from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.sensors import is_final
+
+
+async def _listed(upstox: UpstoxResource, instrument_key: str) -> list[date]:
+    async with upstox.client() as client:
+        return await client.get_expiries(instrument_key)
+
+
+def discover(
+    instance: DagsterInstance, upstox: UpstoxResource, symbol: str, delay: timedelta
+) -> list[str]:
+    """Add a partition for every final expiry Upstox lists for ``symbol``; return all its keys."""
+    listed = asyncio.run(_listed(upstox, underlying_for(symbol).instrument_key))
+    now = datetime.now(IST)
+    keys = [build_partition_key(symbol, d) for d in listed if is_final(d, now, delay)]
+    instance.add_dynamic_partitions(expiry_partitions.name, keys)
+    return keys
+
+
+def select_partitions(
+    instance: DagsterInstance,
+    symbol: str,
+    *,
+    missing: bool = False,
+    start: date | None = None,
+    end: date | None = None,
+) -> list[str]:
+    """The instance's partitions of ``symbol`` in date order, optionally only those never collected.
+
+    "Missing" means no successful ``candles`` materialization for the partition yet.
+    """
+    keys = [
+        key
+        for key in instance.get_dynamic_partitions(expiry_partitions.name)
+        if parse_partition_key(key).symbol == symbol
+    ]
+    keys.sort(key=lambda key: parse_partition_key(key).expiry)
+    if start:
+        keys = [k for k in keys if parse_partition_key(k).expiry >= start]
+    if end:
+        keys = [k for k in keys if parse_partition_key(k).expiry <= end]
+    if missing:
+        done = instance.get_materialized_partitions(AssetKey("candles"))
+        keys = [k for k in keys if k not in done]
+    return keys
+
+
+def estimate_requests(partitions: Iterable[str], contracts_per_partition: int, windows: int) -> int:
+    """Candle requests a backfill needs: contracts × windows, plus 3 listing calls, per partition."""
+    return sum(contracts_per_partition * windows + 3 for _ in partitions)
+
+
+def describe_budget(requests: int, per_30_minutes: int) -> str:
+    """How long ``requests`` take when the 30-minute window binds, in words."""
+    minutes = math.ceil(requests / per_30_minutes) * 30 if requests > per_30_minutes else 0
+    if minutes == 0:
+        return "within one 30-minute window"
+    return f"about {minutes // 60}h {minutes % 60:02d}m at {per_30_minutes} requests / 30 min"

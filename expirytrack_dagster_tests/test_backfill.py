@@ -1,0 +1,55 @@
+"""Backfill selection: discover an underlying's expiries, then pick the never-collected ones."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from expirytrack_dagster.backfill import (
+    describe_budget,
+    discover,
+    estimate_requests,
+    select_partitions,
+)
+from expirytrack_dagster.partitions import build_partition_key
+from expirytrack_dagster_tests.pipeline import pipeline, sandbox_config
+
+RELIANCE = "NSE_EQ|INE002A01018"
+
+
+@pytest.fixture(autouse=True)
+def watch_reliance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = tmp_path / "expirytrack.yaml"
+    settings.write_text(f'underlyings:\n  - symbol: RELIANCE\n    instrument_key: "{RELIANCE}"\n')
+    monkeypatch.setenv("EXPIRYTRACK_CONFIG", str(settings))
+
+
+def test_missing_partitions_of_one_underlying(tmp_path: Path) -> None:
+    with pipeline(
+        tmp_path,
+        sandbox_config(seed=21, today=date(2025, 10, 1)),
+        lookback_months=1,
+        contract_types=["FUT"],
+    ) as p:
+        keys = discover(p.instance, p.upstox(), "RELIANCE", timedelta(hours=1))
+        listed = p.sandbox.market.expiries(RELIANCE)
+        assert keys == [build_partition_key("RELIANCE", d) for d in listed]
+        collected = build_partition_key("RELIANCE", date(2025, 8, 28))
+        assert p.materialize(collected).success
+        missing = select_partitions(p.instance, "RELIANCE", missing=True)
+        assert missing == [k for k in keys if k != collected]
+        recent = select_partitions(
+            p.instance, "RELIANCE", start=date(2025, 8, 1), end=date(2025, 9, 30)
+        )
+        assert recent == [
+            build_partition_key("RELIANCE", d) for d in listed if d >= date(2025, 8, 1)
+        ]
+
+
+def test_budget_estimate_in_words() -> None:
+    requests = estimate_requests(["A", "B"], 200, 4)
+    assert requests == 2 * (200 * 4 + 3)
+    assert describe_budget(requests, 2000) == "within one 30-minute window"
+    assert describe_budget(10_000, 2000) == "about 2h 30m at 2000 requests / 30 min"
