@@ -83,6 +83,9 @@ class UpstoxResource(ConfigurableResource):
     timeout_s: float = 30.0
     max_attempts: int = 6
     retry_base_delay_s: float = 0.5
+    circuit_min_failing_s: float = Field(
+        default=10.0, description="An outage must last this long before the circuit opens."
+    )
     intraday_max_span_days: int = Field(
         default=DEFAULT_MAX_SPAN_DAYS["1minute"],
         description="First-try days per candle request up to 15-minute candles (learned down).",
@@ -152,7 +155,11 @@ class UpstoxResource(ConfigurableResource):
             timeout_s=self.timeout_s,
             max_connections=self.max_connections,
             ca_cert_path=Path(ca) if ca else None,
-            retry=RetryPolicy(max_attempts=self.max_attempts, base_delay_s=self.retry_base_delay_s),
+            retry=RetryPolicy(
+                max_attempts=self.max_attempts,
+                base_delay_s=self.retry_base_delay_s,
+                circuit_min_failing_s=self.circuit_min_failing_s,
+            ),
             limits=RateLimits(
                 per_second=self.per_second,
                 per_minute=self.per_minute,

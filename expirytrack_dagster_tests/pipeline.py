@@ -45,6 +45,7 @@ class Pipeline:
             "state_dir": str(self.root / "state"),
             "retry_base_delay_s": 0.01,
             "max_attempts": 3,
+            "circuit_min_failing_s": 0.5,
             # Rate limiting has its own tests; here the sandbox enforces none (see sandbox_config).
             "per_second": 100_000,
             "per_minute": 1_000_000,

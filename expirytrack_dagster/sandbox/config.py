@@ -43,6 +43,8 @@ class SandboxConfig:
     ``extra_profiles`` adds underlyings (or replaces a default with the same symbol).
     ``port`` 0 picks a free port. ``access_token`` None makes a random one.
     ``apps`` are the developer apps the login endpoints accept (``DEMO_APP`` by default).
+    ``requests_per_connection``: the server closes an HTTP/2 connection after this many requests
+    (GOAWAY), as production servers rotate connections; clients must carry on over a new one.
     """
 
     seed: int = 7
@@ -59,6 +61,7 @@ class SandboxConfig:
     port: int = 0
     access_token: str | None = None
     apps: tuple[SandboxApp, ...] = (DEMO_APP,)
+    requests_per_connection: int = 1000
 
     def __post_init__(self) -> None:
         if self.range_behaviour not in ("error", "truncate"):

@@ -145,6 +145,7 @@ class Sandbox:
         config.errorlog = logging.getLogger("expirytrack_dagster.sandbox.hypercorn")
         config.graceful_timeout = 1.0
         config.include_server_header = False
+        config.keep_alive_max_requests = self.config.requests_per_connection
 
         app = _ReadySignal(build_app(self.state), self._ready)
         self._thread = threading.Thread(

@@ -165,7 +165,9 @@ class UpstoxClient:
             state_dir / "window_spans.sqlite", self.settings.max_span_days
         )
         self._breaker = CircuitBreaker(
-            self.settings.retry.circuit_failures, self.settings.retry.circuit_cooldown_s
+            self.settings.retry.circuit_failures,
+            self.settings.retry.circuit_cooldown_s,
+            self.settings.retry.circuit_min_failing_s,
         )
         verify: ssl.SSLContext | bool = True
         if self.settings.ca_cert_path is not None:

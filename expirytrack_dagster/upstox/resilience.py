@@ -22,6 +22,7 @@ class RetryPolicy:
     max_delay_s: float = 30.0
     rate_limit_pause_s: float = 5.0
     circuit_failures: int = 8
+    circuit_min_failing_s: float = 10.0
     circuit_cooldown_s: float = 60.0
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
@@ -31,16 +32,21 @@ class RetryPolicy:
 
 
 class CircuitBreaker:
-    """Stops calling a failing API: after ``threshold`` consecutive failures, refuse for ``cooldown_s``.
+    """Stops calling a failing API: refuse for ``cooldown_s`` once it has failed for a while.
 
-    After the cool-down one request is let through; its success closes the circuit, its failure
-    opens it again.
+    The circuit opens after ``threshold`` consecutive failures that also span at least
+    ``min_failing_s``. The time condition matters with concurrent requests: when a server rotates
+    its HTTP/2 connection, every stream in flight fails at the same instant, which is one event,
+    not an outage. After the cool-down one request is let through; its success closes the
+    circuit, its failure opens it again.
     """
 
-    def __init__(self, threshold: int, cooldown_s: float) -> None:
+    def __init__(self, threshold: int, cooldown_s: float, min_failing_s: float = 0.0) -> None:
         self.threshold = threshold
         self.cooldown_s = cooldown_s
+        self.min_failing_s = min_failing_s
         self.consecutive_failures = 0
+        self.failing_since: float | None = None
         self.opened_at: float | None = None
 
     def before_request(self) -> None:
@@ -56,9 +62,16 @@ class CircuitBreaker:
 
     def record_success(self) -> None:
         self.consecutive_failures = 0
+        self.failing_since = None
         self.opened_at = None
 
     def record_failure(self) -> None:
+        now = time.monotonic()
         self.consecutive_failures += 1
-        if self.consecutive_failures >= self.threshold:
-            self.opened_at = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = now
+        if (
+            self.consecutive_failures >= self.threshold
+            and now - self.failing_since >= self.min_failing_s
+        ):
+            self.opened_at = now

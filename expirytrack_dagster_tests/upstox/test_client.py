@@ -205,7 +205,13 @@ def test_persistent_faults_fail_clearly_after_retries(
 
 
 def test_circuit_opens_after_consecutive_failures(state_dir: Path) -> None:
-    retry = replace(FAST_RETRY, max_attempts=2, circuit_failures=3, circuit_cooldown_s=60)
+    retry = replace(
+        FAST_RETRY,
+        max_attempts=2,
+        circuit_failures=3,
+        circuit_cooldown_s=60,
+        circuit_min_failing_s=0,
+    )
     with run_sandbox(
         SandboxConfig(seed=3, today=TODAY, faults=FaultConfig(server_error=1.0))
     ) as sb:
@@ -322,3 +328,34 @@ def test_limits_are_shared_by_clients_on_one_token(sandbox: Sandbox, state_dir: 
 
     elapsed = run(scenario())
     assert elapsed >= 2.0  # 7 requests at 3/s across both clients need more than two seconds
+
+
+def test_connection_rotation_mid_flight_is_not_an_outage(state_dir: Path) -> None:
+    # The server sends GOAWAY every 50 requests while 16 are in flight: the streams cut short
+    # are retried on a new connection and the circuit stays closed.
+    config = SandboxConfig(
+        seed=3,
+        today=TODAY,
+        requests_per_connection=50,
+        per_second=None,
+        per_minute=None,
+        per_30_minutes=None,
+    )
+    with run_sandbox(config) as sb:
+        limits = RateLimits(per_second=100_000, per_minute=1_000_000, per_30_minutes=10_000_000)
+        settings = settings_for(
+            sb, state_dir, limits=limits, retry=replace(FAST_RETRY, max_attempts=6)
+        )
+
+        async def scenario(client: UpstoxClient) -> int:
+            gate = asyncio.Semaphore(16)
+
+            async def one() -> None:
+                async with gate:
+                    await client.get_expiries(NIFTY)
+
+            await asyncio.gather(*(one() for _ in range(400)))
+            return client.stats.requests["expiries"]
+
+        sent, client = run(_with_client(sb, settings, scenario))
+    assert sent >= 400 and client.stats.statuses[200] == 400

@@ -21,7 +21,7 @@ def test_backoff_is_jittered_and_capped() -> None:
 
 
 def test_circuit_opens_after_threshold_and_half_opens() -> None:
-    breaker = CircuitBreaker(threshold=3, cooldown_s=0.05)
+    breaker = CircuitBreaker(threshold=3, cooldown_s=0.05, min_failing_s=0.0)
     for _ in range(3):
         breaker.before_request()
         breaker.record_failure()
@@ -32,3 +32,14 @@ def test_circuit_opens_after_threshold_and_half_opens() -> None:
     breaker.record_success()
     breaker.before_request()
     assert breaker.consecutive_failures == 0
+
+
+def test_a_burst_of_simultaneous_failures_is_one_event_not_an_outage() -> None:
+    breaker = CircuitBreaker(threshold=3, cooldown_s=60, min_failing_s=0.2)
+    for _ in range(16):  # every stream of a rotated connection fails at once
+        breaker.record_failure()
+    breaker.before_request()  # still closed: the failures spanned no time
+    time.sleep(0.25)
+    breaker.record_failure()  # still failing 0.25 s later: now it is an outage
+    with pytest.raises(CircuitOpen):
+        breaker.before_request()
