@@ -32,6 +32,15 @@ HOST = "127.0.0.1"
 log = logging.getLogger(__name__)
 
 
+def _quiet_tls_close(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """Drop the SSL close-notify noise of connections the server rotates; report the rest."""
+    exc = context.get("exception")
+    causes = getattr(exc, "exceptions", None) or [exc]
+    if all(isinstance(c, ssl.SSLError) and "CLOSE_NOTIFY" in str(c) for c in causes):
+        return
+    loop.default_exception_handler(context)
+
+
 class Sandbox:
     """One sandbox server: its address, the CA to trust, the token to use, and runtime controls.
 
@@ -160,6 +169,7 @@ class Sandbox:
     def _serve(self, app: _ReadySignal, config: HypercornConfig) -> None:
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
+        loop.set_exception_handler(_quiet_tls_close)
         self._loop = loop
         self._shutdown = asyncio.Event()
         try:

@@ -47,6 +47,7 @@ import asyncio
 import contextlib
 import math
 import os
+import random
 import sqlite3
 import threading
 import time
@@ -66,10 +67,11 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-# SQLite's own busy handler waits this long for another process's write lock before raising
-# "database is locked"; transactions here last tens of microseconds, so hitting it means a stall
-# elsewhere (a checkpoint, a suspended process) and we retry ourselves, up to _LOCK_RETRY_S.
-_BUSY_TIMEOUT_S = 5.0
+# SQLite's own busy handler sleeps 1, 2, 5, 10… ms between tries, while a ledger transaction
+# lasts tens of microseconds: with two processes sharing a ledger that capped throughput near
+# 120 requests/s. So SQLite gives up at once (timeout 0) and _retry_locked retries after
+# sub-millisecond jittered sleeps, for up to _LOCK_RETRY_S.
+_BUSY_TIMEOUT_S = 0.0
 _LOCK_RETRY_S = 60.0
 
 _SCHEMA = """
@@ -312,7 +314,7 @@ class SharedRateLimiter:
 
     def _retry_locked(self, fn: Callable[[], _T]) -> _T:
         deadline = time.monotonic() + _LOCK_RETRY_S
-        delay = 0.001
+        delay = 0.0002
         while True:
             try:
                 return fn()
@@ -320,8 +322,9 @@ class SharedRateLimiter:
                 if not _is_lock_error(exc) or time.monotonic() >= deadline:
                     raise
             # Real time, not self.clock: this is contention on a file, not rate-limit waiting.
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
+            # Jitter keeps contending processes from retrying in lockstep.
+            time.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 0.005)
 
     def _transaction(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
         """``_immediate`` under this process's lock for the ledger, retried while locked."""
