@@ -158,7 +158,6 @@ def build_expiry(
     if last - first + 1 > MAX_STRIKES:
         first = (first + last) // 2 - MAX_STRIKES // 2
         last = first + MAX_STRIKES - 1
-    atm = round(spot / step)
     base = TOKEN_BASE + slot * TOKEN_BLOCK
     options: list[ContractSpec] = []
     for i, n in enumerate(range(first, last + 1)):
@@ -174,7 +173,7 @@ def build_expiry(
                     listing=listing,
                     weekly=not monthly,
                     dead=_never_trades(
-                        profile, expiry, strike, kind, abs(n - atm), band * spot / step
+                        profile, expiry, strike, kind, max(core_first - n, n - core_last, 0)
                     ),
                 )
             )
@@ -184,12 +183,17 @@ def build_expiry(
     return ExpiryContracts(tuple(options), futures)
 
 
+NEVER_TRADED_MARGIN = 5
+
+
 def _never_trades(
-    profile: UnderlyingProfile, expiry: date, strike: float, kind: str, away: int, half_band: float
+    profile: UnderlyingProfile, expiry: date, strike: float, kind: str, strikes_outside: int
 ) -> bool:
-    # One in eight strikes beyond the band around the listing price never sees a trade; chosen
-    # by a checksum so the same contracts stay dead whatever the seed of the price paths.
-    if away < half_band:
+    # One in eight strikes that stay more than NEVER_TRADED_MARGIN strikes outside every close
+    # the underlying made in the contract's life never sees a trade. A strike the price came
+    # near always trades, as in the real market. Chosen by a checksum so the same contracts stay
+    # dead whatever the seed of the price paths.
+    if strikes_outside <= NEVER_TRADED_MARGIN:
         return False
     digest = zlib.crc32(f"{profile.symbol}|{expiry}|{strike}|{kind}".encode())
     return digest % 8 == 0

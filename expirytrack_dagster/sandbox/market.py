@@ -304,9 +304,11 @@ class SyntheticMarket:
             distance = abs(math.log(strike / forward[0])) / (atm_iv * math.sqrt(horizon))
             nearness = math.exp(-0.5 * (distance / 1.5) ** 2)
             urgency = 0.25 + 0.75 * math.exp(-days_left / 7.0)
-            traded = rng.random(minutes) < np.minimum(
-                1.0, 1.2 * nearness * urgency * busy * weights
-            )
+            # A minute has a candle when at least one trade happens in it: Poisson with a rate
+            # that scales with the underlying's liquidity, so at-the-money NIFTY options trade
+            # every minute while a thin underlying's (BANKEX, a stock) skip many.
+            trades_per_minute = profile.liquidity * 30.0 * nearness * urgency * busy * weights
+            traded = rng.random(minutes) < -np.expm1(-trades_per_minute)
             rate = profile.liquidity * 400.0 * nearness * urgency * busy
         lots = rng.poisson(rate * weights) + 1
         ticks = to_ticks(prices, spec.tick_paise).reshape(minutes, POINTS_PER_MINUTE)
