@@ -417,28 +417,43 @@ def check_future_coverage(
 def check_near_money_coverage(
     days: pd.DataFrame, settings: QualitySettings | None = None
 ) -> RuleResult:
-    """WARN when a near-money option covers less than the threshold of a session.
+    """WARN when, on a day its near-money peers traded nearly every minute, an option near the
+    money covered less than the threshold and far less than those peers.
 
-    WARN, not ERROR: even at-the-money options skip minutes on quiet days, so a shortfall may be
-    the market rather than lost data. Judged on days the API answered, from the contract's first
-    traded day on, when the option was near the money (see :func:`near_money_mask`). Days with
-    no reference price cannot be judged and are counted in ``unreferenced_option_days``.
+    Two tests keep this rule from crying wolf. Liquidity: a day is judged only when the median
+    near-money coverage reaches ``near_money_liquid_median`` (default 90 %); on a thin underlying
+    (BANKEX, a stock) near-money strikes swing between a few and most minutes from day to day,
+    so no shortfall there tells lost data from a quiet market: such days are counted in
+    ``thin_market_days``, not failed. Peers: a judged option is flagged when it covered under
+    ``near_money_peer_fraction`` (default half) of that day's median. WARN, not ERROR: a single
+    option can still go quiet for real. Judged on days the API answered, from the contract's
+    first traded day on, when the option was near the money (see :func:`near_money_mask`).
+    Days with no reference price cannot be judged and are counted in
+    ``unreferenced_option_days``; ``near_money_days_under_threshold`` counts shortfalls before
+    either test, for context.
     """
     settings = settings or QualitySettings()
     judged = _judged(days, "near")
-    below = (judged["coverage"] < settings.coverage_threshold).to_numpy()
+    coverage = judged["coverage"]
+    peers = coverage.groupby(judged["trading_date"]).transform("median")
+    liquid = peers >= settings.near_money_liquid_median
+    under = coverage < settings.coverage_threshold
+    below = (liquid & under & (coverage < settings.near_money_peer_fraction * peers)).to_numpy()
     answered = days["label"].isin(_ANSWERED_LABELS)
     counts = {
         "near_money_days": len(judged),
         "near_money_days_below": int(below.sum()),
+        "near_money_days_under_threshold": int(under.sum()),
+        "thin_market_days": int(judged.loc[~liquid, "trading_date"].nunique()),
         "contracts_below": int(judged.loc[below, KEY].nunique()),
         "unreferenced_option_days": int((answered & (days["moneyness"] == "unknown")).sum()),
     }
     return _coverage_result(
         name="near_money_coverage",
         severity="WARN",
-        description=f"options near the money cover >= {settings.coverage_threshold:.0%} "
-        "of every session",
+        description=f"on liquid days, options near the money cover >= "
+        f"{settings.coverage_threshold:.0%} of the session or at least "
+        f"{settings.near_money_peer_fraction:.0%} of what their peers covered",
         judged=judged,
         failing=below,
         counts=counts,

@@ -25,6 +25,8 @@ class QualitySettings:
     coverage_threshold: float = 0.99
     near_money_strikes: int = 5
     near_money_band: float | None = None
+    near_money_peer_fraction: float = 0.5
+    near_money_liquid_median: float = 0.9
     future_front_month_days: int | None = 28
     coverage_histogram_edges: tuple[float, ...] = (0.10, 0.25, 0.50, 0.75, 0.90)
     sample_rows: int = 5
@@ -35,6 +37,10 @@ class QualitySettings:
             raise ValueError(f"coverage_threshold must be in (0, 1], got {self.coverage_threshold}")
         if self.near_money_strikes < 0:
             raise ValueError(f"near_money_strikes must be >= 0, got {self.near_money_strikes}")
+        if not 0.0 < self.near_money_peer_fraction <= 1.0:
+            raise ValueError("near_money_peer_fraction must be in (0, 1]")
+        if not 0.0 <= self.near_money_liquid_median <= 1.0:
+            raise ValueError("near_money_liquid_median must be in [0, 1]")
         if self.near_money_band is not None and self.near_money_band <= 0:
             raise ValueError(f"near_money_band must be > 0, got {self.near_money_band}")
         if list(self.coverage_histogram_edges) != sorted(set(self.coverage_histogram_edges)):

@@ -155,6 +155,8 @@ def test_clean_partition_passes_everything() -> None:
     assert near.counts == {
         "near_money_days": 18,
         "near_money_days_below": 0,
+        "near_money_days_under_threshold": 0,
+        "thin_market_days": 0,
         "contracts_below": 0,
         "unreferenced_option_days": 0,
     }
@@ -321,18 +323,49 @@ def test_sparse_far_strikes_are_labelled_sparse_not_failed() -> None:
     assert result.worst.iloc[0]["expired_instrument_key"] == CE[25000]
 
 
-def test_near_money_shortfall_is_a_warning() -> None:
-    days = days_of(minutes={(CE[24950], THU): range(300)})
+def test_near_money_shortfall_against_full_peers_is_a_warning() -> None:
+    # 150 of 375 minutes while every other near-money option traded all day: a lost chunk.
+    days = days_of(minutes={(CE[24950], THU): range(150)})
     assert row(days, CE[24950], THU)["label"] == "gap"
     assert row(days, CE[24950], THU)["status"] == "partial"
     result = check_near_money_coverage(days, SETTINGS)
     assert not result.passed
     assert result.severity == "WARN"
     assert result.counts["near_money_days_below"] == 1
+    assert result.counts["near_money_days_under_threshold"] == 1
     assert result.counts["contracts_below"] == 1
     assert result.worst is not None
     assert result.worst.iloc[0]["expired_instrument_key"] == CE[24950]
-    assert result.worst.iloc[0]["min_coverage"] == pytest.approx(0.8)
+    assert result.worst.iloc[0]["min_coverage"] == pytest.approx(0.4)
+
+
+def test_small_shortfall_within_peer_range_is_not_flagged() -> None:
+    # 300 of 375 minutes (80 %) is under the 99 % threshold but more than half of what the
+    # peers covered: an option going quiet for a while, not lost data.
+    days = days_of(minutes={(CE[24950], THU): range(300)})
+    result = check_near_money_coverage(days, SETTINGS)
+    assert result.passed
+    assert result.counts["near_money_days_under_threshold"] == 1
+    assert result.counts["near_money_days_below"] == 0
+
+
+def test_a_uniformly_thin_market_does_not_cry_wolf() -> None:
+    # Every near-money option trades a third of the minutes (a thin underlying): the market.
+    near = sorted(set(days_of().query("moneyness == 'near'")["expired_instrument_key"]))
+    thin = {(key, day): range(0, 375, 3) for key in near for day in DAYS}
+    result = check_near_money_coverage(days_of(minutes=thin), SETTINGS)
+    assert result.passed
+    assert result.counts["near_money_days_under_threshold"] == len(near) * 3
+    assert result.counts["near_money_days_below"] == 0
+    assert result.counts["thin_market_days"] == 3
+
+
+def test_an_option_far_below_liquid_peers_is_flagged_even_with_peer_fraction_one() -> None:
+    # With the peer test switched off (fraction 1), every judged shortfall counts.
+    settings = QualitySettings(near_money_strikes=1, near_money_peer_fraction=1.0)
+    days = days_of(minutes={(CE[24950], THU): range(300)}, settings=settings)
+    result = check_near_money_coverage(days, settings)
+    assert not result.passed and result.counts["near_money_days_below"] == 1
 
 
 def test_near_money_band_setting() -> None:
