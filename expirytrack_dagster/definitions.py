@@ -12,6 +12,8 @@ from typing import Any
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
 
 from expirytrack_dagster.assets import candles, contracts, expiries
+from expirytrack_dagster.assets.coverage import coverage_report, coverage_report_sensor
+from expirytrack_dagster.checks import ALL_CHECKS
 from expirytrack_dagster.instruments import load_user_config
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.sensors import new_expiry_sensor
@@ -57,8 +59,9 @@ def build_definitions(config: dict[str, Any] | None = None) -> Definitions:
         collection_fields["landing_dir"] = os.environ["EXPIRYTRACK_LANDING_DIR"]
     collection = CollectionSettings(**collection_fields)
     return Definitions(
-        assets=[expiries, contracts, candles],
-        sensors=[new_expiry_sensor],
+        assets=[expiries, contracts, candles, coverage_report],
+        asset_checks=ALL_CHECKS,
+        sensors=[new_expiry_sensor, coverage_report_sensor],
         jobs=[collect_expiry_job],
         resources={
             "upstox": upstox_resource_from_env(config.get("upstox")),

@@ -65,6 +65,27 @@ TABLES: dict[str, str] = {
             error VARCHAR,
             fetched_at TIMESTAMPTZ
         )""",
+    "coverage_report": """
+        CREATE TABLE IF NOT EXISTS main.coverage_report (
+            partition_key VARCHAR NOT NULL,
+            underlying_symbol VARCHAR NOT NULL,
+            expiry DATE NOT NULL,
+            is_monthly BOOLEAN,
+            data_source VARCHAR,
+            contracts BIGINT NOT NULL,
+            candles BIGINT NOT NULL,
+            contract_days BIGINT NOT NULL,
+            days_complete BIGINT NOT NULL,
+            days_no_trades BIGINT NOT NULL,
+            days_failed BIGINT NOT NULL,
+            failed_contracts BIGINT NOT NULL,
+            completeness_pct DOUBLE,
+            check_status VARCHAR NOT NULL,
+            failed_checks VARCHAR,
+            verdict VARCHAR NOT NULL,
+            collected_at TIMESTAMPTZ,
+            reported_at TIMESTAMPTZ NOT NULL
+        )""",
 }
 
 COMMENTS: dict[tuple[str, str], str] = {
@@ -82,6 +103,18 @@ COMMENTS: dict[tuple[str, str], str] = {
     ("candles", "volume"): "Contracts traded (units, not lots) in the candle",
     ("candles", "open_interest"): "Open interest (units) at the candle",
     ("candle_fetch_status", "status"): "complete | no_trades | failed: what the API answered",
+    (
+        "coverage_report",
+        "completeness_pct",
+    ): "Contract-days answered (complete or no_trades) per 100 requested; NULL if not collected",
+    (
+        "coverage_report",
+        "check_status",
+    ): "passed | warn | failed | running | not_run | not_checked: latest check results",
+    (
+        "coverage_report",
+        "verdict",
+    ): "complete (>= 99 %) | partial (>= 90 %) | incomplete | failed (blocking check) | not_collected",
 }
 
 
