@@ -103,6 +103,28 @@ class StagedCandles:
     metadata: Mapping[str, Any]
 
 
+def publish_staged(connection: duckdb.DuckDBPyConnection, table: str, staged: StagedCandles) -> int:
+    """Insert a partition's landed candles and its status; return the partition's candle rows.
+
+    Call inside the transaction that deleted the partition's old rows (the IO manager does).
+    """
+    if staged.files:
+        connection.execute(
+            f"INSERT INTO {table} BY NAME "
+            'SELECT * FROM read_parquet(?) ORDER BY expired_instrument_key, "timestamp"',
+            [[str(path) for path in staged.files]],
+        )
+    rows = connection.execute(
+        f"SELECT count(*) FROM {table} WHERE partition_key = ?", [staged.partition_key]
+    ).fetchone()[0]
+    connection.execute(
+        f"DELETE FROM {SCHEMA}.candle_fetch_status WHERE partition_key = ?",
+        [staged.partition_key],
+    )
+    insert_frame(connection, f"{SCHEMA}.candle_fetch_status", staged.status)
+    return int(rows)
+
+
 class StagedCandlesHandler(DbTypeHandler[StagedCandles]):
     """Publishes landed candle files straight from Parquet, sorted for zone-map pruning."""
 
@@ -113,22 +135,8 @@ class StagedCandlesHandler(DbTypeHandler[StagedCandles]):
         obj: StagedCandles,
         connection: duckdb.DuckDBPyConnection,
     ) -> Mapping[str, Any]:
-        if obj.files:
-            connection.execute(
-                f"INSERT INTO {_table(table_slice)} BY NAME "
-                'SELECT * FROM read_parquet(?) ORDER BY expired_instrument_key, "timestamp"',
-                [[str(path) for path in obj.files]],
-            )
-        rows = connection.execute(
-            f"SELECT count(*) FROM {_table(table_slice)} WHERE partition_key = ?",
-            [obj.partition_key],
-        ).fetchone()[0]
-        connection.execute(
-            f"DELETE FROM {SCHEMA}.candle_fetch_status WHERE partition_key = ?",
-            [obj.partition_key],
-        )
-        insert_frame(connection, f"{SCHEMA}.candle_fetch_status", obj.status)
-        return {**obj.metadata, "dagster/row_count": MetadataValue.int(int(rows))}
+        rows = publish_staged(connection, _table(table_slice), obj)
+        return {**obj.metadata, "dagster/row_count": MetadataValue.int(rows)}
 
     def load_input(
         self, context: InputContext, table_slice: TableSlice, connection: duckdb.DuckDBPyConnection
