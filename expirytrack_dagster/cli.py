@@ -107,11 +107,26 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
             )
             verdict = "ok" if result.success else "FAILED"
-            print(f"  {key}: run {result.run_id[:8]} {verdict} in {time.monotonic() - t0:.1f}s")
+            print(
+                f"  {key}: run {result.run_id[:8]} {verdict} in {time.monotonic() - t0:.1f}s, "
+                f"{_check_summary(result.get_asset_check_evaluations())}"
+            )
             if not result.success:
                 failed.append(key)
         _print_summary(Path(collection.database), keys, sandbox, time.monotonic() - started)
         return 1 if failed else 0
+
+
+def _check_summary(evaluations: list) -> str:
+    """'quality checks: 10/10 passed' or which failed, with their severity."""
+    failed = [e for e in evaluations if not e.passed]
+    text = f"quality checks: {len(evaluations) - len(failed)}/{len(evaluations)} passed"
+    if failed:
+        text += " — failed: " + ", ".join(
+            f"{e.check_name} ({e.severity.value})"
+            for e in sorted(failed, key=lambda e: e.check_name)
+        )
+    return text
 
 
 def _print_summary(database: Path, keys: list[str], sandbox: object | None, elapsed: float) -> None:

@@ -1,7 +1,7 @@
 """The ``expiries`` asset: the partition's expiry record, confirmed against the Upstox expiry list."""
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pandas as pd
 from dagster import AssetExecutionContext, Failure, MetadataValue, asset
@@ -14,10 +14,16 @@ WRITER_POOL = "duckdb_writer"
 """Every asset that writes DuckDB runs in this concurrency pool (limit 1: one writer per file)."""
 
 
-async def _listed_expiries(upstox: UpstoxResource, instrument_key: str) -> tuple[list, dict]:
+async def _expiry_facts(
+    upstox: UpstoxResource, instrument_key: str, expiry: date
+) -> tuple[list[date], bool, dict]:
+    """The underlying's listed expiries, and whether ``expiry`` has a future (monthly)."""
     async with upstox.client() as client:
         listed = await client.get_expiries(instrument_key)
-        return listed, client.stats.as_metadata()
+        has_future = False
+        if expiry in listed:
+            has_future = bool(await client.get_future_contracts(instrument_key, expiry))
+        return listed, has_future, client.stats.as_metadata()
 
 
 @asset(
@@ -30,12 +36,18 @@ async def _listed_expiries(upstox: UpstoxResource, instrument_key: str) -> tuple
 def expiries(context: AssetExecutionContext, upstox: UpstoxResource) -> pd.DataFrame:
     """One row per partition: underlying, expiry date, monthly or weekly, and the data source.
 
+    Monthly means Upstox lists a future for the expiry: weekly expiries have none. (The last
+    listed expiry of a month is not a safe test: in the current month the monthly expiry may
+    not have happened yet.)
+
     Fails, keeping what is stored, when Upstox does not list the partition's date as an expiry of
     the underlying (a typo in a partition key, or an expiry that has aged out of Upstox's list).
     """
     partition = parse_partition_key(context.partition_key)
     underlying = underlying_for(partition.symbol)
-    listed, stats = asyncio.run(_listed_expiries(upstox, underlying.instrument_key))
+    listed, is_monthly, stats = asyncio.run(
+        _expiry_facts(upstox, underlying.instrument_key, partition.expiry)
+    )
     if partition.expiry not in listed:
         window = f"{listed[0]} … {listed[-1]}" if listed else "nothing"
         raise Failure(
@@ -44,10 +56,6 @@ def expiries(context: AssetExecutionContext, upstox: UpstoxResource) -> pd.DataF
                 f"({underlying.instrument_key}); it lists {window}. Stored data is unchanged."
             )
         )
-    same_month = [
-        d for d in listed if (d.year, d.month) == (partition.expiry.year, partition.expiry.month)
-    ]
-    is_monthly = partition.expiry == max(same_month)
     context.add_output_metadata(
         {
             "data_source": upstox.describe_source(),

@@ -183,7 +183,9 @@ def build_expiry(
     return ExpiryContracts(tuple(options), futures)
 
 
-NEVER_TRADED_MARGIN = 5
+# Wide enough for the futures' carry: near-money is judged against the future's close, which
+# can sit several strikes above the index over a three-month life.
+NEVER_TRADED_MARGIN = 15
 
 
 def _never_trades(

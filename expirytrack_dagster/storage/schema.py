@@ -89,7 +89,10 @@ TABLES: dict[str, str] = {
 }
 
 COMMENTS: dict[tuple[str, str], str] = {
-    ("expiries", "is_monthly"): "True for the last listed expiry of its calendar month",
+    (
+        "expiries",
+        "is_monthly",
+    ): "True when Upstox lists a future for the expiry (weeklies have none)",
     ("expiries", "data_source"): "'upstox' (real API) or 'sandbox' (synthetic data)",
     (
         "contracts",
