@@ -158,6 +158,7 @@ def build_expiry(
     if last - first + 1 > MAX_STRIKES:
         first = (first + last) // 2 - MAX_STRIKES // 2
         last = first + MAX_STRIKES - 1
+    carry_last = math.ceil(high * (1 + CARRY_ALLOWANCE) / step)
     base = TOKEN_BASE + slot * TOKEN_BLOCK
     options: list[ContractSpec] = []
     for i, n in enumerate(range(first, last + 1)):
@@ -173,7 +174,7 @@ def build_expiry(
                     listing=listing,
                     weekly=not monthly,
                     dead=_never_trades(
-                        profile, expiry, strike, kind, max(core_first - n, n - core_last, 0)
+                        profile, expiry, strike, kind, max(core_first - n, n - carry_last, 0)
                     ),
                 )
             )
@@ -183,9 +184,10 @@ def build_expiry(
     return ExpiryContracts(tuple(options), futures)
 
 
-# Wide enough for the futures' carry: near-money is judged against the future's close, which
-# can sit several strikes above the index over a three-month life.
-NEVER_TRADED_MARGIN = 15
+NEVER_TRADED_MARGIN = 5
+# Near-money is judged against the future's close, which sits above the index by the carry
+# (about 1.5 % three months out): the range a strike must stay clear of is widened by this.
+CARRY_ALLOWANCE = 0.02
 
 
 def _never_trades(
