@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` prints speed, memory and API-budget figures (medians)."""

@@ -11,6 +11,7 @@ duplicates, bad prices, holiday candles, failed fetches) so the reporting paths 
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 from expirytrack_dagster.quality import run_quality_rules
@@ -18,25 +19,32 @@ from expirytrack_dagster.quality.completeness import day_status
 from expirytrack_dagster_tests.quality.synthetic import dirty, synthetic_partition
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weekly", action="store_true", help="no future in the partition")
     parser.add_argument("--dirty", action="store_true", help="inject realistic defects")
-    args = parser.parse_args()
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
     candles, contracts, fetch, scope = synthetic_partition(with_future=not args.weekly)
     if args.dirty:
         candles, fetch = dirty(candles, contracts, fetch)
     print(f"{len(candles):,} candles, {len(contracts)} contracts, {len(fetch):,} fetch rows")
     run_quality_rules(candles.head(1000), contracts, fetch, scope)  # load the calendar once
-    start = time.perf_counter()
-    days = day_status(candles, contracts, fetch, scope)
-    print(f"day_status alone: {time.perf_counter() - start:.2f} s ({len(days):,} rows)")
-    start = time.perf_counter()
-    results = run_quality_rules(candles, contracts, fetch, scope)
-    elapsed = time.perf_counter() - start
+    day_times, all_times = [], []
+    for _ in range(args.repeat):
+        start = time.perf_counter()
+        days = day_status(candles, contracts, fetch, scope)
+        day_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        results = run_quality_rules(candles, contracts, fetch, scope)
+        all_times.append(time.perf_counter() - start)
     for result in results:
         print(f"  {result.name:22} {'passed' if result.passed else 'FAILED':6} {result.counts}")
-    print(f"all {len(results)} rules: {elapsed:.2f} s")
+    print(f"day_status alone: {statistics.median(day_times):.2f} s ({len(days):,} rows), median")
+    print(
+        f"all {len(results)} rules: {statistics.median(all_times):.2f} s median of {args.repeat} "
+        f"({len(candles) / statistics.median(all_times):,.0f} candles/s)"
+    )
 
 
 if __name__ == "__main__":
