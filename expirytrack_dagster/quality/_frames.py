@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from expirytrack_dagster.calendar import is_verified, session_for
+from expirytrack_dagster.upstox.models import CANDLE_COLUMNS as UPSTOX_CANDLE_COLUMNS
 
 KEY = "expired_instrument_key"
 NS_PER_MINUTE = 60 * 1_000_000_000
@@ -17,16 +18,7 @@ NS_PER_DAY = 24 * 60 * NS_PER_MINUTE
 EPOCH = date(1970, 1, 1)
 IST_OFFSET_NS = pd.Timedelta(hours=5, minutes=30).value  # IST: UTC+05:30, no daylight saving
 
-CANDLE_COLUMNS: list[str] = [
-    KEY,
-    "timestamp",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "open_interest",
-]
+CANDLE_COLUMNS: list[str] = [KEY, *UPSTOX_CANDLE_COLUMNS]
 """The stored candle columns shown in sample rows (others, e.g. ``partition_key``, are left out)."""
 
 

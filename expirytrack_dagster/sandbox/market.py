@@ -44,18 +44,10 @@ from expirytrack_dagster.sandbox.paths import (
 )
 from expirytrack_dagster.sandbox.pricing import RISK_FREE_RATE, black76, smile_iv, to_ticks
 from expirytrack_dagster.sandbox.profiles import ProfileBook, UnderlyingProfile, build_book
+from expirytrack_dagster.upstox.models import CANDLE_COLUMNS
 
 _SECONDS_PER_YEAR = 365.0 * 86400.0
 
-CANDLE_COLUMNS: tuple[str, ...] = (
-    "timestamp",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "open_interest",
-)
 """Columns of ``SyntheticMarket.candles`` frames, in the order of each JSON candle row."""
 
 

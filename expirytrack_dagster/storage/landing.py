@@ -19,17 +19,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from expirytrack_dagster.upstox.models import CANDLE_COLUMNS
+
 CANDLE_FILE_COLUMNS: tuple[str, ...] = (
     "partition_key",
     "expired_instrument_key",
     "interval",
-    "timestamp",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "open_interest",
+    *CANDLE_COLUMNS,
 )
 _OUTCOME_KEY = b"expirytrack.outcome"
 

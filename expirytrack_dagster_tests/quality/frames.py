@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from expirytrack_dagster.calendar import IST, session_for, session_minute_index
+from expirytrack_dagster.upstox.models import CANDLE_COLUMNS
 
 EXPIRY = date(2025, 8, 28)
 
@@ -27,16 +28,7 @@ def candles(rows: Iterable[tuple]) -> pd.DataFrame:
     """Candles from ``(key, "YYYY-MM-DD HH:MM", open, high, low, close, volume, oi)`` tuples."""
     frame = pd.DataFrame(
         list(rows),
-        columns=[
-            "expired_instrument_key",
-            "timestamp",
-            "open",
-            "high",
-            "low",
-            "close",
-            "volume",
-            "open_interest",
-        ],
+        columns=["expired_instrument_key", *CANDLE_COLUMNS],
     )
     frame["timestamp"] = (
         pd.to_datetime(frame["timestamp"], format="ISO8601").dt.tz_localize(IST).dt.as_unit("ns")
