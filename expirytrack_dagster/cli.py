@@ -17,6 +17,9 @@ from pathlib import Path
 
 from expirytrack_dagster.credentials.cli import add_credential_commands
 from expirytrack_dagster.credentials.guard import has_stored_token
+from expirytrack_dagster.sandbox.cli import DESCRIPTION as SANDBOX_HELP
+from expirytrack_dagster.sandbox.cli import add_arguments as add_sandbox_arguments
+from expirytrack_dagster.sandbox.cli import serve as serve_sandbox
 
 DEMO_UNDERLYINGS = ("NIFTY", "BANKNIFTY", "SENSEX")
 DEMO_SANDBOX_TIME_SCALE = 0.02
@@ -245,13 +248,6 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sandbox(args: argparse.Namespace) -> int:
-    """Serve the Upstox sandbox until Ctrl-C."""
-    from expirytrack_dagster.sandbox.cli import main as sandbox_main
-
-    return sandbox_main(args.sandbox_args)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="expirytrack", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -282,9 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="start the Dagster UI + daemon (sensors, backfills)")
     dev.add_argument("--port", type=int, default=3000)
     dev.set_defaults(func=cmd_dev)
-    sandbox = commands.add_parser("sandbox", help="serve the synthetic Upstox API on loopback")
-    sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER)
-    sandbox.set_defaults(func=cmd_sandbox)
+    sandbox = commands.add_parser(
+        "sandbox", help="serve the synthetic Upstox API on loopback", description=SANDBOX_HELP
+    )
+    add_sandbox_arguments(sandbox)
+    sandbox.set_defaults(func=serve_sandbox)
     add_credential_commands(commands)
     return parser
 

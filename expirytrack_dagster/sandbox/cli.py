@@ -12,12 +12,18 @@ from expirytrack_dagster.sandbox.config import SandboxConfig, ist_today
 from expirytrack_dagster.sandbox.profiles import UnderlyingProfile
 from expirytrack_dagster.sandbox.server import Sandbox, run_sandbox
 
+DESCRIPTION = "Serve a SYNTHETIC stand-in for the Upstox expired-instruments API on 127.0.0.1."
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m expirytrack_dagster.sandbox",
-        description="Serve a SYNTHETIC stand-in for the Upstox expired-instruments API on 127.0.0.1.",
+        prog="python -m expirytrack_dagster.sandbox", description=DESCRIPTION
     )
+    return add_arguments(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The sandbox's options, on ``parser`` (also `expirytrack sandbox`)."""
     parser.add_argument(
         "--port", type=int, default=8765, help="port on 127.0.0.1 (0: any free port)"
     )
@@ -80,7 +86,11 @@ def banner(sandbox: Sandbox) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the sandbox until interrupted; returns the process exit code."""
-    args = build_parser().parse_args(argv)
+    return serve(build_parser().parse_args(argv))
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Serve the sandbox ``args`` describe (from ``add_arguments``) until Ctrl-C."""
     config = config_from_args(args)
     try:
         with run_sandbox(config) as sandbox:

@@ -186,17 +186,59 @@ def test_expiry_not_listed_fails_clearly_and_keeps_data(stock: Pipeline) -> None
     assert "does not list 2025-08-27 as an expiry of RELIANCE" in str(failure.event_specific_data)
 
 
-def test_other_intervals_work(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("interval", "per_day"),
+    [
+        ("1minute", 375),
+        ("3minute", 125),
+        ("5minute", 75),
+        ("15minute", 25),
+        ("30minute", 13),
+        ("day", 1),
+    ],
+)
+def test_every_interval_works(tmp_path: Path, interval: str, per_day: int) -> None:
     with pipeline(
         tmp_path,
         sandbox_config(seed=21, today=TODAY),
         lookback_months=1,
-        interval="15minute",
+        interval=interval,
         contract_types=["FUT"],
     ) as p:
         key = p.partition("RELIANCE", EXPIRY)
         assert p.materialize(key).success
-        per_day = p.query('SELECT count(*) FROM candles GROUP BY "timestamp"::DATE')
+        counts = p.query('SELECT count(*) FROM candles GROUP BY "timestamp"::DATE')
         intervals = p.query('SELECT DISTINCT "interval" FROM candles')
-    assert {n for (n,) in per_day} == {25}  # 375 minutes / 15
-    assert intervals == [("15minute",)]
+    assert {n for (n,) in counts} == {per_day}  # a full regular session, for the future
+    assert len(counts) == len(trading_days_between(*WINDOW))
+    assert intervals == [(interval,)]
+
+
+def test_token_revoked_mid_run_fails_naming_the_fix_and_keeps_what_landed(stock: Pipeline) -> None:
+    key = stock.partition("RELIANCE", EXPIRY)
+    token = stock.sandbox.access_token
+
+    def revoke() -> None:
+        deadline = time.monotonic() + 60
+        while stock.candle_requests() < 40 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        stock.sandbox.remove_token(token)
+
+    watcher = threading.Thread(target=revoke, daemon=True)
+    watcher.start()
+    failed = stock.materialize(key, raise_on_error=False)
+    watcher.join()
+    assert not failed.success
+    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "TokenExpired" in str(failure.event_specific_data)
+    assert "expirytrack login" in str(failure.event_specific_data)
+    assert token not in str(failure.event_specific_data)
+    assert stock.query("SELECT count(*) FROM candles") == [(0,)]
+    landing = CandleLanding(stock.collection.landing_dir, "1minute")
+    landed = {p.name: p.stat().st_mtime_ns for p in landing.partition_dir(key).glob("*.parquet")}
+    assert landed
+
+    stock.sandbox.add_token(token)  # a fresh login, as far as the sandbox is concerned
+    assert stock.materialize(key).success
+    again = {p.name: p.stat().st_mtime_ns for p in landing.partition_dir(key).glob("*.parquet")}
+    assert all(again[name] == mtime for name, mtime in landed.items())

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -18,6 +19,7 @@ from expirytrack_dagster.sandbox import FaultConfig, Sandbox, SandboxConfig, run
 from expirytrack_dagster.upstox.client import ClientSettings, UpstoxClient
 from expirytrack_dagster.upstox.errors import (
     CircuitOpen,
+    InvalidDateRange,
     InvalidRequest,
     MalformedResponse,
     RateLimited,
@@ -359,3 +361,83 @@ def test_connection_rotation_mid_flight_is_not_an_outage(state_dir: Path) -> Non
 
         sent, client = run(_with_client(sb, settings, scenario))
     assert sent >= 400 and client.stats.statuses[200] == 400
+
+
+def _client_process(base_url: str, token: str, ca: str, state: str, n: int, queue) -> None:
+    limits = RateLimits(time_scale=0.01, latency_allowance_s=0.05)
+    settings = ClientSettings(
+        ca_cert_path=Path(ca),
+        state_dir=Path(state),
+        limits=limits,
+        retry=RetryPolicy(max_attempts=3, rate_limit_pause_s=0.05),
+    )
+
+    async def work() -> tuple[int, int]:
+        async with UpstoxClient(base_url, token, settings) as client:
+            gate = asyncio.Semaphore(8)
+
+            async def one() -> None:
+                async with gate:
+                    await client.get_expiries(NIFTY)
+
+            await asyncio.gather(*(one() for _ in range(n)))
+            return client.stats.statuses[200], client.stats.rate_limited
+
+    queue.put(asyncio.run(work()))
+
+
+def test_two_processes_sharing_a_token_never_meet_a_429(state_dir: Path) -> None:
+    import multiprocessing
+
+    # Upstox's three windows ×0.01 (50 per 10 ms, 500 per 0.6 s, 2000 per 18 s): 1,200
+    # requests from two processes must wait on the per-minute window twice.
+    with run_sandbox(SandboxConfig(seed=3, today=TODAY, time_scale=0.01)) as sb:
+        ctx = multiprocessing.get_context("spawn")
+        queue = ctx.Queue()
+        workers = [
+            ctx.Process(
+                target=_client_process,
+                args=(
+                    sb.base_url,
+                    sb.access_token,
+                    str(sb.ca_cert_path),
+                    str(state_dir),
+                    600,
+                    queue,
+                ),
+            )
+            for _ in range(2)
+        ]
+        for worker in workers:
+            worker.start()
+        results = [queue.get(timeout=120) for _ in workers]
+        for worker in workers:
+            worker.join()
+        stats = sb.stats()
+    assert results == [(600, 0), (600, 0)]
+    assert stats["rate_limited"] == 0
+    assert stats["by_kind"]["expiries"] == 1200
+
+
+def test_plan_error_is_its_own_class_whatever_the_status() -> None:
+    from expirytrack_dagster.upstox.client import _classify
+    from expirytrack_dagster.upstox.errors import PlanRequired
+
+    body = {
+        "status": "error",
+        "errors": [
+            {
+                "errorCode": "UDAPI1149",
+                "message": "This API is available exclusively with an Upstox Plus plan subscription",
+            }
+        ],
+    }
+    for status in (401, 403):
+        error = _classify(httpx.Response(status, json=body), "expiries")
+        assert isinstance(error, PlanRequired) and error.code == "UDAPI1149"
+        assert "Upstox Plus" in str(error)
+    range_body = {
+        "status": "error",
+        "errors": [{"error_code": "UDAPI1148", "message": "Invalid date range"}],
+    }
+    assert isinstance(_classify(httpx.Response(400, json=range_body), "candles"), InvalidDateRange)
