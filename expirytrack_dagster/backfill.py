@@ -21,21 +21,23 @@ from expirytrack_dagster.partitions import (
     parse_partition_key,
 )
 from expirytrack_dagster.resources import UpstoxResource
-from expirytrack_dagster.sensors import is_final
+from expirytrack_dagster.sensors import is_final, list_expiries
 
 
-async def _listed(upstox: UpstoxResource, instrument_key: str) -> list[date]:
-    async with upstox.client() as client:
-        return await client.get_expiries(instrument_key)
+def final_expiries(
+    upstox: UpstoxResource, symbols: Iterable[str], delay: timedelta
+) -> dict[str, list[date]]:
+    """Each symbol's listed expiries that are final (session closed plus ``delay``), ascending."""
+    listed = asyncio.run(list_expiries(upstox, [underlying_for(s) for s in symbols]))
+    now = datetime.now(IST)
+    return {symbol: [d for d in days if is_final(d, now, delay)] for symbol, days in listed.items()}
 
 
 def discover(
     instance: DagsterInstance, upstox: UpstoxResource, symbol: str, delay: timedelta
 ) -> list[str]:
     """Add a partition for every final expiry Upstox lists for ``symbol``; return all its keys."""
-    listed = asyncio.run(_listed(upstox, underlying_for(symbol).instrument_key))
-    now = datetime.now(IST)
-    keys = [build_partition_key(symbol, d) for d in listed if is_final(d, now, delay)]
+    keys = [build_partition_key(symbol, d) for d in final_expiries(upstox, [symbol], delay)[symbol]]
     instance.add_dynamic_partitions(expiry_partitions.name, keys)
     return keys
 

@@ -7,19 +7,22 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import time
 from contextlib import ExitStack
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from expirytrack_dagster.credentials.cli import add_credential_commands
 from expirytrack_dagster.credentials.guard import has_stored_token
 from expirytrack_dagster.sandbox.cli import DESCRIPTION as SANDBOX_HELP
 from expirytrack_dagster.sandbox.cli import add_arguments as add_sandbox_arguments
 from expirytrack_dagster.sandbox.cli import serve as serve_sandbox
+
+if TYPE_CHECKING:  # dagster is imported lazily: `expirytrack status` should start fast
+    from dagster import DagsterInstance, Definitions
 
 DEMO_UNDERLYINGS = ("NIFTY", "BANKNIFTY", "SENSEX")
 DEMO_SANDBOX_TIME_SCALE = 0.02
@@ -73,51 +76,49 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )
         from dagster import DagsterInstance
 
-        from expirytrack_dagster.calendar import IST
+        from expirytrack_dagster.backfill import final_expiries
         from expirytrack_dagster.definitions import defs
-        from expirytrack_dagster.instruments import underlying_for
         from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
-        from expirytrack_dagster.sensors import is_final
 
         upstox = defs.resources["upstox"]
         collection = defs.resources["collection"]
         symbols = [s.strip() for s in args.underlyings.split(",") if s.strip()]
-
-        async def latest_final() -> list[str]:
-            async with upstox.client() as client:
-                keys = []
-                now = datetime.now(IST)
-                for symbol in symbols:
-                    listed = await client.get_expiries(underlying_for(symbol).instrument_key)
-                    final = [d for d in listed if is_final(d, now, timedelta(hours=1))]
-                    keys += [build_partition_key(symbol, d) for d in final[-args.per_underlying :]]
-                return keys
-
-        keys = asyncio.run(latest_final())
+        delay = timedelta(minutes=collection.final_after_close_minutes)
+        keys = [
+            build_partition_key(symbol, d)
+            for symbol, days in final_expiries(upstox, symbols, delay).items()
+            for d in days[-args.per_underlying :]
+        ]
         instance = DagsterInstance.get()
         instance.add_dynamic_partitions(expiry_partitions.name, keys)
         print(f"Dagster instance: {home}")
         print(f"Collecting {len(keys)} partitions: {', '.join(keys)}")
-        job = defs.resolve_job_def("collect_expiry")
-        failed = []
-        for key in keys:
-            t0 = time.monotonic()
-            result = job.execute_in_process(
-                partition_key=key,
-                instance=instance,
-                raise_on_error=False,
-                # The full event log is in the UI; the console shows one line per partition.
-                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            )
-            verdict = "ok" if result.success else "FAILED"
-            print(
-                f"  {key}: run {result.run_id[:8]} {verdict} in {time.monotonic() - t0:.1f}s, "
-                f"{_check_summary(result.get_asset_check_evaluations())}"
-            )
-            if not result.success:
-                failed.append(key)
+        failed = _collect(defs, instance, keys)
         _print_summary(Path(collection.database), keys, sandbox, time.monotonic() - started)
         return 1 if failed else 0
+
+
+def _collect(defs: Definitions, instance: DagsterInstance, keys: list[str]) -> list[str]:
+    """Run ``collect_expiry`` once per partition here, a line each; return the failed keys."""
+    job = defs.resolve_job_def("collect_expiry")
+    failed = []
+    for key in keys:
+        started = time.monotonic()
+        result = job.execute_in_process(
+            partition_key=key,
+            instance=instance,
+            raise_on_error=False,
+            # The full event log is in the UI; the console shows one line per partition.
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        )
+        verdict = "ok" if result.success else "FAILED"
+        print(
+            f"  {key}: run {result.run_id[:8]} {verdict} in {time.monotonic() - started:.1f}s, "
+            f"{_check_summary(result.get_asset_check_evaluations())}"
+        )
+        if not result.success:
+            failed.append(key)
+    return failed
 
 
 def _check_summary(evaluations: list) -> str:
@@ -225,18 +226,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     requests = estimate_requests(keys, 200, windows)
     print(f"{len(keys)} partitions of {args.symbol} from {upstox.describe_source()}")
     print(f"  ≈ {requests:,} API requests, {describe_budget(requests, upstox.per_30_minutes)}")
-    job = defs.resolve_job_def("collect_expiry")
-    failed = 0
-    for key in keys:
-        result = job.execute_in_process(
-            partition_key=key,
-            instance=instance,
-            raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
-        failed += not result.success
-        print(f"  {key}: run {result.run_id[:8]} {'ok' if result.success else 'FAILED'}")
-    return 1 if failed else 0
+    return 1 if _collect(defs, instance, keys) else 0
 
 
 def cmd_dev(args: argparse.Namespace) -> int:

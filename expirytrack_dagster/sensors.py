@@ -83,9 +83,10 @@ def plan_new_expiries(
     return plan
 
 
-async def _list_all(
+async def list_expiries(
     upstox: UpstoxResource, underlyings: Iterable[Underlying]
 ) -> dict[str, list[date]]:
+    """Each underlying's listed expiries, through one client (one request each)."""
     async with upstox.client() as client:
         return {u.symbol: await client.get_expiries(u.instrument_key) for u in underlyings}
 
@@ -104,7 +105,7 @@ def new_expiry_sensor(
         upstox.check_token_deadline()
     except TokenExpired as exc:
         return SkipReason(f"not polling Upstox and launching no runs: {exc.message}")
-    listed = asyncio.run(_list_all(upstox, watched_underlyings()))
+    listed = asyncio.run(list_expiries(upstox, watched_underlyings()))
     existing = set(context.instance.get_dynamic_partitions(expiry_partitions.name))
     cursor = json.loads(context.cursor) if context.cursor else {}
     plan = plan_new_expiries(

@@ -8,6 +8,7 @@ transaction together with its per-(contract, day) fetch status.
 
 import asyncio
 import time
+from datetime import date
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, MetadataValue, asset
@@ -38,7 +39,7 @@ async def _collect(
     landing: CandleLanding,
     partition_key: str,
     todo: list[ContractToFetch],
-    window: tuple,
+    window: tuple[date, date],
     force: bool,
     max_in_flight: int,
 ) -> tuple[CollectionReport, dict]:

@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+from datetime import date
 
 import pandas as pd
 from dagster import AssetExecutionContext, Failure, asset
@@ -17,7 +18,7 @@ CONTRACT_COLUMNS = [f.name for f in dataclasses.fields(Contract)]
 
 
 async def _fetch_contracts(
-    upstox: UpstoxResource, instrument_key: str, expiry, types: list[str]
+    upstox: UpstoxResource, instrument_key: str, expiry: date, types: list[str]
 ) -> tuple[list[Contract], dict]:
     async with upstox.client() as client:
         found: list[Contract] = []
