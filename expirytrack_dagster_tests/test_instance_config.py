@@ -1,0 +1,45 @@
+"""The shipped instance configuration (data/dagster_home/dagster.yaml) loads and recovers by itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from dagster import DagsterInstance, instance_for_test
+
+REPO = Path(__file__).resolve().parents[1]
+SHIPPED = REPO / "data" / "dagster_home" / "dagster.yaml"
+
+
+def shipped_config() -> dict:
+    return yaml.safe_load(SHIPPED.read_text())
+
+
+def test_shipped_yaml_turns_run_monitoring_on_and_frees_slots_of_ended_runs() -> None:
+    with instance_for_test(overrides=shipped_config()) as instance:
+        assert instance.run_monitoring_enabled
+        settings = instance.run_monitoring_settings
+        assert 0 < settings["free_slots_after_run_end_seconds"] <= 300
+        assert instance.run_monitoring_start_timeout_seconds > 0
+        assert instance.run_monitoring_cancel_timeout_seconds > 0
+        # The local run launcher cannot tell whether a run's process is alive: the maximum
+        # runtime is what marks a run whose process was killed as failed.
+        assert instance.run_monitoring_max_runtime_seconds >= 3600
+        assert instance.event_log_storage.supports_global_concurrency_limits
+
+
+def test_shipped_yaml_keeps_one_duckdb_writer_and_logs_the_project_at_info() -> None:
+    with instance_for_test(overrides=shipped_config()) as instance:
+        pools = instance.get_settings("concurrency")["pools"]
+        assert pools["default_limit"] == 1
+        assert instance.managed_python_loggers == ["expirytrack_dagster"]
+        assert instance.python_log_level == "INFO"
+
+
+def test_the_file_itself_is_a_valid_dagster_home(tmp_path: Path) -> None:
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(SHIPPED.read_text())
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
