@@ -12,7 +12,10 @@ so a repeated tick cannot duplicate a run. The cursor records, per underlying, t
 handled; it only moves forward, and only past expiries that were actually handled.
 
 A tick whose token is missing, dead or about to die skips with the reason before any request:
-runs launched with it would fail half-way.
+runs launched with it would fail half-way. A tick never waits longer than Dagster allows a sensor
+(60 s): when a backfill has taken the rate budget it skips, saying which window is full and when
+it frees up, and the next tick tries again; the API work itself is cut off after
+``SENSOR_API_DEADLINE_S``.
 """
 
 import asyncio
@@ -36,9 +39,23 @@ from expirytrack_dagster.partitions import build_partition_key, expiry_partition
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.upstox.errors import TokenExpired
+from expirytrack_dagster.upstox.limiter import BudgetWait, format_duration
 
 SENSOR_INTERVAL_SECONDS = 3600
 """Hourly: expiries happen at most a few times a week, and a tick costs one request per underlying."""
+
+SENSOR_API_DEADLINE_S = 40.0
+"""A tick's requests give up after this long; Dagster stops a sensor evaluation at 60 s."""
+BUDGET_WAIT_ALLOWANCE_S = 10.0
+"""A tick goes ahead when the rate budget has room within this long, and skips otherwise."""
+
+
+class BudgetTaken(Exception):
+    """The shared rate budget has no room for a tick's requests soon enough."""
+
+    def __init__(self, budget: BudgetWait) -> None:
+        super().__init__(budget.describe())
+        self.budget = budget
 
 
 def is_final(expiry: date, now: datetime, delay: timedelta) -> bool:
@@ -84,11 +101,31 @@ def plan_new_expiries(
 
 
 async def list_expiries(
+    upstox: UpstoxResource,
+    underlyings: Iterable[Underlying],
+    *,
+    max_budget_wait_s: float | None = None,
+) -> dict[str, list[date]]:
+    """Each underlying's listed expiries, through one client (one request each).
+
+    With ``max_budget_wait_s``, first ask the shared rate ledger (without taking anything) when
+    there is room for all the requests, and raise ``BudgetTaken`` instead of waiting longer.
+    """
+    underlyings = list(underlyings)
+    async with upstox.client() as client:
+        if max_budget_wait_s is not None and underlyings:
+            smallest = min(w.limit for w in client.limiter.limits.windows())
+            budget = client.limiter.budget_wait(min(len(underlyings), smallest))
+            if budget.wait_s > max_budget_wait_s:
+                raise BudgetTaken(budget)
+        return {u.symbol: await client.get_expiries(u.instrument_key) for u in underlyings}
+
+
+async def _poll_within_tick(
     upstox: UpstoxResource, underlyings: Iterable[Underlying]
 ) -> dict[str, list[date]]:
-    """Each underlying's listed expiries, through one client (one request each)."""
-    async with upstox.client() as client:
-        return {u.symbol: await client.get_expiries(u.instrument_key) for u in underlyings}
+    async with asyncio.timeout(SENSOR_API_DEADLINE_S):
+        return await list_expiries(upstox, underlyings, max_budget_wait_s=BUDGET_WAIT_ALLOWANCE_S)
 
 
 @sensor(
@@ -105,7 +142,23 @@ def new_expiry_sensor(
         upstox.check_token_deadline()
     except TokenExpired as exc:
         return SkipReason(f"not polling Upstox and launching no runs: {exc.message}")
-    listed = asyncio.run(list_expiries(upstox, watched_underlyings()))
+    underlyings = watched_underlyings()
+    try:
+        listed = asyncio.run(_poll_within_tick(upstox, underlyings))
+    except BudgetTaken as exc:
+        reason = (
+            f"Upstox rate budget taken ({exc.budget.describe()}); this tick needs "
+            f"{len(underlyings)} requests, so it skips and the next tick tries again"
+        )
+        context.log.info(reason)
+        return SkipReason(reason)
+    except TimeoutError:
+        reason = (
+            f"Upstox expiry lists did not arrive within {format_duration(SENSOR_API_DEADLINE_S)} "
+            "(rate budget or a slow API); the next tick tries again"
+        )
+        context.log.info(reason)
+        return SkipReason(reason)
     existing = set(context.instance.get_dynamic_partitions(expiry_partitions.name))
     cursor = json.loads(context.cursor) if context.cursor else {}
     plan = plan_new_expiries(

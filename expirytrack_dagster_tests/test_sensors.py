@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.sensors import is_final, plan_new_expiries
@@ -105,3 +106,91 @@ def test_sensor_against_the_sandbox_adds_new_expiries_and_runs_each_once(tmp_pat
 
         third = tick(second.cursor)
         assert not getattr(third, "run_requests", None)
+
+
+def _exhaust_ledger(upstox, used: int) -> Path:
+    """Record ``used`` grants ten minutes ago in the ledger the sensor's client will use.
+
+    Written through a second limiter on the same file whose limits are out of reach and whose
+    clock stands still, as a backfill in another process would have left it.
+    """
+    import time
+
+    from expirytrack_dagster.upstox.client import token_fingerprint
+    from expirytrack_dagster.upstox.limiter import RateLimits, SharedRateLimiter
+
+    class StillClock:
+        def __init__(self, t: float) -> None:
+            self.t = t
+
+        def now(self) -> float:
+            return self.t
+
+        def sleep(self, seconds: float) -> None:
+            self.t += seconds
+
+    path = (
+        Path(upstox.state_dir) / "ratelimit" / f"{token_fingerprint(upstox.sandbox_token)}.sqlite"
+    )
+    huge = RateLimits(per_second=10**9, per_minute=10**9, per_30_minutes=10**9)
+    filler = SharedRateLimiter(path, huge, StillClock(time.time() - 600))
+    for _ in range(used):
+        assert filler.try_acquire() == 0.0
+    filler.close()
+    return path
+
+
+def test_sensor_skips_at_once_when_a_backfill_has_taken_the_budget(tmp_path) -> None:
+    import time
+
+    from dagster import SkipReason, build_sensor_context
+
+    from expirytrack_dagster.instruments import watched_underlyings
+    from expirytrack_dagster.sensors import SENSOR_API_DEADLINE_S, new_expiry_sensor
+    from expirytrack_dagster_tests.pipeline import pipeline, sandbox_config
+
+    with pipeline(tmp_path, sandbox_config(seed=21, today=date(2025, 9, 1))) as p:
+        # Upstox's real limits; 1,995 of the 2,000 per 30 minutes spent, seven underlyings.
+        upstox = p.upstox(per_second=50, per_minute=500, per_30_minutes=2000)
+        ledger = _exhaust_ledger(upstox, 1995)
+        assert len(watched_underlyings()) == 7
+        started = time.monotonic()
+        with build_sensor_context(
+            instance=p.instance,
+            cursor='{"NIFTY": "2025-08-28"}',
+            resources={"upstox": upstox, "collection": p.collection},
+        ) as context:
+            result = new_expiry_sensor(context)
+        elapsed = time.monotonic() - started
+        served = p.sandbox.stats()["total"]
+
+    assert isinstance(result, SkipReason), result
+    message = result.skip_message
+    assert "1995 of 2000 requests per 30 minutes used" in message
+    assert "room for 7 more at" in message and "UTC (in 2" in message  # ~20 minutes from now
+    assert "next tick tries again" in message
+    assert served == 0  # not one request was sent
+    import sqlite3
+
+    with sqlite3.connect(ledger) as db:
+        assert db.execute("SELECT count(*) FROM grants").fetchone() == (1995,)
+    # It returned instead of waiting ~20 minutes for the window (generous: a loaded machine).
+    assert elapsed < SENSOR_API_DEADLINE_S
+
+
+def test_sensor_gives_up_within_its_tick_when_upstox_is_slow(tmp_path, monkeypatch) -> None:
+    from dagster import SkipReason, build_sensor_context
+
+    from expirytrack_dagster import sensors
+    from expirytrack_dagster.sandbox import FaultConfig
+    from expirytrack_dagster_tests.pipeline import pipeline, sandbox_config
+
+    monkeypatch.setattr(sensors, "SENSOR_API_DEADLINE_S", 0.5)
+    with pipeline(tmp_path, sandbox_config(seed=21, today=date(2025, 9, 1))) as p:
+        p.sandbox.set_faults(FaultConfig(slow=1.0, slow_seconds=5.0))
+        with build_sensor_context(
+            instance=p.instance, cursor=None, resources=p.resources()
+        ) as context:
+            result = sensors.new_expiry_sensor(context)
+    assert isinstance(result, SkipReason), result
+    assert "did not arrive within 0.5 s" in result.skip_message

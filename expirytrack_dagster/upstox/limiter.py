@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import random
@@ -53,10 +54,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 __all__ = [
+    "BudgetWait",
     "Clock",
     "RateLimits",
     "RateWindow",
@@ -66,6 +69,16 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+
+log = logging.getLogger(__name__)
+
+LOG_WAIT_AT_S = 1.0
+"""A wait for budget at least this long is logged at INFO (what is waited for, and until when)."""
+LOG_EVERY_S = 60.0
+"""At most one such line per limiter object per this many seconds: many tasks wait at once."""
+
+WINDOW_NAMES = ("per second", "per minute", "per 30 minutes")
+"""How the three Upstox windows are named in messages, in ``RateLimits.windows()`` order."""
 
 # SQLite's own busy handler sleeps 1, 2, 5, 10… ms between tries, while a ledger transaction
 # lasts tens of microseconds: with two processes sharing a ledger that capped throughput near
@@ -137,6 +150,45 @@ class RateLimits:
         return tuple(
             RateWindow(w.limit, w.seconds * (1.0 + self.safety_margin) + self.latency_allowance_s)
             for w in self.server_windows()
+        )
+
+
+def format_duration(seconds: float) -> str:
+    """``1236.4`` → ``"20 min 36 s"``; ``4000`` → ``"1 h 06 min"``; ``0.3`` → ``"0.3 s"``."""
+    if seconds < 10:
+        return f"{seconds:.1f} s"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
+
+
+@dataclass(frozen=True)
+class BudgetWait:
+    """How long until ``requests`` more requests could all start at once, and what holds them.
+
+    ``wait_s`` is 0 when they could start now. ``reason`` names the binding constraint (a window
+    with its use, or the shared pause after a 429); ``until`` is the wall-clock moment (seconds
+    since the epoch) the wait ends, assuming nobody else takes budget meanwhile.
+    """
+
+    requests: int
+    wait_s: float
+    until: float
+    reason: str | None
+
+    def describe(self) -> str:
+        """One line for logs and skip reasons, e.g. "1995 of 2000 requests per 30 minutes …"."""
+        if self.wait_s <= 0:
+            return f"room for {self.requests} requests now"
+        at = datetime.fromtimestamp(self.until, UTC).strftime("%H:%M:%S UTC")
+        return (
+            f"{self.reason}; room for {self.requests} more at {at} "
+            f"(in {format_duration(self.wait_s)})"
         )
 
 
@@ -252,6 +304,7 @@ class SharedRateLimiter:
         self._lock_key = str(self.ledger_path.resolve())
         self._conn: sqlite3.Connection | None = None
         self._conn_pid = -1
+        self._last_wait_log = -math.inf
         # One statement returns everything a decision needs: the pause and, per window, the
         # L-th most recent grant (an index walk of at most L entries from the newest end).
         nth = ", ".join(
@@ -380,10 +433,62 @@ class SharedRateLimiter:
 
         return self._transaction(body)
 
+    def budget_wait(self, requests: int = 1) -> BudgetWait:
+        """How long until ``requests`` requests could all be granted at once (nothing recorded).
+
+        Never blocks: a caller with a deadline (the new-expiry sensor's tick) asks first and
+        skips when the wait is too long. For each window of limit ``L`` the ``(L - n + 1)``-th
+        most recent grant must have left it; ``requests`` may not exceed the smallest limit.
+        """
+        smallest = min(w.limit for w in self._windows)
+        if not 1 <= requests <= smallest:
+            raise ValueError(f"requests must be between 1 and {smallest}, got {requests!r}")
+        nth = ", ".join(
+            f"(SELECT t FROM grants ORDER BY t DESC LIMIT 1 OFFSET {w.limit - requests})"
+            for w in self._windows
+        )
+        counts = ", ".join("(SELECT COUNT(*) FROM grants WHERE t > ?)" for _ in self._windows)
+        sql = (
+            "SELECT (SELECT until FROM pause WHERE id = 1), "
+            f"(SELECT reason FROM pause WHERE id = 1), {nth}, {counts}"
+        )
+
+        def query(conn: sqlite3.Connection) -> tuple[float, Sequence[Any]]:
+            now = self.clock.now()
+            return now, conn.execute(sql, [now - w.seconds for w in self._windows]).fetchone()
+
+        now, row = self._read(query)
+        k = len(self._windows)
+        pause_until, pause_reason = row[0], row[1]
+        nth_recent, used = row[2 : 2 + k], row[2 + k :]
+        until, reason = now, None
+        if pause_until is not None and float(pause_until) > until:
+            until = float(pause_until)
+            reason = f"paused after {pause_reason or 'a 429 from Upstox'}"
+        for i, (window, t, count) in enumerate(zip(self._windows, nth_recent, used, strict=True)):
+            if t is not None and float(t) + window.seconds > until:
+                until = float(t) + window.seconds
+                name = WINDOW_NAMES[i] if i < len(WINDOW_NAMES) else f"per {window.seconds:g} s"
+                reason = f"{int(count)} of {window.limit} requests {name} used"
+        return BudgetWait(requests, max(0.0, until - now), until, reason)
+
+    def _log_wait(self, wait: float) -> None:
+        """Say at INFO what a wait of ``wait`` seconds is for, at most once per LOG_EVERY_S."""
+        if wait < LOG_WAIT_AT_S:
+            return
+        mono = time.monotonic()
+        if mono - self._last_wait_log < LOG_EVERY_S:
+            return
+        self._last_wait_log = mono
+        log.info(f"Waiting for Upstox rate budget: {self.budget_wait(1).describe()}")
+
     def acquire(self) -> float:
-        """Block until a slot is granted and recorded; return the seconds waited."""
+        """Block until a slot is granted and recorded; return the seconds waited.
+
+        A wait of a second or more is logged at INFO with its reason (see ``_log_wait``)."""
         start = self.clock.now()
         while (wait := self.try_acquire()) > 0.0:
+            self._log_wait(wait)
             self.clock.sleep(wait)
         return max(0.0, self.clock.now() - start)
 
@@ -393,6 +498,7 @@ class SharedRateLimiter:
         sleep_async = getattr(self.clock, "sleep_async", None)
         start = self.clock.now()
         while (wait := self.try_acquire()) > 0.0:
+            self._log_wait(wait)
             if sleep_async is not None:
                 await sleep_async(wait)
             else:

@@ -475,3 +475,64 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
     assert wait == 0.0 and window["count"] == 2
     assert limiter.try_acquire() == 0.0  # the parent's connection still works
     assert len(ledger_times(tmp_path / "ledger.sqlite")) == 3
+
+
+# -- Asking without waiting ---------------------------------------------------------------
+
+
+def test_budget_wait_says_when_n_requests_fit_and_takes_nothing(tmp_path: Path) -> None:
+    clock = FakeClock(1_000.0)
+    limits = RateLimits(per_second=50, per_minute=500, per_30_minutes=8)
+    limiter = SharedRateLimiter(tmp_path / "ledger.sqlite", limits, clock)
+    empty = limiter.budget_wait(5)
+    assert (empty.wait_s, empty.reason) == (0.0, None)
+    assert empty.describe() == "room for 5 requests now"
+    grants = []
+    for _ in range(6):
+        assert limiter.try_acquire() == 0.0
+        grants.append(clock.now())
+        clock.sleep(10.0)
+    # 6 of 8 used: room for 2 now; 3 need the oldest grant to leave the 30-minute window.
+    assert limiter.budget_wait(2).wait_s == 0.0
+    three = limiter.budget_wait(3)
+    window = limits.windows()[2].seconds
+    assert three.wait_s == pytest.approx(grants[0] + window - clock.now())
+    assert three.until == pytest.approx(grants[0] + window)
+    assert three.reason == "6 of 8 requests per 30 minutes used"
+    assert "room for 3 more at" in three.describe() and "(in 29 min" in three.describe()
+    assert len(ledger_times(tmp_path / "ledger.sqlite")) == 6  # asking recorded nothing
+    with pytest.raises(ValueError, match="between 1 and 8"):
+        limiter.budget_wait(9)
+
+
+def test_budget_wait_names_a_pause_that_ends_last(tmp_path: Path) -> None:
+    clock = FakeClock(1_000.0)
+    limiter = SharedRateLimiter(tmp_path / "ledger.sqlite", RateLimits(), clock)
+    limiter.pause(90.0, reason="429 from Upstox")
+    wait = limiter.budget_wait(1)
+    assert wait.wait_s == pytest.approx(90.0)
+    assert wait.reason == "paused after 429 from Upstox"
+    assert "(in 1 min 30 s)" in wait.describe()
+
+
+def test_a_long_wait_is_logged_at_info_with_its_reason_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock(1_000.0)
+    limits = RateLimits(per_second=50, per_minute=500, per_30_minutes=3)
+    limiter = SharedRateLimiter(tmp_path / "ledger.sqlite", limits, clock)
+    caplog.set_level("INFO", logger=limiter_module.__name__)
+    for _ in range(5):
+        limiter.acquire()
+    waits = [r for r in caplog.records if "Waiting for Upstox rate budget" in r.getMessage()]
+    # Two long waits happened; the second falls within LOG_EVERY_S of real time: one line.
+    assert len(waits) == 1
+    assert waits[0].levelname == "INFO"
+    assert "3 of 3 requests per 30 minutes used" in waits[0].getMessage()
+
+
+def test_format_duration() -> None:
+    assert limiter_module.format_duration(0.5) == "0.5 s"
+    assert limiter_module.format_duration(45) == "45 s"
+    assert limiter_module.format_duration(1236.4) == "20 min 36 s"
+    assert limiter_module.format_duration(4000) == "1 h 06 min"
