@@ -13,12 +13,12 @@ touching code::
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from expirytrack_dagster.partitions import validate_symbol
+from expirytrack_dagster.settings import SECTIONS, SettingsError, check_keys
 
 
 @dataclass(frozen=True)
@@ -48,28 +48,51 @@ def config_path() -> Path:
 
 
 def load_user_config(path: Path | None = None) -> dict[str, Any]:
-    """The settings file as a dict (empty when the file does not exist)."""
+    """The settings file as a dict (empty when the file does not exist).
+
+    ``SettingsError`` (one line) when the file is not YAML, not a mapping, or has a top-level
+    key other than ``underlyings``, ``collection`` and ``upstox``.
+    """
     import yaml  # dagster depends on PyYAML
 
     path = path or config_path()
     if not path.exists():
         return {}
-    loaded = yaml.safe_load(path.read_text()) or {}
+    try:
+        loaded = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        raise SettingsError(f"{path}: not valid YAML: {problem}{where}") from None
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level")
+        raise SettingsError(f"{path}: expected a mapping of {', '.join(SECTIONS)} at the top level")
+    check_keys(str(path), "", loaded, SECTIONS)
     return loaded
 
 
-def _parse_underlyings(entries: Iterable[Any], source: str) -> list[Underlying]:
+_UNDERLYING_KEYS = ("symbol", "instrument_key")
+
+
+def _parse_underlyings(entries: Any, source: str) -> list[Underlying]:
+    if not isinstance(entries, list):
+        raise SettingsError(
+            f"{source}: underlyings = {entries!r}: must be a list of "
+            "{symbol: ..., instrument_key: ...} entries"
+        )
     out = []
     for i, entry in enumerate(entries):
-        if (
-            not isinstance(entry, dict)
-            or not entry.get("symbol")
-            or not entry.get("instrument_key")
-        ):
-            raise ValueError(f"{source}: underlyings[{i}] needs 'symbol' and 'instrument_key'")
-        out.append(Underlying(validate_symbol(str(entry["symbol"])), str(entry["instrument_key"])))
+        where = f"{source}: underlyings[{i}]"
+        if not isinstance(entry, dict):
+            raise SettingsError(f"{where} = {entry!r}: must have 'symbol' and 'instrument_key'")
+        check_keys(source, f"underlyings[{i}].", entry, _UNDERLYING_KEYS)
+        if not entry.get("symbol") or not entry.get("instrument_key"):
+            raise SettingsError(f"{where} = {entry!r}: needs both 'symbol' and 'instrument_key'")
+        try:
+            symbol = validate_symbol(str(entry["symbol"]))
+        except ValueError as exc:
+            raise SettingsError(f"{where}.symbol = {entry['symbol']!r}: {exc}") from None
+        out.append(Underlying(symbol, str(entry["instrument_key"])))
     return out
 
 

@@ -1,0 +1,196 @@
+"""Every setting is checked when the definitions load: one line naming the key, value and choices."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from expirytrack_dagster.definitions import build_definitions
+from expirytrack_dagster.instruments import load_user_config
+from expirytrack_dagster.settings import SettingsError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Write a settings file, point EXPIRYTRACK_CONFIG at it, load the definitions from it."""
+    path = tmp_path / "expirytrack.yaml"
+    monkeypatch.setenv("EXPIRYTRACK_CONFIG", str(path))
+    for var in ("EXPIRYTRACK_SOURCE", "EXPIRYTRACK_TIME_SCALE", "EXPIRYTRACK_DATABASE"):
+        monkeypatch.delenv(var, raising=False)
+
+    def load(text: str) -> str:
+        path.write_text(text)
+        with pytest.raises(SettingsError) as caught:
+            build_definitions()
+        message = str(caught.value)
+        assert "\n" not in message
+        assert message.startswith(f"{path}: ")
+        return message.removeprefix(f"{path}: ")
+
+    return load
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "colection:\n  interval: 5minute\n",
+            "unknown key 'colection' (did you mean 'collection'?); "
+            "allowed: underlyings, collection, upstox",
+        ),
+        (
+            "collection:\n  intervall: 5minute\n",
+            "unknown key 'collection.intervall' (did you mean 'interval'?); allowed: interval, ",
+        ),
+        (
+            "upstox:\n  per_30_minute: 1000\n",
+            "unknown key 'upstox.per_30_minute' (did you mean 'per_30_minutes'?); allowed: ",
+        ),
+        (
+            'underlyings:\n  - symbol: TCS\n    instrumentkey: "NSE_EQ|INE467B01029"\n',
+            "unknown key 'underlyings[0].instrumentkey' (did you mean 'instrument_key'?)",
+        ),
+    ],
+)
+def test_unknown_keys_are_refused_with_the_nearest_name(settings_file, text, expected) -> None:
+    assert settings_file(text).startswith(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "collection:\n  lookback_months: -1\n",
+            "collection.lookback_months = -1: must be a whole number >= 0",
+        ),
+        (
+            "collection:\n  interval: 2minute\n",
+            "collection.interval = '2minute': must be one of 1minute, 3minute, 5minute, "
+            "15minute, 30minute, day",
+        ),
+        (
+            "collection:\n  lookback_months: three\n",
+            "collection.lookback_months = 'three': Input should be a valid integer",
+        ),
+        (
+            "collection:\n  contract_types: [CE, XX]\n",
+            "collection.contract_types = ['CE', 'XX']: must be a non-empty list of CE, PE, FUT",
+        ),
+        (
+            "collection:\n  max_in_flight: 0\n",
+            "collection.max_in_flight = 0: must be a whole number >= 1",
+        ),
+        ("collection: 5\n", "collection = 5: must be a mapping of settings"),
+        ("upstox:\n  per_second: 0\n", "upstox.per_second = 0: must be a positive int"),
+        (
+            "upstox:\n  source: nonsense\n",
+            "upstox.source = 'nonsense': must be one of auto, upstox, sandbox",
+        ),
+        (
+            "underlyings:\n  - symbol: tcs\n    instrument_key: x\n",
+            "underlyings[0].symbol = 'tcs': ",
+        ),
+        (
+            "underlyings:\n  - symbol: TCS\n",
+            "underlyings[0] = {'symbol': 'TCS'}: needs both 'symbol' and 'instrument_key'",
+        ),
+        ("underlyings: RELIANCE\n", "underlyings = 'RELIANCE': must be a list"),
+    ],
+)
+def test_values_that_are_not_allowed_name_key_value_and_choices(
+    settings_file, text, expected
+) -> None:
+    assert settings_file(text).startswith(expected)
+
+
+def test_bad_yaml_is_one_line_with_its_place(settings_file) -> None:
+    message = settings_file("collection:\n  interval: [1minute\n  lookback_months: 3\n")
+    assert message.startswith("not valid YAML: ")
+    assert "at line 3" in message
+
+
+def test_a_list_at_the_top_is_refused(settings_file) -> None:
+    assert settings_file("- collection\n").startswith("expected a mapping of underlyings")
+
+
+def test_a_valid_file_still_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "expirytrack.yaml"
+    path.write_text(
+        'underlyings:\n  - symbol: RELIANCE\n    instrument_key: "NSE_EQ|INE002A01018"\n'
+        "collection:\n  interval: 5minute\n  lookback_months: 0\n"
+        "upstox:\n  per_30_minutes: 1000\n  safety_margin: 0.05\n"
+    )
+    monkeypatch.setenv("EXPIRYTRACK_CONFIG", str(path))
+    monkeypatch.delenv("EXPIRYTRACK_SOURCE", raising=False)
+    built = build_definitions()
+    assert built.resources["collection"].lookback_months == 0
+    assert built.resources["upstox"].per_30_minutes == 1000
+    assert set(load_user_config()) == {"underlyings", "collection", "upstox"}
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "expected"),
+    [
+        (
+            "EXPIRYTRACK_SOURCE",
+            "nonsense",
+            "EXPIRYTRACK_SOURCE = 'nonsense': must be one of auto, upstox, sandbox",
+        ),
+        (
+            "EXPIRYTRACK_TIME_SCALE",
+            "fast",
+            "EXPIRYTRACK_TIME_SCALE = 'fast': Input should be a valid number",
+        ),
+        ("EXPIRYTRACK_TIME_SCALE", "0", "EXPIRYTRACK_TIME_SCALE = 0.0: must be a number > 0"),
+    ],
+)
+def test_environment_values_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, var: str, value: str, expected: str
+) -> None:
+    monkeypatch.setenv("EXPIRYTRACK_CONFIG", str(tmp_path / "absent.yaml"))
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as caught:
+        build_definitions()
+    assert str(caught.value).startswith(expected)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "text", "expected"),
+    [
+        ({"EXPIRYTRACK_SOURCE": "nonsense"}, "", "EXPIRYTRACK_SOURCE = 'nonsense': must be one of"),
+        ({}, "collection:\n  intervall: 5minute\n", "unknown key 'collection.intervall'"),
+    ],
+)
+def test_dagster_definitions_validate_fails_on_bad_settings(
+    tmp_path: Path, env: dict[str, str], text: str, expected: str
+) -> None:
+    settings = tmp_path / "expirytrack.yaml"
+    settings.write_text(text)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    full_env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("EXPIRYTRACK_")},
+        "DAGSTER_HOME": str(home),
+        "EXPIRYTRACK_CONFIG": str(settings),
+        "PYTHONPATH": str(REPO),
+        **env,
+    }
+    dagster = Path(sys.executable).with_name("dagster")
+    result = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "expirytrack_dagster.definitions"],
+        env=full_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr
