@@ -3,7 +3,9 @@
 The callback server listens on 127.0.0.1 only, by default at ``DEFAULT_REDIRECT_URI``
 (``http://127.0.0.1:5055/upstox/callback``), which must be registered as the app's redirect URI
 at https://account.upstox.com/developer/apps. It answers one callback, checks ``state`` in
-constant time, and never logs the request line (it carries the authorization code).
+constant time, and never logs the request line (it carries the authorization code). A request
+with a wrong or missing ``state`` (a stale tab, a forged link) gets 400 and is otherwise ignored:
+the wait for the real callback goes on.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ class CallbackServer:
         self._state = state
         self._result = _Callback()
         self._done = threading.Event()
+        self.refused = 0
+        """How many requests to the callback path carried a wrong or missing ``state``."""
         handler = self._handler_class()
         try:
             self._http = HTTPServer((LOOPBACK, port), handler)
@@ -154,10 +158,8 @@ class CallbackServer:
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         state = query.get("state", "")
         if not secrets.compare_digest(state.encode(), self._state.encode()):
-            self._finish(
-                error="the callback's state does not match this login (a stale tab, or a forged "
-                "request): it was rejected and nothing was stored; run `expirytrack login` again"
-            )
+            # Not this login's redirect (a stale tab, a forged link): refuse it, keep waiting.
+            self.refused += 1
             return 400, "Login rejected", "The state check failed. Nothing was stored."
         if "error" in query:
             reason = query.get("error_description") or query["error"]
@@ -190,9 +192,13 @@ class CallbackServer:
     def wait(self, timeout_s: float) -> str:
         """The authorization code, once the browser comes back; ``LoginError`` otherwise."""
         if not self._done.wait(timeout_s):
+            refused = ""
+            if self.refused:
+                requests = "1 request" if self.refused == 1 else f"{self.refused} requests"
+                refused = f" ({requests} with a wrong state, a stale tab or a forged link, refused)"
             raise LoginError(
-                f"no login came back to {self.redirect_uri} within {timeout_s:.0f}s: the browser "
-                "was closed or the login was not finished. If the Upstox page showed "
+                f"no login came back to {self.redirect_uri} within {timeout_s:.0f}s{refused}: "
+                "the browser was closed or the login was not finished. If the Upstox page showed "
                 "UDAPI100068 ('Check your client_id and redirect_uri'), register exactly "
                 f"{self.redirect_uri} as your app's redirect URI at {APPS_PAGE} (or pass the "
                 "registered one with --redirect-uri). Then run `expirytrack login` again."

@@ -106,23 +106,43 @@ def test_callback_server_listens_on_loopback_only() -> None:
                 pass
 
 
-def test_wrong_state_is_rejected_and_ends_the_login() -> None:
+def test_wrong_state_is_refused_and_the_wait_goes_on() -> None:
     with CallbackServer(ANY_PORT, "the-real-state") as server:
         stray = httpx.get(server.redirect_uri.replace("/upstox/callback", "/favicon.ico"))
         assert stray.status_code == 404  # not the callback: the wait goes on
         forged = httpx.get(server.redirect_uri, params={"code": "c0de", "state": "forged"})
         assert forged.status_code == 400 and "state" in forged.text
-        with pytest.raises(LoginError, match="state does not match"):
-            server.wait(5)
+        no_state = httpx.get(server.redirect_uri, params={"code": "c0de"})
+        assert no_state.status_code == 400
+        denied = httpx.get(server.redirect_uri, params={"error": "access_denied", "state": "x"})
+        assert denied.status_code == 400
+        assert server.refused == 3
+        real = httpx.get(server.redirect_uri, params={"code": "real", "state": "the-real-state"})
+        assert real.status_code == 200
+        assert server.wait(5) == "real"  # the forged requests did not end the login
         again = httpx.get(server.redirect_uri, params={"code": "c", "state": "the-real-state"})
         assert again.status_code == 404  # one callback only
 
 
-def test_missing_state_and_denied_login() -> None:
+def test_only_forged_requests_time_out_saying_so() -> None:
     with CallbackServer(ANY_PORT, "s") as server:
         assert httpx.get(server.redirect_uri, params={"code": "c"}).status_code == 400
-        with pytest.raises(LoginError, match="state"):
-            server.wait(5)
+        with pytest.raises(LoginError, match=r"1 request with a wrong state.*refused"):
+            server.wait(0.3)
+
+
+def test_forged_callback_does_not_abort_a_real_browser_login(sandbox: Sandbox) -> None:
+    app = new_app(sandbox, free_redirect_uri())
+    flow = start_login(sandbox, app)
+    url = flow.url()
+    forged = httpx.get(app.redirect_uri, params={"code": "attacker-code", "state": "guess"})
+    assert forged.status_code == 400
+    assert browse(sandbox, url).status_code == 200
+    token = flow.join()
+    assert flow.error is None and expiries_status(sandbox, token.access_token) == 200
+
+
+def test_denied_login() -> None:
     with CallbackServer(ANY_PORT, "s") as server:
         httpx.get(server.redirect_uri, params={"error": "access_denied", "state": "s"})
         with pytest.raises(LoginError, match=r"did not authorize.*access_denied"):
