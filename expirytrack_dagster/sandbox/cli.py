@@ -10,6 +10,7 @@ from pathlib import Path
 
 from expirytrack_dagster.sandbox.config import SandboxConfig, ist_today
 from expirytrack_dagster.sandbox.profiles import UnderlyingProfile
+from expirytrack_dagster.sandbox.ranges import DEFAULT_MAX_SPAN_DAYS
 from expirytrack_dagster.sandbox.server import Sandbox, run_sandbox
 
 DESCRIPTION = "Serve a SYNTHETIC stand-in for the Upstox expired-instruments API on 127.0.0.1."
@@ -37,12 +38,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--time-scale", type=float, default=1.0, help="multiplies rate-window lengths"
     )
-    parser.add_argument("--range-behaviour", choices=("error", "truncate"), default="error")
+    parser.add_argument(
+        "--max-span-days",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="longest candle request for 1/3/5/15minute, days counting both ends "
+        f"(default {DEFAULT_MAX_SPAN_DAYS['1minute']}; e.g. 3650 lets every window through)",
+    )
+    parser.add_argument(
+        "--range-behaviour",
+        choices=("error", "keep-recent", "keep-earliest"),
+        default="error",
+        help="what a longer request gets: error (400 UDAPI1148), keep-recent (200, only its "
+        "last N days) or keep-earliest (200, only its first N days)",
+    )
     parser.add_argument("--token", default=None, help="accept this access token (default: random)")
+    parser.add_argument(
+        "--no-plus-plan",
+        dest="plus_plan",
+        action="store_false",
+        help="the token's user has no Upstox Plus plan: every expired-instruments request "
+        "answers UDAPI1149",
+    )
     parser.add_argument(
         "--profiles", type=Path, default=None, help="JSON file: a list of extra underlying profiles"
     )
     return parser
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 def config_from_args(args: argparse.Namespace) -> SandboxConfig:
@@ -56,10 +85,12 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         today=args.today or ist_today(),
         history_days=args.history_days,
         time_scale=args.time_scale,
+        max_span_days=args.max_span_days or {},
         range_behaviour=args.range_behaviour,
         extra_profiles=extra,
         port=args.port,
         access_token=args.token,
+        plus_plan=args.plus_plan,
     )
 
 
@@ -78,9 +109,19 @@ def banner(sandbox: Sandbox) -> str:
             f"  token    : {sandbox.access_token}",
             f"  market   : seed {cfg.seed}, today {sandbox.market.today}, "
             f"{', '.join(p.symbol for p in sandbox.market.book.profiles)}",
+            f"  ranges   : {_describe_ranges(sandbox)}",
             f"  try      : {example}",
             "Serving until Ctrl-C.",
         ]
+    )
+
+
+def _describe_ranges(sandbox: Sandbox) -> str:
+    policy = sandbox.range_policy
+    spans = policy.max_span_days
+    return (
+        f"intraday requests up to {spans['1minute']} days, 30minute/day up to {spans['day']}; "
+        f"longer: {policy.behaviour.replace('_', '-')}"
     )
 
 

@@ -1,6 +1,8 @@
-"""The live state one sandbox serves from: market, accepted tokens, rate windows, faults, stats."""
+"""The live state one sandbox serves from: market, tokens, rate windows, span limits, faults, stats."""
 
 from __future__ import annotations
+
+import threading
 
 from expirytrack_dagster.sandbox.config import SandboxConfig
 from expirytrack_dagster.sandbox.faults import FaultConfig, FaultInjector
@@ -8,6 +10,7 @@ from expirytrack_dagster.sandbox.limits import SlidingWindowLimiter, upstox_wind
 from expirytrack_dagster.sandbox.login import SandboxLogin
 from expirytrack_dagster.sandbox.market import SyntheticMarket
 from expirytrack_dagster.sandbox.profiles import build_book
+from expirytrack_dagster.sandbox.ranges import RangePolicy, SpanLimits
 from expirytrack_dagster.sandbox.stats import RequestStats
 from expirytrack_dagster.sandbox.tokens import TokenRegistry
 
@@ -31,8 +34,18 @@ class SandboxState:
             )
         )
         self.faults = FaultInjector(config.faults)
+        self.ranges: RangePolicy = config.range_policy
+        self._ranges_lock = threading.Lock()
         self.stats = RequestStats()
 
     def set_faults(self, faults: FaultConfig) -> None:
         """Switch faults; the new config's random stream and ``max_count`` start afresh."""
         self.faults = FaultInjector(faults)  # one reference swap: requests see old or new, whole
+
+    def set_range(
+        self, max_span_days: SpanLimits | None = None, behaviour: str | None = None
+    ) -> RangePolicy:
+        """Change some span limits and/or the range behaviour; returns the policy now in force."""
+        with self._ranges_lock:  # read-modify-write: two callers must not lose each other's change
+            self.ranges = self.ranges.changed(max_span_days, behaviour)  # one reference swap
+            return self.ranges

@@ -11,10 +11,13 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+import pytest
 
+from expirytrack_dagster.sandbox import DEFAULT_MAX_SPAN_DAYS
 from expirytrack_dagster.sandbox.cli import build_parser, config_from_args
 
 REPO = Path(__file__).resolve().parents[2]
+INTRADAY = ("1minute", "3minute", "5minute", "15minute")
 
 
 def test_arguments_become_a_config(tmp_path: Path) -> None:
@@ -29,7 +32,10 @@ def test_arguments_become_a_config(tmp_path: Path) -> None:
             "--time-scale",
             "0.5",
             "--range-behaviour",
-            "truncate",
+            "keep-earliest",
+            "--max-span-days",
+            "20",
+            "--no-plus-plan",
             "--today",
             "2025-09-20",
             "--token",
@@ -40,9 +46,34 @@ def test_arguments_become_a_config(tmp_path: Path) -> None:
     )
     config = config_from_args(args)
     assert (config.port, config.seed, config.time_scale) == (0, 3, 0.5)
-    assert config.range_behaviour == "truncate" and config.today == date(2025, 9, 20)
-    assert config.access_token == "abc"
+    assert config.range_behaviour == "keep_earliest" and config.today == date(2025, 9, 20)
+    assert config.max_span_days == {**DEFAULT_MAX_SPAN_DAYS, **dict.fromkeys(INTRADAY, 20)}
+    assert config.access_token == "abc" and config.plus_plan is False
     assert [p.symbol for p in config.extra_profiles] == ["TCS"]
+
+
+def test_range_flags_default_and_choices() -> None:
+    parser = build_parser()
+    config = config_from_args(parser.parse_args([]))
+    assert config.range_behaviour == "error" and config.plus_plan is True
+    assert config.max_span_days == dict(DEFAULT_MAX_SPAN_DAYS)
+    recent = config_from_args(parser.parse_args(["--range-behaviour", "keep-recent"]))
+    assert recent.range_behaviour == "keep_recent"
+    for bad in (["--range-behaviour", "sometimes"], ["--max-span-days", "0"]):
+        with pytest.raises(SystemExit):
+            parser.parse_args(bad)
+
+
+def test_top_level_cli_takes_the_range_flags() -> None:
+    # `expirytrack sandbox` builds its parser from the same add_arguments.
+    from expirytrack_dagster.cli import build_parser as top_level_parser
+
+    args = top_level_parser().parse_args(
+        ["sandbox", "--max-span-days", "3650", "--range-behaviour", "keep-recent"]
+    )
+    config = config_from_args(args)
+    assert config.span_limit("1minute") == 3650 and config.span_limit("day") == 366
+    assert config.range_behaviour == "keep_recent"
 
 
 def test_module_serves_until_interrupted() -> None:
@@ -56,6 +87,10 @@ def test_module_serves_until_interrupted() -> None:
             "0",
             "--today",
             "2025-09-20",
+            "--max-span-days",
+            "5",
+            "--range-behaviour",
+            "keep-earliest",
         ],
         cwd=REPO,
         env=env,
@@ -82,8 +117,23 @@ def test_module_serves_until_interrupted() -> None:
                 params={"instrument_key": "NSE_INDEX|Nifty 50"},
                 headers={"Authorization": f"Bearer {lines['token']}"},
             )
-        assert response.status_code == 200 and response.headers["x-sandbox"] == "synthetic"
-        assert response.json()["data"][-1] <= "2025-09-20"
+            assert response.status_code == 200 and response.headers["x-sandbox"] == "synthetic"
+            assert response.json()["data"][-1] <= "2025-09-20"
+            # --max-span-days 5 --range-behaviour keep-earliest: a 28-day request keeps 1..5 Aug.
+            future = client.get(
+                f"{lines['base URL']}/v2/expired-instruments/future/contract",
+                params={"instrument_key": "NSE_INDEX|Nifty 50", "expiry_date": "2025-08-28"},
+                headers={"Authorization": f"Bearer {lines['token']}"},
+            ).json()["data"][0]["instrument_key"]
+            candles = client.get(
+                f"{lines['base URL']}/v2/expired-instruments/historical-candle/"
+                f"{future.replace('|', '%7C')}/1minute/2025-08-28/2025-08-01",
+                headers={"Authorization": f"Bearer {lines['token']}"},
+            )
+        assert candles.status_code == 200
+        days = sorted({row[0][:10] for row in candles.json()["data"]["candles"]})
+        assert days == ["2025-08-01", "2025-08-04", "2025-08-05"]
+        assert "longer: keep-earliest" in lines["ranges"]
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=20)
         assert process.returncode == 0, output
