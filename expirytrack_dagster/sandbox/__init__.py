@@ -13,15 +13,20 @@ from expirytrack_dagster.sandbox.profiles import (
     UnderlyingProfile,
     generic_profile,
 )
+from expirytrack_dagster.sandbox.ranges import RANGE_BEHAVIOURS, RangePolicy
 from expirytrack_dagster.sandbox.server import Sandbox, run_sandbox
+from expirytrack_dagster.sandbox.truth import TRUTH_COLUMNS
 
 __all__ = [
     "CORRUPTION_KINDS",
     "DEFAULT_MAX_SPAN_DAYS",
     "DEFAULT_PROFILES",
     "FAULT_KINDS",
+    "RANGE_BEHAVIOURS",
+    "TRUTH_COLUMNS",
     "ExpiryEra",
     "FaultConfig",
+    "RangePolicy",
     "Sandbox",
     "SandboxConfig",
     "SyntheticMarket",

@@ -20,17 +20,22 @@ from expirytrack_dagster.sandbox import responses as r
 from expirytrack_dagster.sandbox.candles import INTERVAL_MINUTES
 from expirytrack_dagster.sandbox.contracts import parse_expired_key
 from expirytrack_dagster.sandbox.drop import drop_request
-from expirytrack_dagster.sandbox.faults import FaultInjector
+from expirytrack_dagster.sandbox.faults import FaultInjector, double_candle
 from expirytrack_dagster.sandbox.login import LOGIN_PREFIX
 from expirytrack_dagster.sandbox.market import UnknownInstrument
+from expirytrack_dagster.sandbox.ranges import RangeRefused
 from expirytrack_dagster.sandbox.state import SandboxState
 from expirytrack_dagster.sandbox.stats import path_kind
 
 SANDBOX_HEADER = (b"x-sandbox", b"synthetic")
 """Sent on every response: the data is synthetic, not Upstox's."""
 
+EXPIRED_PREFIX = "/v2/expired-instruments"
+"""Every endpoint under this path needs the Upstox Plus plan (``UDAPI1149`` without it)."""
+
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CORRUPT = "expirytrack.corrupt"  # scope key: the injector that spoils this candle response
+_KEY_FAULT = "expirytrack.key_fault"  # scope key: the per-key defect this response carries
 _MALFORMED = {
     "candles": b'{"status":"success","data":{"candles":[["2025-08-01T15:29:00+05:30",246',
     "other": b'{"status":"success","data":["2025-',
@@ -59,12 +64,15 @@ def _underlying_key(request: Request) -> str:
     if not key:
         raise r.ApiError(400, r.INVALID_INPUT_CODE, "instrument_key is required", "instrument_key")
     if "|" not in key:
-        raise r.ApiError(400, r.INVALID_KEY_CODE, r.INVALID_KEY_MESSAGE, "instrument_key", key)
+        raise _invalid_key(key)
     return key
 
 
 def _invalid_key(key: str) -> r.ApiError:
-    return r.ApiError(404, r.INVALID_KEY_CODE, r.INVALID_KEY_MESSAGE, "instrument_key", key)
+    """A malformed key or one naming no instrument (the status is explained in ``responses``)."""
+    return r.ApiError(
+        r.INVALID_KEY_STATUS, r.INVALID_KEY_CODE, r.INVALID_KEY_MESSAGE, "instrument_key", key
+    )
 
 
 def _epoch_ms(moment: datetime) -> int:
@@ -74,7 +82,6 @@ def _epoch_ms(moment: datetime) -> int:
 def build_app(state: SandboxState) -> ASGIApp:
     """The full app for ``state``: routes wrapped in the token, rate-limit, fault and stats gate."""
     market = state.market
-    config = state.config
 
     async def expiries(request: Request) -> Response:
         key = _underlying_key(request)
@@ -104,9 +111,7 @@ def build_app(state: SandboxState) -> ASGIApp:
         try:
             parse_expired_key(key)
         except ValueError:
-            raise r.ApiError(
-                400, r.INVALID_KEY_CODE, r.INVALID_KEY_MESSAGE, "instrument_key", key
-            ) from None
+            raise _invalid_key(key) from None
         if interval not in INTERVAL_MINUTES:
             raise r.ApiError(
                 400,
@@ -129,20 +134,25 @@ def build_app(state: SandboxState) -> ASGIApp:
             spec = market.contract(key)
         except UnknownInstrument:
             raise _invalid_key(key) from None
-        limit = config.span_limit(interval)
-        if (to_date - from_date).days + 1 > limit:
-            if config.range_behaviour == "error":
-                raise r.ApiError(*r.INVALID_DATE_RANGE)
-            from_date = to_date - timedelta(days=limit - 1)  # keep the days nearest to_date
+        try:
+            from_date, to_date = state.ranges.served_range(interval, from_date, to_date)
+        except RangeRefused:
+            raise r.ApiError(*r.INVALID_DATE_RANGE) from None
         days = market.candle_json_days(spec, interval, from_date, to_date)
         injector: FaultInjector | None = request.scope.get(_CORRUPT)
-        if injector is not None:
-            if days:
-                _, rows = injector.corrupt(json.loads(f"[{','.join(days)}]"))
-                return r.success_response({"candles": rows})
-            injector.refund()
+        doubled = state.faults.config.doubled_candle(key)
+        if not days and injector is not None:
+            injector.refund()  # nothing to corrupt in an empty answer
             request.scope[_CORRUPT] = None
-        return r.success_raw(f'{{"candles":[{",".join(days)}]}}')
+        if not days or (injector is None and doubled is None):
+            return r.success_raw(f'{{"candles":[{",".join(days)}]}}')
+        rows = json.loads(f"[{','.join(days)}]")
+        if doubled is not None:
+            rows = double_candle(rows, doubled)
+            request.scope[_KEY_FAULT] = f"{doubled}_key"
+        if injector is not None:
+            _, rows = injector.corrupt(rows)
+        return r.success_response({"candles": rows})
 
     async def holidays(request: Request) -> Response:
         year = market.today.year
@@ -182,7 +192,7 @@ def build_app(state: SandboxState) -> ASGIApp:
             return r.error_response(405, "UDAPI100060", "Method not allowed.")
         return r.error_response(*r.NOT_FOUND)
 
-    base = "/v2/expired-instruments"
+    base = EXPIRED_PREFIX
     app = Starlette(
         routes=[
             Route(f"{base}/expiries", expiries),
@@ -245,6 +255,7 @@ class _Exchange:
         fault = self.fault
         if fault == "corrupt_candles" and self.scope.get(_CORRUPT, True) is None:
             fault = None  # nothing to corrupt in an empty answer
+        fault = fault or self.scope.get(_KEY_FAULT)
         version = self.scope.get("http_version", "1.1")
         self.state.stats.record(self.kind, status, version, fault)
 
@@ -256,8 +267,8 @@ class _Exchange:
 
 
 class SandboxGate:
-    """ASGI middleware in front of the routes: labels, authenticates, rate-limits, injects faults
-    and records every request in the stats, in that order."""
+    """ASGI middleware in front of the routes: labels, authenticates, checks the Upstox Plus plan,
+    rate-limits, injects faults and records every request in the stats, in that order."""
 
     def __init__(self, app: ASGIApp, state: SandboxState):
         self.app = app
@@ -281,6 +292,9 @@ class SandboxGate:
         token = _bearer_token(scope)
         if token is None or not state.tokens.is_valid(token):
             await r.error_response(*r.INVALID_TOKEN)(scope, receive, send)
+            return
+        if path.startswith(EXPIRED_PREFIX) and not state.tokens.has_plus_plan(token):
+            await r.error_response(*r.PLAN_REQUIRED)(scope, receive, send)
             return
         if not state.limiter.try_acquire(token):
             await r.error_response(*r.TOO_MANY_REQUESTS)(scope, receive, send)

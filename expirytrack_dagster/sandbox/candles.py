@@ -18,7 +18,22 @@ INTERVAL_MINUTES: dict[str, int | None] = {
     "30minute": 30,
     "day": None,
 }
-"""Minutes per bar of each interval the endpoint serves (None: one bar per session)."""
+"""Minutes per bar of each interval the endpoint serves (None: one bar per session).
+
+The sandbox's own list, deliberately not imported from the client (``upstox.models``): the fake
+must not share a model with the code it tests, or a drift between them could not be caught.
+"""
+
+CANDLE_COLUMNS: tuple[str, ...] = (
+    "timestamp",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "open_interest",
+)
+"""The values of each JSON candle row, in order (the sandbox's own list, like ``INTERVAL_MINUTES``)."""
 
 
 @dataclass(frozen=True)

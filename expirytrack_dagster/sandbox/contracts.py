@@ -64,8 +64,20 @@ class ContractSpec:
             return f"{self.profile.symbol} FUT {when}"
         return f"{self.profile.symbol} {_number(self.strike)} {self.instrument_type} {when}"
 
+    @property
+    def omitted_fields(self) -> tuple[str, ...]:
+        """Optional fields this contract's listing leaves out (see ``OPTIONAL_FIELDS``)."""
+        digest = zlib.crc32(
+            f"{self.profile.symbol}|{self.expiry}|{self.strike}|{self.instrument_type}".encode()
+        )
+        return _OMISSIONS[digest % len(_OMISSIONS)]
+
     def as_json(self) -> dict[str, Any]:
-        """The object exactly as Upstox lists it (field order of the recorded samples)."""
+        """The object as Upstox lists it (field order of the recorded samples).
+
+        A deterministic few contracts leave out ``freeze_quantity`` and/or ``minimum_lot``
+        (``omitted_fields``), which Upstox's SDK models as optional.
+        """
         p = self.profile
         out: dict[str, Any] = {
             "name": p.symbol,
@@ -92,7 +104,26 @@ class ContractSpec:
         if not self.is_future:
             out["strike_price"] = _number(self.strike)
         out["minimum_lot"] = p.lot_size
+        for name in self.omitted_fields:
+            del out[name]
         return out
+
+
+OPTIONAL_FIELDS: tuple[str, ...] = ("freeze_quantity", "minimum_lot")
+"""Contract fields the sandbox sometimes leaves out.
+
+Upstox's SDK (``ExpiredFutureData``, ``InstrumentData``) declares every field optional; these two
+are the ones the ``contracts`` table stores as nullable, so a client must tolerate their absence.
+Fields the table needs (lot and tick size, trading symbol, exchange token...) are always sent.
+"""
+# One contract in eight lacks freeze_quantity, one in eight minimum_lot, one in eight both;
+# chosen by a checksum of what names the contract, so the same contracts lack them in every run.
+_OMISSIONS: tuple[tuple[str, ...], ...] = (
+    ("freeze_quantity",),
+    ("minimum_lot",),
+    OPTIONAL_FIELDS,
+    *([()] * 5),
+)
 
 
 def _number(value: float | None) -> float | int | None:

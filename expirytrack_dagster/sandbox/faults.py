@@ -36,6 +36,17 @@ class FaultConfig:
     ``only_paths`` limits faults to requests whose path contains one of the substrings;
     ``max_count`` stops injecting after that many faults. Candle requests for a key in
     ``fail_keys`` always answer 500, whatever the rates and counts (one contract that fails).
+
+    Two deterministic candle defects for named contracts, independent of the rates, the seed,
+    ``only_paths`` and ``max_count`` (every non-empty candle response for the key has it, the
+    same row for the same request; see ``double_candle``):
+
+    - ``duplicate_keys``: the newest candle of the response is sent twice, identical;
+    - ``conflict_keys``: the newest candle's minute is sent twice with different values (the
+      copy has ``close`` set to its ``open`` and twice the volume, so it is still a valid bar).
+
+    A key in both gets the conflict. They are recorded in the stats' ``faults`` as
+    ``duplicate_key`` / ``conflict_key``.
     """
 
     server_error: float = 0.0
@@ -49,6 +60,8 @@ class FaultConfig:
     only_paths: tuple[str, ...] = ()
     max_count: int | None = None
     fail_keys: frozenset[str] = field(default_factory=frozenset)
+    duplicate_keys: frozenset[str] = field(default_factory=frozenset)
+    conflict_keys: frozenset[str] = field(default_factory=frozenset)
 
     def __post_init__(self) -> None:
         for kind in FAULT_KINDS:
@@ -57,7 +70,8 @@ class FaultConfig:
                 raise ValueError(f"fault rate {kind}={rate} is not in [0, 1]")
         object.__setattr__(self, "only_paths", _as_tuple(self.only_paths))
         object.__setattr__(self, "corruption_kinds", _as_tuple(self.corruption_kinds))
-        object.__setattr__(self, "fail_keys", frozenset(_as_tuple(self.fail_keys)))
+        for name in ("fail_keys", "duplicate_keys", "conflict_keys"):
+            object.__setattr__(self, name, frozenset(_as_tuple(getattr(self, name))))
         unknown = set(self.corruption_kinds) - set(CORRUPTION_KINDS)
         if unknown or not self.corruption_kinds:
             raise ValueError(
@@ -66,8 +80,17 @@ class FaultConfig:
 
     @property
     def active(self) -> bool:
-        """True when any rate is non-zero or any key is set to fail."""
-        return bool(self.fail_keys) or any(getattr(self, kind) > 0 for kind in FAULT_KINDS)
+        """True when any rate is non-zero or any key is set to fail or repeat a candle."""
+        keyed = self.fail_keys or self.duplicate_keys or self.conflict_keys
+        return bool(keyed) or any(getattr(self, kind) > 0 for kind in FAULT_KINDS)
+
+    def doubled_candle(self, expired_key: str) -> str | None:
+        """``"conflict"``, ``"duplicate"`` or None: how candle answers for the key repeat a row."""
+        if expired_key in self.conflict_keys:
+            return "conflict"
+        if expired_key in self.duplicate_keys:
+            return "duplicate"
+        return None
 
 
 class FaultInjector:
@@ -116,6 +139,27 @@ class FaultInjector:
             kind = self._rng.choice(self.config.corruption_kinds)
             pick = self._rng.random()
         return kind, corrupt_rows(rows, kind, pick)
+
+
+DOUBLED_KINDS: tuple[str, ...] = ("duplicate", "conflict")
+"""How ``double_candle`` repeats a candle (``FaultConfig.duplicate_keys`` / ``conflict_keys``)."""
+
+
+def double_candle(rows: list[list], kind: str) -> list[list]:
+    """A copy of candle ``rows`` (newest first, non-empty) with the newest candle sent twice.
+
+    ``"duplicate"``: an identical copy right after it. ``"conflict"``: a copy of the same minute
+    with ``close`` replaced by ``open`` and the volume doubled (still a valid bar, but different).
+    """
+    if kind not in DOUBLED_KINDS:
+        raise ValueError(f"unknown doubling {kind!r}: use one of {DOUBLED_KINDS}")
+    rows = list(rows)
+    copy = list(rows[0])
+    if kind == "conflict":
+        copy[4] = copy[1]
+        copy[5] = copy[5] * 2
+    rows.insert(1, copy)
+    return rows
 
 
 def _is_day_candle(stamp: str) -> bool:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.sandbox.candles import (
+    CANDLE_COLUMNS,
     EMPTY_BARS,
     INTERVAL_MINUTES,
     Bars,
@@ -44,11 +45,9 @@ from expirytrack_dagster.sandbox.paths import (
 )
 from expirytrack_dagster.sandbox.pricing import RISK_FREE_RATE, black76, smile_iv, to_ticks
 from expirytrack_dagster.sandbox.profiles import ProfileBook, UnderlyingProfile, build_book
-from expirytrack_dagster.upstox.models import CANDLE_COLUMNS
+from expirytrack_dagster.sandbox.truth import truth_candles
 
 _SECONDS_PER_YEAR = 365.0 * 86400.0
-
-"""Columns of ``SyntheticMarket.candles`` frames, in the order of each JSON candle row."""
 
 
 class UnknownInstrument(KeyError):
@@ -154,6 +153,42 @@ class SyntheticMarket:
         if spec is None:
             raise UnknownInstrument(expired_key)
         return spec
+
+    # ---- ground truth --------------------------------------------------------------------
+
+    def expiry_specs(self, symbol_or_key: str, expiry: date) -> list[ContractSpec]:
+        """Every contract (options and the future) of an expiry of the calendar up to ``today``.
+
+        Unlike ``expiry_contracts`` this does not need ``expiry`` to be listed today: the candle
+        endpoint serves any expired contract. Raises UnknownInstrument for an unknown
+        underlying or a date that is not one of its expiries up to ``today``.
+        """
+        profile = self.profile(symbol_or_key)
+        if expiry > self.today or expiry not in expiry_calendar(profile):
+            raise UnknownInstrument(f"{profile.symbol} has no expiry on {expiry}")
+        found = self._expiry_contracts(self._slot(symbol_or_key), expiry)
+        return [*found.options, *found.futures]
+
+    def truth_contract_keys(self, symbol_or_key: str, expiry: date) -> list[str]:
+        """The expired instrument keys of every contract of the expiry, sorted."""
+        return sorted(spec.expired_key for spec in self.expiry_specs(symbol_or_key, expiry))
+
+    def truth_candles(
+        self,
+        symbol_or_key: str,
+        expiry: date,
+        interval: str = "1minute",
+        from_date: date | None = None,
+        to_date: date | None = None,
+    ) -> pd.DataFrame:
+        """Ground truth: every candle of every contract of the expiry (see ``sandbox.truth``).
+
+        Columns ``expired_instrument_key, timestamp (IST), open, high, low, close, volume,
+        open_interest``, sorted by key then timestamp; dates inclusive, None for the contracts'
+        whole life. Straight from the model: no HTTP, span limit or fault applies.
+        """
+        specs = self.expiry_specs(symbol_or_key, expiry)
+        return truth_candles(self, specs, interval, from_date, to_date)
 
     # ---- candles -------------------------------------------------------------------------
 

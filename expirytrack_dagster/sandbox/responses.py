@@ -80,6 +80,18 @@ SERVER_ERROR_MESSAGE = "Something went wrong. Please try again later."
 NOT_FOUND = (404, "UDAPI100060", "Resource not Found.")
 INVALID_KEY_CODE = "UDAPI100011"
 INVALID_KEY_MESSAGE = "Invalid Instrument key"
+# ../shared/upstox-api.md records the code UDAPI100011 for an invalid instrument key but no HTTP
+# status. Upstox answers its other input errors (UDAPI100036, UDAPI100038, UDAPI1148) with 400,
+# so an unknown key, well-formed or not, gets 400 too rather than a guessed 404.
+INVALID_KEY_STATUS = 400
 INVALID_INPUT_CODE = "UDAPI100036"
 INVALID_RANGE_ORDER_CODE = "UDAPI100038"
 INVALID_DATE_RANGE = (400, "UDAPI1148", "Invalid date range")
+# The status of UDAPI1149 is open in ../shared/upstox-api.md, with one report of 401; the plan
+# check belongs with authorisation, which Upstox answers with 401, so the sandbox uses 401. The
+# message is the documented one (the notes quote it up to "subscription").
+PLAN_REQUIRED = (
+    401,
+    "UDAPI1149",
+    "This API is available exclusively with an Upstox Plus plan subscription.",
+)

@@ -15,6 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 from starlette.types import Message, Receive, Scope, Send
@@ -24,6 +25,7 @@ from expirytrack_dagster.sandbox.config import SandboxConfig
 from expirytrack_dagster.sandbox.faults import FaultConfig
 from expirytrack_dagster.sandbox.login import SandboxApp
 from expirytrack_dagster.sandbox.market import SyntheticMarket
+from expirytrack_dagster.sandbox.ranges import RangePolicy, SpanLimits
 from expirytrack_dagster.sandbox.state import SandboxState
 from expirytrack_dagster.sandbox.tls import make_tls_files
 from expirytrack_dagster.sandbox.tokens import new_token
@@ -51,7 +53,7 @@ class Sandbox:
         self.config = config or SandboxConfig()
         self.state = SandboxState(self.config)
         self.access_token: str = self.config.access_token or new_token()
-        self.state.tokens.add(self.access_token)
+        self.state.tokens.add(self.access_token, plus_plan=self.config.plus_plan)
         self.port: int | None = None
         self.ca_cert_path: Path | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -88,9 +90,15 @@ class Sandbox:
 
     # ---- runtime controls -----------------------------------------------------------------
 
-    def add_token(self, token: str, expires_at: datetime | None = None) -> None:
-        """Accept ``token`` too; with ``expires_at`` it answers 401 from that moment (naive = IST)."""
-        self.state.tokens.add(token, expires_at)
+    def add_token(
+        self, token: str, expires_at: datetime | None = None, *, plus_plan: bool = True
+    ) -> None:
+        """Accept ``token`` too; with ``expires_at`` it answers 401 from that moment (naive = IST).
+
+        ``plus_plan=False``: the token's user has no Upstox Plus plan, so every
+        ``/v2/expired-instruments`` request with it answers 401 ``UDAPI1149``.
+        """
+        self.state.tokens.add(token, expires_at, plus_plan=plus_plan)
 
     def register_app(self, client_id: str, client_secret: str, redirect_uri: str) -> SandboxApp:
         """Accept OAuth logins through this developer app (its one registered redirect URI)."""
@@ -105,6 +113,45 @@ class Sandbox:
     def set_faults(self, faults: FaultConfig) -> None:
         """Replace the fault configuration; takes effect for the next request."""
         self.state.set_faults(faults)
+
+    def set_range(
+        self, max_span_days: SpanLimits | None = None, behaviour: str | None = None
+    ) -> RangePolicy:
+        """Change the candle endpoint's span limits and/or range behaviour; next request on.
+
+        ``max_span_days``: a mapping per interval (only those change) or one number for every
+        intraday interval (1/3/5/15minute). ``behaviour``: ``"error"``, ``"keep_recent"`` or
+        ``"keep_earliest"`` (``"truncate"`` = keep_recent). None leaves a setting as it is.
+        Returns the policy now in force. Thread-safe; a request in flight keeps the old one.
+        """
+        return self.state.set_range(max_span_days, behaviour)
+
+    @property
+    def range_policy(self) -> RangePolicy:
+        """The span limits and range behaviour in force now."""
+        return self.state.ranges
+
+    def truth_contract_keys(self, symbol: str, expiry: date) -> list[str]:
+        """Sorted expired instrument keys of every contract (options and future) of the expiry."""
+        return self.state.market.truth_contract_keys(symbol, expiry)
+
+    def truth_candles(
+        self,
+        symbol: str,
+        expiry: date,
+        interval: str = "1minute",
+        from_date: date | None = None,
+        to_date: date | None = None,
+    ) -> pd.DataFrame:
+        """Ground truth for the expiry: every candle of every contract, from the market model.
+
+        Columns ``expired_instrument_key, timestamp`` (tz-aware Asia/Kolkata) ``, open, high,
+        low, close`` (float64 rupees) ``, volume, open_interest`` (int64), sorted by key then
+        timestamp. Dates inclusive; None means each contract's whole life (up to the market's
+        ``today``). No HTTP, span limit or fault is involved, nor the client's parsing code.
+        A full NIFTY monthly (195 contracts, ~3.2 million candles) takes about 8-10 s.
+        """
+        return self.state.market.truth_candles(symbol, expiry, interval, from_date, to_date)
 
     def set_today(self, today: date) -> None:
         """Move the market's clock (which expiries are listed, the last day with candles)."""

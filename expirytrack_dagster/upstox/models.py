@@ -40,7 +40,9 @@ class Contract:
 
     ``tick_size`` is kept exactly as Upstox sends it: an integer number of **paise**
     (5 means a tick of ₹0.05). ``strike_price`` and ``weekly`` are None for futures, which the
-    API lists without them.
+    API lists without them. ``name``, ``segment``, ``exchange``, ``underlying_type``,
+    ``freeze_quantity`` and ``minimum_lot`` are optional (Upstox's SDK models every field as
+    optional; these are the ones collection can do without) and None when a listing omits them.
     """
 
     expired_instrument_key: str
@@ -84,8 +86,10 @@ def _number(value: Any, field: str, where: str) -> float:
     return float(value)
 
 
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else int(value)
+def _optional_int(record: Mapping[str, Any], field: str, where: str) -> int | None:
+    """An optional whole-number field: None when absent or null, else checked like any number."""
+    value = record.get(field)
+    return None if value is None else int(_number(value, field, where))
 
 
 def parse_expiries(data: Any) -> list[date]:
@@ -123,8 +127,8 @@ def parse_contract(record: Any, where: str = "contract") -> Contract:
         segment=record.get("segment"),
         exchange=record.get("exchange"),
         underlying_type=record.get("underlying_type"),
-        freeze_quantity=_optional_int(record.get("freeze_quantity")),
-        minimum_lot=_optional_int(record.get("minimum_lot")),
+        freeze_quantity=_optional_int(record, "freeze_quantity", where),
+        minimum_lot=_optional_int(record, "minimum_lot", where),
     )
 
 

@@ -11,13 +11,18 @@ from typing import Any
 import httpx
 import pytest
 
-from expirytrack_dagster.sandbox import Sandbox, SandboxConfig, run_sandbox
+from expirytrack_dagster.sandbox import Sandbox, SandboxConfig, generic_profile, run_sandbox
 
 TODAY = date(2025, 9, 20)
 """The shared sandbox's market date: the recorded samples' expiries lie in its window."""
 NIFTY = "NSE_INDEX|Nifty 50"
 BASE = "/v2/expired-instruments"
 BASE_CONFIG = SandboxConfig(seed=7, today=TODAY)
+TINY = generic_profile(
+    "TINY", "NSE_INDEX|Tiny Index", max_strikes=3, liquidity=0.5, monthly_life_days=30
+)
+"""A small extra underlying: 23 contracts of one month (~150k candles) for whole-expiry tests."""
+TINY_EXPIRY = date(2025, 8, 28)
 
 
 def http_client(sb: Sandbox, http2: bool = True, **kwargs: Any) -> httpx.Client:

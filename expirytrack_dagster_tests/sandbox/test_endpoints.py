@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from pathlib import Path
 
+import duckdb
 import httpx
 import pandas as pd
 import pytest
@@ -57,7 +59,10 @@ def test_option_contracts_match_the_recorded_shape(client: httpx.Client, sandbox
     sample = load_sample("option_contracts_NIFTY_2025-08-28.json")["data"][0]
     for expiry in (monthly, weekly):
         data = _contracts(client, "option", NIFTY, expiry)
-        assert all(list(item) == list(sample) for item in data)  # same fields, same order
+        specs = {c.expired_key: c for c in sandbox.market.expiry_specs(NIFTY, expiry)}
+        for item in data:  # same fields, same order, less the optional ones this one omits
+            omitted = specs[item["instrument_key"]].omitted_fields
+            assert list(item) == [name for name in sample if name not in omitted]
         contracts = parse_contracts(data)
         assert 100 <= len(contracts) <= 240
         assert {c.instrument_type for c in contracts} == {"CE", "PE"}
@@ -181,3 +186,48 @@ def test_market_calendar_endpoints(client: httpx.Client, path: str, expected: in
         assert {"date": "2025-08-15"}.items() <= next(
             h for h in data if h["date"] == "2025-08-15"
         ).items()
+
+
+def test_some_contracts_omit_optional_fields(client: httpx.Client, sandbox: Sandbox) -> None:
+    monthly, _ = monthly_and_weekly(sandbox)
+    data = [
+        *_contracts(client, "option", NIFTY, monthly),
+        *_contracts(client, "future", NIFTY, monthly),
+    ]
+    optional = ("freeze_quantity", "minimum_lot")
+    missing = [tuple(name for name in optional if name not in item) for item in data]
+    kinds = set(missing)
+    assert kinds == {(), ("freeze_quantity",), ("minimum_lot",), ("freeze_quantity", "minimum_lot")}
+    assert missing.count(()) > len(data) / 2  # most listings are complete, as in the samples
+    parsed = parse_contracts(data)
+    for item, contract in zip(data, parsed, strict=True):
+        assert contract.freeze_quantity == item.get("freeze_quantity")
+        assert contract.minimum_lot == item.get("minimum_lot")
+        assert contract.lot_size == 75 and contract.trading_symbol and contract.exchange_token
+    # The same contracts omit the same fields every time (a checksum, not chance).
+    assert data[: len(data) - 1] == _contracts(client, "option", NIFTY, monthly)
+
+
+def test_omitted_fields_fit_the_contracts_table(
+    client: httpx.Client, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # Only columns the DuckDB schema allows to be NULL are ever left out.
+    from expirytrack_dagster.assets.contracts import contracts_frame
+    from expirytrack_dagster.storage.io_manager import insert_frame
+    from expirytrack_dagster.storage.schema import create_tables
+
+    monthly, _ = monthly_and_weekly(sandbox)
+    contracts = parse_contracts(
+        [
+            *_contracts(client, "option", NIFTY, monthly),
+            *_contracts(client, "future", NIFTY, monthly),
+        ]
+    )
+    with duckdb.connect(str(tmp_path / "contracts.duckdb")) as connection:
+        create_tables(connection)
+        insert_frame(connection, "main.contracts", contracts_frame("NIFTY|2025-08-28", contracts))
+        nulls = connection.execute(
+            "SELECT count(*) FILTER (WHERE freeze_quantity IS NULL),"
+            " count(*) FILTER (WHERE minimum_lot IS NULL), count(*) FROM main.contracts"
+        ).fetchone()
+    assert nulls is not None and nulls[0] > 0 and nulls[1] > 0 and nulls[2] == len(contracts)

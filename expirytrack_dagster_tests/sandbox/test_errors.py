@@ -125,7 +125,8 @@ def test_bad_contract_parameters_are_400(client: httpx.Client) -> None:
     )
 
 
-def test_unknown_instruments_are_404(client: httpx.Client) -> None:
+def test_unknown_instruments_are_400(client: httpx.Client) -> None:
+    # ../shared/upstox-api.md gives UDAPI100011 without a status; 400 like every input error.
     for path, params in (
         (f"{BASE}/expiries", {"instrument_key": "NSE_INDEX|Nifty 51"}),
         (
@@ -133,10 +134,14 @@ def test_unknown_instruments_are_404(client: httpx.Client) -> None:
             {"instrument_key": "NSE_EQ|INE000000000", "expiry_date": "2025-08-28"},
         ),
     ):
-        error = _error(client.get(path, params=params), 404, "UDAPI100011")
+        error = _error(client.get(path, params=params), 400, "UDAPI100011")
         assert error["message"] == "Invalid Instrument key"
     for key in ("NSE_FO|12|28-08-2025", "NSE_FO|35000|29-08-2025", "BSE_FO|35000|28-08-2025"):
-        _error(client.get(candle_path(key, "day", "2025-08-28", "2025-08-01")), 404, "UDAPI100011")
+        error = _error(
+            client.get(candle_path(key, "day", "2025-08-28", "2025-08-01")), 400, "UDAPI100011"
+        )
+        assert error["invalidValue"] == key and error["propertyPath"] == "instrument_key"
+    _error(client.get(f"{BASE}/expiries", params={"instrument_key": "Nifty"}), 400, "UDAPI100011")
     _error(client.get("/v3/expired-instruments/expiries"), 404, "UDAPI100060")
 
 
@@ -170,3 +175,40 @@ def test_truncate_mode_keeps_the_days_nearest_to_date(
         # 30minute keeps its default 366 days: no truncation there.
         long = c.get(candle_path(key, "30minute", monthly, start)).json()["data"]["candles"]
         assert long[-1][0][:10] < str(first_kept)
+
+
+def test_token_without_plus_plan_gets_udapi1149(
+    fresh_sandbox: Callable[..., AbstractContextManager[Sandbox]],
+) -> None:
+    with fresh_sandbox() as sb:
+        sb.add_token("no-plan-token", plus_plan=False)
+        key, monthly = _future_key(sb)
+        with httpx.Client(
+            http2=True,
+            verify=sb.ssl_context(),
+            base_url=sb.base_url,
+            headers={"Authorization": "Bearer no-plan-token"},
+        ) as c:
+            for response in (
+                c.get(EXPIRIES),
+                c.get(f"{BASE}/option/contract", params={"instrument_key": NIFTY}),
+                c.get(f"{BASE}/future/contract", params={"instrument_key": NIFTY}),
+                c.get(candle_path(key, "1minute", monthly, monthly)),
+            ):
+                error = _error(response, 401, "UDAPI1149")
+                assert error["message"] == (
+                    "This API is available exclusively with an Upstox Plus plan subscription."
+                )
+            # Not an expired-instruments endpoint: the plan does not matter there.
+            assert c.get("/v2/market/holidays").status_code == 200
+        with http_client(sb) as c:  # the configured token has the plan
+            assert c.get(EXPIRIES).status_code == 200
+
+
+def test_config_token_without_plus_plan(
+    fresh_sandbox: Callable[..., AbstractContextManager[Sandbox]],
+) -> None:
+    with fresh_sandbox(plus_plan=False) as sb, http_client(sb) as c:
+        _error(c.get(EXPIRIES), 401, "UDAPI1149")
+        sb.add_token(sb.access_token)  # re-adding with the default plan grants it
+        assert c.get(EXPIRIES).status_code == 200

@@ -197,3 +197,54 @@ def test_fault_config_validates() -> None:
     with pytest.raises(ValueError):
         FaultConfig(corruption_kinds=("nonsense",))
     assert FaultConfig(only_paths="historical-candle").only_paths == ("historical-candle",)
+
+
+def _ohlc_valid(row: list) -> bool:
+    _, o, h, lo, c, v, oi = row
+    return lo <= min(o, c) <= max(o, c) <= h and v > 0 and oi >= 0
+
+
+def test_duplicate_keys_repeat_one_candle_identically(fresh_sandbox: SandboxFactory) -> None:
+    with fresh_sandbox() as sb, http_client(sb) as c:
+        key, path = _future_window(sb)
+        monthly, _ = monthly_and_weekly(sb)
+        option = sb.market.option_contracts(NIFTY, monthly)[60]["instrument_key"]
+        # Rates, seed and max_count do not matter: the defect is per key and deterministic.
+        sb.set_faults(FaultConfig(duplicate_keys=key, max_count=0, seed=9))
+        truth = sb.market.candle_rows(key, "1minute", monthly - timedelta(days=9), monthly)
+        answers = [c.get(path).json()["data"]["candles"] for _ in range(3)]
+        assert answers[0] == answers[1] == answers[2]
+        rows = answers[0]
+        assert len(rows) == len(truth) + 1
+        assert rows[0] == rows[1] == truth[0]  # the newest candle, twice
+        assert rows[1:] == truth
+        other = candle_path(option, "1minute", monthly, monthly - timedelta(days=9))
+        assert c.get(other).json()["data"]["candles"] == sb.market.candle_rows(
+            option, "1minute", monthly - timedelta(days=9), monthly
+        )
+        assert sb.stats()["faults"] == {"duplicate_key": 3}
+
+
+def test_conflict_keys_send_one_minute_twice_with_different_values(
+    fresh_sandbox: SandboxFactory,
+) -> None:
+    with fresh_sandbox() as sb, http_client(sb) as c:
+        key, path = _future_window(sb)
+        monthly, _ = monthly_and_weekly(sb)
+        sb.set_faults(FaultConfig(conflict_keys=frozenset({key}), duplicate_keys=frozenset({key})))
+        assert sb.state.faults.config.active
+        truth = sb.market.candle_rows(key, "1minute", monthly - timedelta(days=9), monthly)
+        rows = c.get(path).json()["data"]["candles"]
+        assert rows == c.get(path).json()["data"]["candles"]  # the same every time
+        assert rows[0] == truth[0] and rows[1][0] == truth[0][0] and rows[1] != truth[0]
+        assert _ohlc_valid(rows[1])  # a believable bar, caught only by its repeated minute
+        assert [rows[0], *rows[2:]] == truth
+        parsed = parse_candles({"candles": rows})
+        assert parsed["timestamp"].duplicated().sum() == 1
+        # Day candles of the same key conflict too; an empty answer stays empty.
+        day = c.get(candle_path(key, "day", monthly, monthly - timedelta(days=9)))
+        day_rows = day.json()["data"]["candles"]
+        assert day_rows[0][0] == day_rows[1][0] and day_rows[0] != day_rows[1]
+        before = c.get(candle_path(key, "1minute", "2024-01-10", "2024-01-01"))
+        assert before.json()["data"]["candles"] == []
+        assert sb.stats()["faults"] == {"conflict_key": 3}

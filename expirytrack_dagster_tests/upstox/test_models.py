@@ -81,13 +81,55 @@ def test_empty_candles_are_a_valid_answer() -> None:
 
 
 @pytest.mark.parametrize(
-    "field", ["instrument_key", "expiry", "instrument_type", "lot_size", "tick_size"]
+    "field",
+    [
+        "instrument_key",
+        "expiry",
+        "instrument_type",
+        "lot_size",
+        "tick_size",
+        "trading_symbol",
+        "exchange_token",
+        "underlying_key",
+    ],
 )
 def test_missing_required_field_is_named(field: str) -> None:
     record = dict(load_sample("option_contracts_NIFTY_2025-08-28.json")["data"][0])
     del record[field]
     with pytest.raises(MalformedResponse, match=f"'{field}'"):
         parse_contract(record)
+
+
+@pytest.mark.parametrize(
+    "absent",
+    [
+        ("freeze_quantity",),
+        ("minimum_lot",),
+        ("freeze_quantity", "minimum_lot", "name", "segment", "exchange", "underlying_type"),
+    ],
+)
+def test_absent_optional_fields_are_none(absent: tuple[str, ...]) -> None:
+    for sample in (
+        "option_contracts_NIFTY_2025-08-28.json",
+        "future_contracts_NIFTY_2025-08-28.json",
+    ):
+        record = dict(load_sample(sample)["data"][0])
+        for field in absent:
+            del record[field]
+        contract = parse_contract(record)
+        assert all(getattr(contract, field) is None for field in absent)
+        assert contract.lot_size == 75 and contract.underlying_symbol == "NIFTY"
+        record.update(dict.fromkeys(absent))  # explicit nulls read the same
+        assert parse_contract(record) == contract
+
+
+def test_optional_numbers_are_still_checked() -> None:
+    record = dict(load_sample("option_contracts_NIFTY_2025-08-28.json")["data"][0])
+    assert parse_contract({**record, "freeze_quantity": 1800.0}).freeze_quantity == 1800
+    with pytest.raises(MalformedResponse, match="'freeze_quantity'"):
+        parse_contract({**record, "freeze_quantity": "lots"})
+    with pytest.raises(MalformedResponse, match="'minimum_lot'"):
+        parse_contract({**record, "minimum_lot": [75]})
 
 
 def test_option_without_strike_is_rejected() -> None:
