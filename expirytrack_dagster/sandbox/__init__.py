@@ -1,7 +1,10 @@
 """The Upstox sandbox: a simulator of the expired-instruments API, served over HTTP/2 on loopback.
 
 Its data is synthetic (deterministic from a seed) and labelled so: every response carries
-``X-Sandbox: synthetic``. Start one with ``run_sandbox(SandboxConfig(...))``.
+``X-Sandbox: synthetic``. Start one with ``run_sandbox(SandboxConfig(...))``. It can play each
+answer to a too-long candle request (``SandboxConfig.range_behaviour``, ``Sandbox.set_range``)
+and gives the ground truth a collection must reach (``Sandbox.truth_candles``), computed from
+its market model without any of the client's code.
 """
 
 from expirytrack_dagster.sandbox.config import DEFAULT_MAX_SPAN_DAYS, SandboxConfig

@@ -6,13 +6,16 @@ sandbox's truth against its own wire format, independently of the client's parse
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 
+import expirytrack_dagster.sandbox as sandbox_package
 from expirytrack_dagster.sandbox import (
     TRUTH_COLUMNS,
     FaultConfig,
@@ -137,3 +140,18 @@ def test_truth_edges(tiny_sandbox: Sandbox) -> None:
         sb.truth_candles("NOPE", TINY_EXPIRY)
     with pytest.raises(ValueError):
         sb.truth_candles("TINY", TINY_EXPIRY, "2minute")
+
+
+def test_the_sandbox_shares_no_code_with_the_client() -> None:
+    # The fake must not import the client's models or parsers, or a drift in them (a column
+    # order, an interval name) would go unseen: both sides would drift together.
+    package = Path(sandbox_package.__file__).parent
+    imported: set[str] = set()
+    for source in package.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                imported.add(node.module)
+            elif isinstance(node, ast.Import):
+                imported.update(alias.name for alias in node.names)
+    assert not {m for m in imported if m.startswith("expirytrack_dagster.upstox")}
+    assert "expirytrack_dagster.sandbox.truth" in imported  # the scan does see the imports
