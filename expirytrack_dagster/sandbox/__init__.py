@@ -16,11 +16,12 @@ from expirytrack_dagster.sandbox.profiles import (
     UnderlyingProfile,
     generic_profile,
 )
-from expirytrack_dagster.sandbox.ranges import RANGE_BEHAVIOURS, RangePolicy
+from expirytrack_dagster.sandbox.ranges import ANY_SPAN_DAYS, RANGE_BEHAVIOURS, RangePolicy
 from expirytrack_dagster.sandbox.server import Sandbox, run_sandbox
 from expirytrack_dagster.sandbox.truth import TRUTH_COLUMNS
 
 __all__ = [
+    "ANY_SPAN_DAYS",
     "CORRUPTION_KINDS",
     "DEFAULT_MAX_SPAN_DAYS",
     "DEFAULT_PROFILES",

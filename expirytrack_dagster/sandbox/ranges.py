@@ -47,6 +47,9 @@ DEFAULT_MAX_SPAN_DAYS: Mapping[str, int] = MappingProxyType(
 )
 """Longest request per interval, in days counting both ends (Upstox does not document it)."""
 
+ANY_SPAN_DAYS = 36_600
+"""A span limit no request reaches (a century): with it the endpoint serves every window whole."""
+
 SpanLimits = Mapping[str, int] | int
 """Span limits as given by a user: per interval, or one number for every intraday interval."""
 

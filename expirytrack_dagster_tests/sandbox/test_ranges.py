@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from expirytrack_dagster.sandbox import (
+    ANY_SPAN_DAYS,
     DEFAULT_MAX_SPAN_DAYS,
     RangePolicy,
     Sandbox,
@@ -92,8 +93,11 @@ def test_keep_earliest_serves_the_first_days(fresh_sandbox: SandboxFactory) -> N
         assert _days(five.json()["data"]["candles"])[-1] == str(monthly)
 
 
-def test_a_large_limit_allows_the_whole_life(fresh_sandbox: SandboxFactory) -> None:
-    with fresh_sandbox(max_span_days={"1minute": 3650}) as sb, http_client(sb) as c:
+@pytest.mark.parametrize("limit", [{"1minute": 3650}, ANY_SPAN_DAYS])
+def test_a_large_limit_allows_the_whole_life(
+    fresh_sandbox: SandboxFactory, limit: dict[str, int] | int
+) -> None:
+    with fresh_sandbox(max_span_days=limit) as sb, http_client(sb) as c:
         key, monthly = _future(sb)
         listing = sb.market.contract(key).listing
         assert (monthly - listing).days > 80  # far longer than the default 31 days
