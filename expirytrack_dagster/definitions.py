@@ -21,7 +21,7 @@ from expirytrack_dagster.assets.coverage import coverage_report, coverage_report
 from expirytrack_dagster.checks import ALL_CHECKS
 from expirytrack_dagster.instruments import config_path, load_user_config, watched_underlyings
 from expirytrack_dagster.resources import SOURCES, UpstoxResource
-from expirytrack_dagster.sensors import new_expiry_sensor
+from expirytrack_dagster.sensors import new_expiry_sensor, orphaned_run_sensor
 from expirytrack_dagster.settings import (
     SECTIONS,
     SettingsError,
@@ -108,7 +108,7 @@ def build_definitions(config: dict[str, Any] | None = None) -> Definitions:
     return Definitions(
         assets=[expiries, contracts, candles, coverage_report],
         asset_checks=ALL_CHECKS,
-        sensors=[new_expiry_sensor, coverage_report_sensor],
+        sensors=[new_expiry_sensor, orphaned_run_sensor, coverage_report_sensor],
         jobs=[collect_expiry_job],
         resources={
             "upstox": upstox,

@@ -1,4 +1,6 @@
-"""The new-expiry sensor: adds a partition for every expiry that has become final, and runs it.
+"""The project's sensors: new final expiries become partitions and runs; killed runs are failed.
+
+The new-expiry sensor adds a partition for every expiry that has become final, and runs it.
 
 Each tick asks Upstox for the expiry list of every watched underlying (one request each, through
 the shared rate limiter). An expiry is final once its session has closed plus a settling delay
@@ -16,22 +18,35 @@ runs launched with it would fail half-way. A tick never waits longer than Dagste
 (60 s): when a backfill has taken the rate budget it skips, saying which window is full and when
 it frees up, and the next tick tries again; the API work itself is cut off after
 ``SENSOR_API_DEADLINE_S``.
+
+The orphaned-run sensor marks a run failed once no process of it exists (``kill -9``) and frees
+the pool slots it held, so the next run does not wait forever for the ``duckdb_writer`` slot.
 """
 
 import asyncio
 import json
+import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    DagsterRun,
+    DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
     sensor,
 )
+
+# Private path, public class: the run storage tells whether every run executes on this machine.
+from dagster._core.storage.runs import SqliteRunStorage
 
 from expirytrack_dagster.calendar import IST, REGULAR_CLOSE, session_for
 from expirytrack_dagster.instruments import Underlying, watched_underlyings
@@ -40,6 +55,8 @@ from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.upstox.errors import TokenExpired
 from expirytrack_dagster.upstox.limiter import BudgetWait, format_duration
+
+logger = logging.getLogger(__name__)
 
 SENSOR_INTERVAL_SECONDS = 3600
 """Hourly: expiries happen at most a few times a week, and a tick costs one request per underlying."""
@@ -178,3 +195,90 @@ def new_expiry_sensor(
         else [],
         cursor=json.dumps(plan.cursor, sort_keys=True),
     )
+
+
+# -- Runs whose process is gone --------------------------------------------------------------
+
+ORPHAN_CHECK_SECONDS = 60
+"""How often the orphaned-run sensor looks for STARTED runs whose processes are all gone."""
+
+
+def process_alive(pid: int) -> bool:
+    """True when a process with this id exists on this machine (a reused id counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_process_ids(instance: DagsterInstance, run_id: str) -> set[int]:
+    """Every process Dagster recorded as working on the run: the run's own and its steps'."""
+    entries = instance.all_logs(
+        run_id, of_type={DagsterEventType.ENGINE_EVENT, DagsterEventType.STEP_WORKER_STARTED}
+    )
+    pids = set()
+    for entry in entries:
+        data = entry.dagster_event.engine_event_data if entry.dagster_event else None
+        pid = (data.metadata or {}).get("pid") if data is not None else None
+        if pid is not None and str(pid.value).isdigit():
+            pids.add(int(pid.value))
+    return pids
+
+
+def find_orphaned_runs(instance: DagsterInstance) -> list[tuple[DagsterRun, set[int]]]:
+    """STARTED runs none of whose recorded processes exists any more (killed with ``kill -9``,
+    an out-of-memory kill, a closed terminal), with those process ids.
+
+    Only for an instance whose runs all execute on this machine (SQLite storage): a process id
+    means nothing on another host. A run that has not yet recorded a process is left alone.
+    """
+    if not isinstance(instance.run_storage, SqliteRunStorage):
+        return []
+    orphans = []
+    for run in instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED])):
+        pids = run_process_ids(instance, run.run_id)
+        if pids and not any(process_alive(pid) for pid in pids):
+            orphans.append((run, pids))
+    return orphans
+
+
+def fail_orphaned_runs(instance: DagsterInstance) -> list[str]:
+    """Mark every orphaned run failed and free the pool slots it held; return the run ids.
+
+    The next run waiting for the ``duckdb_writer`` slot then starts at once. Safe to call from
+    any process (the new-expiry daemon's sensor, the CLI at start-up).
+    """
+    failed = []
+    for run, pids in find_orphaned_runs(instance):
+        ids = ", ".join(str(pid) for pid in sorted(pids))
+        instance.report_run_failed(
+            run,
+            f"Marked failed: no process of this run exists any more (pid {ids}; killed?). "
+            "Data written before the kill is kept; run the partition again to finish it.",
+        )
+        freed = instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        logger.info(
+            f"Run {run.run_id} ({run.job_name}) had no live process (pid {ids}): marked failed, "
+            f"{freed} pool slot(s) freed."
+        )
+        failed.append(run.run_id)
+    return failed
+
+
+@sensor(
+    name="orphaned_run_sensor",
+    minimum_interval_seconds=ORPHAN_CHECK_SECONDS,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Marks runs whose process was killed as failed and frees their pool slots.",
+)
+def orphaned_run_sensor(context: SensorEvaluationContext) -> SkipReason:
+    """Dagster's run monitoring cannot ask the local run launcher whether a run's process is
+    alive, so a killed run would stay STARTED (holding the only ``duckdb_writer`` slot) until
+    ``max_runtime_seconds``. This sensor checks the recorded process ids every minute."""
+    failed = fail_orphaned_runs(context.instance)
+    if failed:
+        return SkipReason(f"marked {len(failed)} orphaned run(s) failed: {', '.join(failed)}")
+    return SkipReason("no orphaned runs")
