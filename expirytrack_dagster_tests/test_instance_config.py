@@ -22,8 +22,8 @@ def test_shipped_yaml_turns_run_monitoring_on_and_frees_slots_of_ended_runs() ->
         assert 0 < settings["free_slots_after_run_end_seconds"] <= 300
         assert instance.run_monitoring_start_timeout_seconds > 0
         assert instance.run_monitoring_cancel_timeout_seconds > 0
-        # The local run launcher cannot tell whether a run's process is alive: the maximum
-        # runtime is what marks a run whose process was killed as failed.
+        # The local run launcher cannot tell whether a run's process is alive: besides the
+        # orphaned-run sensor (test_orphaned_runs), the maximum runtime is the backstop.
         assert instance.run_monitoring_max_runtime_seconds >= 3600
         assert instance.event_log_storage.supports_global_concurrency_limits
 
