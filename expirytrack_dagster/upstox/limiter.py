@@ -21,6 +21,11 @@ with ``t = now``; otherwise nothing is written and the caller learns the exact w
 have room, because rows only ever leave a window as time passes. ``now`` is read *inside* the write
 lock, so ledger order is grant order across processes and the check-then-insert cannot race.
 
+A caller that must not wait (the new-expiry sensor, which Dagster stops after 60 s) asks
+``budget_wait(n)`` first: when ``n`` requests could start, or which window (or pause) holds them
+and until when, without taking anything. A wait of a second or more in ``acquire`` is logged at
+INFO on the ``expirytrack_dagster`` logger (which the instance routes to the run log).
+
 Client-side windows are longer than the server's (``RateLimits.windows``): a relative
 ``safety_margin`` plus an absolute ``latency_allowance_s``, so that jitter between "granted here"
 and "arrived there" never lets the server see more than ``L`` requests in any of its windows.
