@@ -43,3 +43,37 @@ def test_the_file_itself_is_a_valid_dagster_home(tmp_path: Path) -> None:
     with DagsterInstance.from_config(str(home)) as instance:
         assert instance.run_monitoring_enabled
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] > 0
+
+
+def test_a_wait_for_rate_budget_reaches_the_run_log_at_info(tmp_path: Path) -> None:
+    import logging
+
+    from dagster import asset, materialize
+
+    from expirytrack_dagster.upstox.limiter import RateLimits, SharedRateLimiter
+
+    class StepClock:
+        t = 1_000.0
+
+        def now(self) -> float:
+            return self.t
+
+        def sleep(self, seconds: float) -> None:
+            self.t += seconds
+
+    @asset
+    def spends_budget() -> None:
+        limits = RateLimits(per_second=5, per_minute=5, per_30_minutes=1)
+        limiter = SharedRateLimiter(tmp_path / "ledger.sqlite", limits, StepClock())
+        limiter.acquire()
+        limiter.acquire()  # waits ~30 minutes of the step clock
+
+    with instance_for_test(overrides=shipped_config()) as instance:
+        result = materialize([spends_budget], instance=instance)
+        lines = [
+            entry
+            for entry in instance.all_logs(result.run_id)
+            if "Waiting for Upstox rate budget" in (entry.message or "")
+        ]
+    assert len(lines) == 1 and lines[0].level == logging.INFO
+    assert "1 of 1 requests per 30 minutes used" in lines[0].message
