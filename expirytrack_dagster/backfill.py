@@ -19,6 +19,7 @@ from expirytrack_dagster.partitions import (
     build_partition_key,
     expiry_partitions,
     parse_partition_key,
+    split_partition_keys,
 )
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.sensors import is_final, list_expiries
@@ -52,13 +53,11 @@ def select_partitions(
 ) -> list[str]:
     """The instance's partitions of ``symbol`` in date order, optionally only those never collected.
 
-    "Missing" means no successful ``candles`` materialization for the partition yet.
+    "Missing" means no successful ``candles`` materialization for the partition yet. Keys that
+    are not ours (see :func:`foreign_partitions`) are skipped.
     """
-    keys = [
-        key
-        for key in instance.get_dynamic_partitions(expiry_partitions.name)
-        if parse_partition_key(key).symbol == symbol
-    ]
+    ours, _ = split_partition_keys(instance.get_dynamic_partitions(expiry_partitions.name))
+    keys = [key for key in ours if parse_partition_key(key).symbol == symbol]
     keys.sort(key=lambda key: parse_partition_key(key).expiry)
     if start:
         keys = [k for k in keys if parse_partition_key(k).expiry >= start]
@@ -68,6 +67,17 @@ def select_partitions(
         done = instance.get_materialized_partitions(AssetKey("candles"))
         keys = [k for k in keys if k not in done]
     return keys
+
+
+def foreign_partitions(instance: DagsterInstance) -> list[str]:
+    """The instance's partition keys that are not ``SYMBOL_YYYY-MM-DD`` (added by hand in the UI)."""
+    return split_partition_keys(instance.get_dynamic_partitions(expiry_partitions.name))[1]
+
+
+def remove_partitions(instance: DagsterInstance, keys: Iterable[str]) -> None:
+    """Delete these keys from the instance's ``underlying_expiry`` partitions (runs stay)."""
+    for key in keys:
+        instance.delete_dynamic_partition(expiry_partitions.name, key)
 
 
 def estimate_requests(partitions: Iterable[str], contracts_per_partition: int, windows: int) -> int:

@@ -8,6 +8,7 @@ underlying, and avoid the characters Dagster gives meaning to (``...`` ranges, `
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 
@@ -60,3 +61,22 @@ def parse_partition_key(key: str) -> PartitionKey:
     except ValueError:
         raise ValueError(f"partition key {key!r} has an impossible date") from None
     return PartitionKey(match["symbol"], expiry)
+
+
+def split_partition_keys(keys: Iterable[str]) -> tuple[list[str], list[str]]:
+    """``(ours, foreign)``: the keys :func:`parse_partition_key` accepts, and all the others.
+
+    A foreign key is one this project did not make, e.g. ``nifty-test`` typed into the Dagster
+    UI's "Add a partition". Whatever lists the instance's partitions should work on ``ours`` and
+    mention ``foreign`` once rather than fail on it. Both lists keep the input order.
+    """
+    ours: list[str] = []
+    foreign: list[str] = []
+    for key in keys:
+        try:
+            parse_partition_key(key)
+        except ValueError:
+            foreign.append(key)
+        else:
+            ours.append(key)
+    return ours, foreign

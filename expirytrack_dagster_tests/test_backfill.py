@@ -6,14 +6,17 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+from dagster import instance_for_test
 
 from expirytrack_dagster.backfill import (
     describe_budget,
     discover,
     estimate_requests,
+    foreign_partitions,
+    remove_partitions,
     select_partitions,
 )
-from expirytrack_dagster.partitions import build_partition_key
+from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
 from expirytrack_dagster_tests.pipeline import pipeline, sandbox_config
 
 RELIANCE = "NSE_EQ|INE002A01018"
@@ -46,6 +49,18 @@ def test_missing_partitions_of_one_underlying(tmp_path: Path) -> None:
         assert recent == [
             build_partition_key("RELIANCE", d) for d in listed if d >= date(2025, 8, 1)
         ]
+
+
+def test_a_foreign_key_is_skipped_and_can_be_removed(tmp_path: Path) -> None:
+    with instance_for_test(temp_dir=str(tmp_path)) as instance:
+        ours = [build_partition_key("RELIANCE", date(2025, m, 28)) for m in (9, 8)]
+        instance.add_dynamic_partitions(expiry_partitions.name, [*ours, "nifty-test"])
+        assert select_partitions(instance, "RELIANCE") == sorted(ours)
+        assert select_partitions(instance, "RELIANCE", missing=True) == sorted(ours)
+        assert foreign_partitions(instance) == ["nifty-test"]
+        remove_partitions(instance, foreign_partitions(instance))
+        assert foreign_partitions(instance) == []
+        assert sorted(instance.get_dynamic_partitions(expiry_partitions.name)) == sorted(ours)
 
 
 def test_budget_estimate_in_words() -> None:

@@ -10,6 +10,7 @@ from expirytrack_dagster.partitions import (
     PartitionKey,
     build_partition_key,
     parse_partition_key,
+    split_partition_keys,
     validate_symbol,
 )
 
@@ -55,3 +56,12 @@ def test_keys_avoid_dagster_separators() -> None:
     key = build_partition_key("MIDCPNIFTY", date(2024, 11, 18))
     assert not any(bad in key for bad in ("...", ",", "|", "[", "]"))
     assert key.isprintable()
+
+
+def test_split_keeps_ours_and_sets_aside_foreign_keys() -> None:
+    keys = ["NIFTY_2025-08-28", "nifty-test", "BANKEX_2025-09-30", "NIFTY_2025-02-30", ""]
+    assert split_partition_keys(keys) == (
+        ["NIFTY_2025-08-28", "BANKEX_2025-09-30"],
+        ["nifty-test", "NIFTY_2025-02-30", ""],
+    )
+    assert split_partition_keys([]) == ([], [])
