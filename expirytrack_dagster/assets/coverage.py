@@ -2,15 +2,18 @@
 
 Unpartitioned and below ``candles`` by a plain dependency: it aggregates in DuckDB instead of
 loading partitions through the IO manager, and reads the latest check result per partition from
-the Dagster instance. It refreshes itself (see ``COVERAGE_REFRESH``) and writes an SVG next to the
-database.
+the Dagster instance. It refreshes itself (see ``COVERAGE_REFRESH``). The picture is an expiry ×
+underlying grid, newest expiry first, in plain text: as markdown in the asset's metadata (the
+Dagster UI renders it on the asset page) and as an SVG next to the database. A partition key that
+is not ``SYMBOL_YYYY-MM-DD`` (say ``nifty-test`` added by hand in the UI) is reported once in the
+run log and the metadata, and left out.
 """
 
 import html
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +37,11 @@ from dagster import (
 from expirytrack_dagster.assets.candles import candles
 from expirytrack_dagster.assets.expiries import WRITER_POOL
 from expirytrack_dagster.checks import ALL_CHECKS, RULE_SEVERITY
-from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
+from expirytrack_dagster.partitions import (
+    expiry_partitions,
+    parse_partition_key,
+    split_partition_keys,
+)
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.storage.database import connect
 
@@ -43,14 +50,11 @@ GREEN_AT = 99.0
 YELLOW_AT = 90.0
 """Completeness (%) at or above which a partition is yellow rather than red."""
 
-SQUARES: dict[str, str] = {
-    "complete": "🟩",
-    "partial": "🟨",
-    "incomplete": "🟥",
-    "failed": "🟥",
-    "not_collected": "⬜",
-}
-"""The square that stands for each verdict in the markdown grid."""
+VERDICTS: tuple[str, ...] = ("complete", "partial", "incomplete", "failed", "not_collected")
+"""Every verdict a partition can get, best first (see ``verdict``)."""
+
+GRID_ROWS = 60
+"""Expiry dates shown in the grid and the picture, newest first; the table has every partition."""
 
 COLOURS: dict[str, str] = {
     "complete": "#2f9e55",
@@ -62,8 +66,8 @@ COLOURS: dict[str, str] = {
 """The SVG fill of each verdict (the colours of the squares)."""
 
 LEGEND: tuple[tuple[str, str], ...] = (
-    ("complete", f"≥ {GREEN_AT:g} % complete"),
-    ("partial", f"≥ {YELLOW_AT:g} %"),
+    ("complete", f">= {GREEN_AT:g} % complete"),
+    ("partial", f">= {YELLOW_AT:g} %"),
     ("failed", f"< {YELLOW_AT:g} % or a blocking check failed"),
     ("not_collected", "not collected yet"),
 )
@@ -222,11 +226,13 @@ def build_report(
     check_statuses: Mapping[str, Mapping[str, str]],
     reported_at: datetime,
 ) -> pd.DataFrame:
-    """One row per partition (registered or stored), sorted by underlying and expiry."""
-    keys = sorted(
-        set(partition_keys).union(*(frame["partition_key"] for frame in stored)),
-        key=parse_partition_key,
-    )
+    """One row per partition (registered or stored), sorted by underlying and expiry.
+
+    Keys that are not ``SYMBOL_YYYY-MM-DD`` are left out (``split_partition_keys`` finds them).
+    """
+    every = set(partition_keys).union(*(frame["partition_key"] for frame in stored))
+    ours, _ = split_partition_keys(sorted(every))
+    keys = sorted(ours, key=parse_partition_key)
     report = pd.DataFrame({"partition_key": pd.Series(keys, dtype=object)})
     for frame in stored:
         report = report.merge(frame, on="partition_key", how="left")
@@ -260,29 +266,66 @@ def build_report(
 # -- Pictures ------------------------------------------------------------------------------
 
 
-def _months(report: pd.DataFrame) -> list[tuple[int, int]]:
-    return sorted({(d.year, d.month) for d in report["expiry"]})
+def newest_first(report: pd.DataFrame, rows: int = GRID_ROWS) -> tuple[pd.DataFrame, int]:
+    """The partitions of the newest ``rows`` expiry dates, newest first; and how many dates
+    were left out."""
+    dates = sorted(set(report["expiry"]), reverse=True)
+    shown = set(dates[:rows])
+    recent = report[report["expiry"].isin(shown)]
+    return recent.sort_values(["expiry", "underlying_symbol"], ascending=[False, True]), max(
+        0, len(dates) - rows
+    )
+
+
+def cell_text(r: Any) -> str:
+    """A partition's grid cell in plain text: completeness and, unless complete, the verdict.
+
+    ``100 %`` · ``95.0 % partial`` · ``40.2 % low`` · ``FAILED`` (a blocking check failed) ·
+    ``not collected``. ``r`` is a row of the report (from ``itertuples``).
+    """
+    if r.verdict == "not_collected":
+        return "not collected"
+    if r.verdict == "failed":
+        return "FAILED"
+    pct = float(r.completeness_pct)
+    figure = "100 %" if pct >= 99.95 else f"{pct:.1f} %"
+    return {"partial": f"{figure} partial", "incomplete": f"{figure} low"}.get(r.verdict, figure)
+
+
+GRID_LEGEND = (
+    f"Each cell: % of contract-days answered. {GREEN_AT:g} % or more is complete; "
+    f"*partial* from {YELLOW_AT:g} %; *low* below {YELLOW_AT:g} %; *FAILED*: a blocking check "
+    "failed; *not collected*: registered, not collected yet; empty: no such expiry. "
+    "**Bold**: monthly expiry."
+)
 
 
 def coverage_grid_markdown(report: pd.DataFrame) -> str:
-    """Underlying × expiry month; each cell the squares of that month's expiries in date order.
+    """Expiry × underlying in plain text, newest expiry first (the UI renders it as a table).
 
-    A month per column keeps the grid narrow enough to read in the UI even with weekly expiries
-    (four or five squares to a cell); the last square of a month is usually its monthly expiry.
+    No emoji or colour: each cell says its completeness and verdict in words, so it reads the
+    same in any font. Only the newest ``GRID_ROWS`` expiry dates are shown.
     """
     if report.empty:
         return "No partitions yet."
-    months = _months(report)
-    header = ["underlying", *(date(y, m, 1).strftime("%b %Y") for y, m in months)]
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "|".join(":-:" for _ in months) + "|"]
-    for symbol, rows in report.sort_values("expiry").groupby("underlying_symbol", sort=True):
-        cells = []
-        for year, month in months:
-            in_month = rows[[(d.year, d.month) == (year, month) for d in rows["expiry"]]]
-            cells.append("".join(SQUARES[v] for v in in_month["verdict"]) or " ")
-        lines.append(f"| **{symbol}** | " + " | ".join(cells) + " |")
-    legend = " · ".join(f"{SQUARES[kind]} {text}" for kind, text in LEGEND)
-    return "\n".join(lines) + f"\n\n{legend}" + _synthetic_note(report, "\n\n_{}_")
+    recent, older = newest_first(report)
+    symbols = sorted(set(report["underlying_symbol"]))
+    lines = [
+        "| expiry | " + " | ".join(symbols) + " |",
+        "|---|" + "|".join(":-:" for _ in symbols) + "|",
+    ]
+    for expiry, rows in recent.groupby("expiry", sort=False):
+        cells = {}
+        for r in rows.itertuples(index=False):
+            text = cell_text(r)
+            monthly = r.is_monthly is not pd.NA and bool(r.is_monthly)
+            cells[r.underlying_symbol] = f"**{text}**" if monthly else text
+        row = [cells.get(symbol, "") for symbol in symbols]
+        lines.append(f"| {expiry:%Y-%m-%d %a} | " + " | ".join(row) + " |")
+    notes = [GRID_LEGEND]
+    if older:
+        notes.append(f"{older} older expiry dates are in the coverage_table metadata.")
+    return "\n".join(lines) + "\n\n" + " ".join(notes) + _synthetic_note(report, "\n\n_{}_")
 
 
 def _synthetic_note(report: pd.DataFrame, template: str) -> str:
@@ -293,14 +336,19 @@ def _synthetic_note(report: pd.DataFrame, template: str) -> str:
 
 @dataclass(frozen=True)
 class _Layout:
-    cell: int = 26
+    cell_w: int = 64
+    cell_h: int = 20
     gap: int = 4
-    left: int = 120
+    left: int = 124
     font: str = "DejaVu Sans, Helvetica, Arial, sans-serif"
 
     @property
-    def pitch(self) -> int:
-        return self.cell + self.gap
+    def col_pitch(self) -> int:
+        return self.cell_w + self.gap
+
+    @property
+    def row_pitch(self) -> int:
+        return self.cell_h + self.gap
 
 
 def _text_width(text: str, size: int) -> float:
@@ -309,28 +357,34 @@ def _text_width(text: str, size: int) -> float:
 
 
 def coverage_svg(report: pd.DataFrame, reported_at: datetime) -> str:
-    """A hand-drawn SVG: underlyings down, expiries across (grouped by month), one square each.
+    """A hand-drawn SVG: expiries down (newest first), underlyings across, one cell each.
 
-    Each square is coloured by verdict and labelled with its completeness; a bold outline marks
-    a monthly expiry, "!" a blocking check that failed; hovering shows the partition's figures.
-    Synthetic (sandbox) data says so under the title.
+    Each cell is coloured by verdict and says its completeness in figures ("!" for a blocking
+    check that failed), so it reads without colour too; a bold outline marks a monthly expiry;
+    hovering shows the partition's figures. Only the newest ``GRID_ROWS`` expiry dates are
+    drawn, so the picture stays a readable size. Synthetic (sandbox) data says so under the title.
     """
     lay = _Layout()
-    expiries = sorted(set(report["expiry"]))
+    recent, older = newest_first(report)
+    expiries = list(dict.fromkeys(recent["expiry"]))
     symbols = sorted(set(report["underlying_symbol"]))
-    column = {day: i for i, day in enumerate(expiries)}
-    row = {symbol: i for i, symbol in enumerate(symbols)}
-    title = "ExpiryTrack coverage by underlying and expiry"
+    lay = _Layout(
+        cell_w=max(lay.cell_w, int(max((_text_width(s, 11) for s in symbols), default=0)) + 6)
+    )
+    row = {day: i for i, day in enumerate(expiries)}
+    column = {symbol: i for i, symbol in enumerate(symbols)}
+    title = "ExpiryTrack coverage, newest expiry first"
     subtitle = _subtitle(report, reported_at)
     synthetic = _synthetic_note(report, "{}")
-    head = 66 + (16 if synthetic else 0)  # where the year labels go
-    top = head + 58  # the first row of squares
-    legend_y = top + max(len(symbols), 1) * lay.pitch + 28
+    head = 66 + (16 if synthetic else 0)  # where the underlying names go
+    top = head + 12  # the first row of cells
+    bottom = top + max(len(expiries), 1) * lay.row_pitch
+    legend_y = bottom + (40 if older else 22)
     width = int(
         max(
-            lay.left + max(len(expiries), 1) * lay.pitch + 24,
+            lay.left + max(len(symbols), 1) * lay.col_pitch + 16,
             32 + max(_text_width(title, 17), _text_width(subtitle, 11)),
-            640,
+            560,
         )
     )
     height = legend_y + 70
@@ -343,27 +397,19 @@ def coverage_svg(report: pd.DataFrame, reported_at: datetime) -> str:
     ]
     if synthetic:
         out.append(_text(16, 64, synthetic, 11, fill="#b45309", weight="bold"))
-    # A year label where each year starts, then month bands spanning their expiries' columns.
-    years_seen: set[int] = set()
-    for year, month in _months(report):
-        cols = [column[d] for d in expiries if (d.year, d.month) == (year, month)]
-        x0 = lay.left + min(cols) * lay.pitch
-        x1 = lay.left + (max(cols) + 1) * lay.pitch - lay.gap
-        if year not in years_seen:
-            years_seen.add(year)
-            out.append(_text(x0, head + 10, str(year), 11, weight="bold"))
-        out.append(f'<rect x="{x0}" y="{head + 18}" width="{x1 - x0}" height="3" fill="#9aa5b1"/>')
-        out.append(_text(x0, head + 34, date(year, month, 1).strftime("%b"), 10, fill="#333"))
-    for day, i in column.items():
-        x = lay.left + i * lay.pitch + lay.cell / 2
-        out.append(_text(x, top - 5, f"{day.day}", 9, fill="#555", anchor="middle"))
-    for symbol, i in row.items():
-        y = top + i * lay.pitch + lay.cell / 2 + 4
-        out.append(_text(lay.left - 10, y, symbol, 12, anchor="end", weight="bold"))
-    for record in report.itertuples(index=False):
-        out.append(_cell(lay, top, record, column[record.expiry], row[record.underlying_symbol]))
+    for symbol, i in column.items():
+        x = lay.left + i * lay.col_pitch + lay.cell_w / 2
+        out.append(_text(x, head + 4, symbol, 11, anchor="middle", weight="bold"))
+    for day, i in row.items():
+        y = top + i * lay.row_pitch + lay.cell_h / 2 + 4
+        out.append(_text(lay.left - 10, y, f"{day:%Y-%m-%d %a}", 11, anchor="end"))
+    for record in recent.itertuples(index=False):
+        out.append(_cell(lay, top, record, row[record.expiry], column[record.underlying_symbol]))
     if report.empty:
         out.append(_text(lay.left, top + 18, "No partitions yet.", 12, fill="#555"))
+    if older:
+        note = f"{older} older expiry dates not drawn: see the coverage_report table."
+        out.append(_text(16, bottom + 16, note, 11, fill="#555"))
     out.extend(_legend(legend_y))
     out.append("</svg>")
     return "\n".join(out) + "\n"
@@ -372,23 +418,23 @@ def coverage_svg(report: pd.DataFrame, reported_at: datetime) -> str:
 def _subtitle(report: pd.DataFrame, reported_at: datetime) -> str:
     counts = report["verdict"].value_counts()
     parts = [f"{len(report)} partitions"]
-    parts += [f"{counts[kind]} {kind.replace('_', ' ')}" for kind in SQUARES if kind in counts]
+    parts += [f"{counts[kind]} {kind.replace('_', ' ')}" for kind in VERDICTS if kind in counts]
     parts.append(f"as of {reported_at:%Y-%m-%d %H:%M} UTC")
     return " · ".join(parts)
 
 
-def _cell(lay: _Layout, top: int, r: Any, col: int, row: int) -> str:
-    """One partition's square; ``r`` is a row of the report (from ``itertuples``)."""
-    x = lay.left + col * lay.pitch
-    y = top + row * lay.pitch
+def _cell(lay: _Layout, top: int, r: Any, row: int, col: int) -> str:
+    """One partition's cell; ``r`` is a row of the report (from ``itertuples``)."""
+    x = lay.left + col * lay.col_pitch
+    y = top + row * lay.row_pitch
     monthly = bool(r.is_monthly) if r.is_monthly is not pd.NA else False
     stroke = (
         'stroke="#1f2933" stroke-width="2.5"' if monthly else 'stroke="#ffffff" stroke-width="0"'
     )
     pct = r.completeness_pct
-    label = "" if pd.isna(pct) else ("100" if pct >= 99.95 else f"{pct:.0f}")
+    label = "" if pd.isna(pct) else ("100" if pct >= 99.95 else f"{pct:.1f}")
     if r.verdict == "failed":
-        label = "!"
+        label = "! check"
     ink = "#1f2933" if r.verdict in ("partial", "not_collected") else "#ffffff"
     tip = (
         f"{r.partition_key}: {r.verdict.replace('_', ' ')}"
@@ -399,9 +445,9 @@ def _cell(lay: _Layout, top: int, r: Any, col: int, row: int) -> str:
     )
     return (
         f"<g><title>{html.escape(tip)}</title>"
-        f'<rect x="{x}" y="{y}" width="{lay.cell}" height="{lay.cell}" rx="4" '
+        f'<rect x="{x}" y="{y}" width="{lay.cell_w}" height="{lay.cell_h}" rx="3" '
         f'fill="{COLOURS[r.verdict]}" {stroke}/>'
-        + _text(x + lay.cell / 2, y + lay.cell / 2 + 3.5, label, 9, fill=ink, anchor="middle")
+        + _text(x + lay.cell_w / 2, y + lay.cell_h / 2 + 4, label, 10, fill=ink, anchor="middle")
         + "</g>"
     )
 
@@ -421,7 +467,10 @@ def _legend(y: int) -> list[str]:
     out.append(_text(36, y2 + 11, "monthly expiry", 11))
     out.append(
         _text(
-            150, y2 + 11, "number = % of contract-days answered · ! = a blocking check failed", 11
+            150,
+            y2 + 11,
+            "number = % of contract-days answered · ! check = a blocking check failed",
+            11,
         )
     )
     return out
@@ -452,6 +501,7 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def _table(report: pd.DataFrame) -> MetadataValue:
+    """Every partition as a table the UI can sort, newest expiry first."""
     shown = {
         "status": "string",
         "partition_key": "string",
@@ -465,7 +515,7 @@ def _table(report: pd.DataFrame) -> MetadataValue:
     records = [
         TableRecord(
             {
-                "status": f"{SQUARES[r.verdict]} {r.verdict.replace('_', ' ')}",
+                "status": r.verdict.replace("_", " "),
                 "partition_key": r.partition_key,
                 "contracts": int(r.contracts),
                 "candles": int(r.candles),
@@ -475,7 +525,9 @@ def _table(report: pd.DataFrame) -> MetadataValue:
                 "failed_checks": r.failed_checks or "",
             }
         )
-        for r in report.itertuples(index=False)
+        for r in report.sort_values(
+            ["expiry", "underlying_symbol"], ascending=[False, True]
+        ).itertuples(index=False)
     ]
     return MetadataValue.table(
         records, TableSchema([TableColumn(name, kind) for name, kind in shown.items()])
@@ -500,17 +552,26 @@ def report_path(database: str) -> Path:
 def coverage_report(context: AssetExecutionContext, collection: CollectionSettings) -> pd.DataFrame:
     """Every partition: contracts, candles, contract-days answered, failed contracts, checks.
 
-    A partition is green when at least 99 % of its (contract, trading day) requests were
-    answered (with candles or "no trades") and no blocking check failed, yellow from 90 %, red
-    below that or when a blocking check failed, grey when registered but not collected.
+    A partition is complete when at least 99 % of its (contract, trading day) requests were
+    answered (with candles or "no trades") and no blocking check failed, partial from 90 %, low
+    below that, failed when a blocking check failed, not collected when registered only.
+    Partition keys that are not ``SYMBOL_YYYY-MM-DD`` are named once in the log and skipped.
     """
     reported_at = datetime.now(UTC)
     check_keys = [spec.key for checks in ALL_CHECKS for spec in checks.check_specs]
+    registered = context.instance.get_dynamic_partitions(expiry_partitions.name)
+    stored = stored_partitions(collection.database)
+    _, foreign = split_partition_keys(
+        sorted(set(registered).union(*(frame["partition_key"] for frame in stored)))
+    )
+    if foreign:
+        context.log.warning(
+            f"Skipping {len(foreign)} partition key(s) not of the form SYMBOL_YYYY-MM-DD "
+            f"(added by hand?): {', '.join(foreign)}; `expirytrack partitions --remove-foreign` "
+            "removes them."
+        )
     report = build_report(
-        context.instance.get_dynamic_partitions(expiry_partitions.name),
-        stored_partitions(collection.database),
-        latest_check_statuses(context.instance, check_keys),
-        reported_at,
+        registered, stored, latest_check_statuses(context.instance, check_keys), reported_at
     )
     svg = report_path(collection.database)
     write_atomically(svg, coverage_svg(report, reported_at))
@@ -521,8 +582,9 @@ def coverage_report(context: AssetExecutionContext, collection: CollectionSettin
             "coverage_table": _table(report),
             "coverage_svg": MetadataValue.path(str(svg.resolve())),
             "partitions": len(report),
-            **{f"partitions_{kind}": int(counts.get(kind, 0)) for kind in SQUARES},
+            **{f"partitions_{kind}": int(counts.get(kind, 0)) for kind in VERDICTS},
             "candles_total": int(report["candles"].sum()),
+            "skipped_partition_keys": MetadataValue.text(", ".join(foreign) or "none"),
         }
     )
     return report

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +20,7 @@ from dagster import (
 
 from expirytrack_dagster.assets.coverage import (
     COLOURS,
+    GRID_ROWS,
     build_report,
     coverage_grid_markdown,
     coverage_report,
@@ -127,22 +128,54 @@ def test_build_report_covers_registered_and_stored_partitions() -> None:
     assert never["check_status"] == "not_checked"
 
 
-def test_grid_puts_each_month_expiries_in_order_with_a_legend() -> None:
+def test_grid_is_plain_text_newest_expiry_first_with_a_legend() -> None:
     grid = coverage_grid_markdown(_report())
-    assert "| underlying | Jul 2025 | Aug 2025 | Sep 2025 |" in grid
-    assert "| **NIFTY** |   | 🟥 |   |" in grid
-    assert "| **RELIANCE** | 🟩 | 🟨 | ⬜ |" in grid
-    assert "🟩 ≥ 99 % complete" in grid and "⬜ not collected yet" in grid
+    lines = grid.splitlines()
+    assert lines[0] == "| expiry | NIFTY | RELIANCE |"
+    assert lines[2:6] == [
+        "| 2025-09-30 Tue |  | not collected |",
+        "| 2025-08-28 Thu |  | **95.0 % partial** |",  # bold: a monthly expiry
+        "| 2025-08-07 Thu | FAILED |  |",
+        "| 2025-07-31 Thu |  | **100 %** |",
+    ]
+    assert "99 % or more is complete" in grid and "*not collected*" in grid
     assert "Synthetic data from the built-in sandbox" in grid
+    assert grid.isascii()  # readable in any font: no emoji squares
 
 
-def test_svg_has_a_square_per_partition_labels_and_a_legend() -> None:
+def test_grid_and_picture_show_only_the_newest_expiries_at_a_readable_size() -> None:
+    symbols = ["NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "NIFTYNXT50", "SENSEX", "BANKEX"]
+    newest = date(2026, 11, 24)
+    keys = [f"{symbols[i % 7]}_{newest - timedelta(days=2 * i)}" for i in range(200)]
+    report = build_report(keys, [], {}, NOW)
+    grid = coverage_grid_markdown(report).splitlines()
+    assert grid[2].startswith("| 2026-11-24 Tue | ")
+    dates = [line.split(" | ")[0].removeprefix("| ") for line in grid[2 : 2 + GRID_ROWS]]
+    assert dates == sorted(dates, reverse=True) and len(set(dates)) == GRID_ROWS
+    assert f"{200 - GRID_ROWS} older expiry dates are in the coverage_table" in grid[-1]
+    svg = ET.fromstring(coverage_svg(report, NOW))
+    width, height = int(svg.get("width")), int(svg.get("height"))
+    assert width <= 1000 and height <= 2000
+    cells = [g for g in svg.iter(f"{SVG}g") if g.find(f"{SVG}title") is not None]
+    assert len(cells) == GRID_ROWS
+    first_row = min(float(g.find(f"{SVG}rect").get("y")) for g in cells)
+    top = [g for g in cells if float(g.find(f"{SVG}rect").get("y")) == first_row]
+    assert [g.find(f"{SVG}title").text.split(":")[0] for g in top] == ["NIFTY_2026-11-24"]
+
+
+def test_a_foreign_partition_key_is_left_out_not_fatal() -> None:
+    report = build_report(["nifty-test", "RELIANCE_2025-07-31", "NIFTY_2025-13-01"], [], {}, NOW)
+    assert list(report["partition_key"]) == ["RELIANCE_2025-07-31"]
+
+
+def test_svg_has_a_cell_per_partition_labels_and_a_legend() -> None:
     svg = ET.fromstring(coverage_svg(_report(), NOW))
     texts = [t.text for t in svg.iter(f"{SVG}text")]
-    assert "ExpiryTrack coverage by underlying and expiry" in texts
-    assert {"NIFTY", "RELIANCE", "2025", "Jul", "Aug", "Sep"} <= set(texts)
+    assert "ExpiryTrack coverage, newest expiry first" in texts
+    assert {"NIFTY", "RELIANCE", "2025-09-30 Tue", "2025-07-31 Thu"} <= set(texts)
+    assert texts.index("2025-09-30 Tue") < texts.index("2025-07-31 Thu")
     assert "Synthetic data from the built-in sandbox, not market data." in texts
-    assert {"100", "95", "!"} <= set(texts)  # completeness in each square, ! for a failed check
+    assert {"100", "95.0", "! check"} <= set(texts)  # completeness in each cell
     assert any("not collected yet" in (t or "") for t in texts)
     cells = [g for g in svg.iter(f"{SVG}g") if g.find(f"{SVG}title") is not None]
     assert len(cells) == 4
@@ -209,8 +242,16 @@ def test_report_summarises_every_partition_from_duckdb_and_the_instance(tmp_path
         later = p.partition("RELIANCE", date(2025, 9, 30))  # registered, not collected
         typo = p.partition("RELIANCE", date(2025, 8, 27))  # not an expiry: checks never run
         assert not run_everything(p, typo).success
+        # A key typed into the UI's "Add a partition": reported once, skipped, never fatal.
+        p.instance.add_dynamic_partitions(expiry_partitions.name, ["nifty-test"])
 
         result = materialize([coverage_report], instance=p.instance, resources=p.resources())
+        assert result.success
+        warnings = [
+            entry.message
+            for entry in p.instance.all_logs(result.run_id)
+            if "nifty-test" in (entry.message or "")
+        ]
         rows = p.query(
             "SELECT partition_key, contracts, candles, contract_days, days_failed, "
             "failed_contracts, completeness_pct, check_status, failed_checks, verdict "
@@ -231,8 +272,17 @@ def test_report_summarises_every_partition_from_duckdb_and_the_instance(tmp_path
     assert types["expiry"] == "DATE" and types["completeness_pct"] == "DOUBLE"
     assert types["reported_at"] == "TIMESTAMP WITH TIME ZONE"
 
+    assert len(warnings) == 1 and "not of the form SYMBOL_YYYY-MM-DD" in warnings[0]
     metadata = result.asset_materializations_for_node("coverage_report")[0].metadata
-    assert "| **RELIANCE** | 🟥 | ⬜🟩 | ⬜ |" in metadata["coverage_grid"].value
+    assert metadata["skipped_partition_keys"].value == "nifty-test"
+    grid = metadata["coverage_grid"].value.splitlines()
+    assert grid[0] == "| expiry | RELIANCE |"
+    assert grid[2:6] == [
+        "| 2025-09-30 Tue | not collected |",
+        "| 2025-08-28 Thu | **100 %** |",
+        "| 2025-08-27 Wed | not collected |",
+        "| 2025-07-31 Thu | **FAILED** |",
+    ]
     assert len(metadata["coverage_table"].value.records) == 4
     assert metadata["partitions"].value == 4
     assert metadata["partitions_failed"].value == 1
