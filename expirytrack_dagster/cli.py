@@ -2,18 +2,26 @@
 
 ``expirytrack demo`` is the main job end to end: against the built-in sandbox when no
 ``UPSTOX_ACCESS_TOKEN`` is set (no account needed), against Upstox when it is.
+
+Bad input is one line on stderr naming the value and the accepted form, exit code 2. Ctrl-C
+(or SIGTERM) stops ``backfill`` and ``demo`` after the current run is cleaned up (exit 130); a
+second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import signal
+import subprocess
 import sys
 import time
-from contextlib import ExitStack
+from collections.abc import Sequence
+from contextlib import ExitStack, suppress
 from datetime import date, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from expirytrack_dagster.credentials.cli import add_credential_commands
 from expirytrack_dagster.credentials.guard import has_stored_token
@@ -22,12 +30,109 @@ from expirytrack_dagster.sandbox.cli import add_arguments as add_sandbox_argumen
 from expirytrack_dagster.sandbox.cli import serve as serve_sandbox
 
 if TYPE_CHECKING:  # dagster is imported lazily: `expirytrack status` should start fast
-    from dagster import DagsterInstance, Definitions
+    from dagster import DagsterInstance
 
 DEMO_UNDERLYINGS = ("NIFTY", "BANKNIFTY", "SENSEX")
 DEMO_SANDBOX_TIME_SCALE = 0.02
 """The demo's sandbox enforces the Upstox windows 50× faster (30 minutes → 36 s) so a few
 partitions finish in minutes; the client's limiter is scaled identically and still meets them."""
+DEV_STOP_GRACE_S = 30.0
+"""How long ``expirytrack dev`` waits for ``dagster dev`` to shut down after Ctrl-C before killing
+it and everything it started."""
+
+
+class UsageError(Exception):
+    """Bad input: the message is one line naming the value and the accepted form (exit code 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``expirytrack backfill: error: …`` and exit code 2.
+
+    A parser with ``hides_values = True`` (``login``) never repeats a long value it was given:
+    it may be a secret typed in the wrong place.
+    """
+
+    hides_values = False
+
+    def error(self, message: str) -> NoReturn:
+        if self.hides_values:
+            message = re.sub(r"'[^']{12,}'", "'<value hidden>'", message)
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def plural(count: int, word: str) -> str:
+    """``1 partition``, ``2 partitions``, ``1,024 requests``."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _day(text: str) -> date:
+    """argparse type: an ISO date."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date: use YYYY-MM-DD, e.g. 2026-11-01"
+        ) from None
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return int(text)
+
+
+def _port(text: str) -> int:
+    """argparse type: a TCP port."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number from 1 to 65535")
+    return int(text)
+
+
+def _watched(symbols: Sequence[str]) -> list[str]:
+    """The symbols if every one is a watched underlying; ``UsageError`` naming the choices."""
+    from expirytrack_dagster.instruments import config_path, watched_underlyings
+
+    known = [u.symbol for u in watched_underlyings()]
+    unknown = [s for s in symbols if s not in known]
+    if unknown or not symbols:
+        named = ", ".join(repr(s) for s in unknown) or "no underlying"
+        raise UsageError(
+            f"{named}: not a watched underlying; choose from {', '.join(known)} "
+            f"(or add it under 'underlyings:' in {config_path()})"
+        )
+    return list(symbols)
+
+
+def _check_range(args: argparse.Namespace) -> None:
+    if args.since and args.until and args.since > args.until:
+        raise UsageError(
+            f"--since {args.since} is after --until {args.until}: give the earlier date first"
+        )
+
+
+def _confirm(question: str, action: str, args: argparse.Namespace) -> bool:
+    """True with ``--yes``, or when the user answers yes on a terminal; ``UsageError`` without one."""
+    if args.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise UsageError(f"refusing to {action} without confirmation (no terminal): pass --yes")
+    answer = input(f"{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes")
+
+
+def _report_foreign(instance: DagsterInstance) -> None:
+    """One stderr line naming the partition keys that are not ours, if there are any."""
+    from expirytrack_dagster.backfill import foreign_partitions
+
+    foreign = foreign_partitions(instance)
+    if foreign:
+        print(
+            f"Skipping {plural(len(foreign), 'partition key')} not of the form SYMBOL_YYYY-MM-DD "
+            f"(added by hand?): {', '.join(foreign)}; `expirytrack partitions --remove-foreign` "
+            "removes them.",
+            file=sys.stderr,
+        )
 
 
 def _dagster_home() -> Path:
@@ -60,6 +165,7 @@ def _human_bytes(size: float) -> str:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Collect a handful of partitions through real Dagster runs and print a summary."""
     started = time.monotonic()
+    symbols = _watched([s.strip() for s in args.underlyings.split(",") if s.strip()])
     home = _dagster_home()
     with ExitStack() as stack:
         sandbox = None
@@ -82,7 +188,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         upstox = defs.resources["upstox"]
         collection = defs.resources["collection"]
-        symbols = [s.strip() for s in args.underlyings.split(",") if s.strip()]
         delay = timedelta(minutes=collection.final_after_close_minutes)
         keys = [
             build_partition_key(symbol, d)
@@ -90,47 +195,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
             for d in days[-args.per_underlying :]
         ]
         instance = DagsterInstance.get()
+        _fail_orphans(instance)
         instance.add_dynamic_partitions(expiry_partitions.name, keys)
         print(f"Dagster instance: {home}")
-        print(f"Collecting {len(keys)} partitions: {', '.join(keys)}")
-        failed = _collect(defs, instance, keys)
-        _print_summary(Path(collection.database), keys, sandbox, time.monotonic() - started)
-        return 1 if failed else 0
+        print(f"Collecting {plural(len(keys), 'partition')}: {', '.join(keys)}", flush=True)
+        code = _collect(instance, keys)
+        if Path(collection.database).exists():  # not when stopped before anything was written
+            _print_summary(Path(collection.database), keys, sandbox, time.monotonic() - started)
+        return code
 
 
-def _collect(defs: Definitions, instance: DagsterInstance, keys: list[str]) -> list[str]:
-    """Run ``collect_expiry`` once per partition here, a line each; return the failed keys."""
-    job = defs.resolve_job_def("collect_expiry")
-    failed = []
-    for key in keys:
-        started = time.monotonic()
-        result = job.execute_in_process(
-            partition_key=key,
-            instance=instance,
-            raise_on_error=False,
-            # The full event log is in the UI; the console shows one line per partition.
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
-        verdict = "ok" if result.success else "FAILED"
+def _fail_orphans(instance: DagsterInstance) -> None:
+    """Mark failed the runs whose process was killed earlier (they would hold the writer slot)."""
+    from expirytrack_dagster.sensors import fail_orphaned_runs
+
+    orphaned = fail_orphaned_runs(instance)
+    if orphaned:
         print(
-            f"  {key}: run {result.run_id[:8]} {verdict} in {time.monotonic() - started:.1f}s, "
-            f"{_check_summary(result.get_asset_check_evaluations())}"
+            f"Marked {plural(len(orphaned), 'run')} failed whose process is gone (killed earlier): "
+            f"{', '.join(r[:8] for r in orphaned)}",
+            file=sys.stderr,
         )
-        if not result.success:
-            failed.append(key)
-    return failed
 
 
-def _check_summary(evaluations: list) -> str:
-    """'quality checks: 10/10 passed' or which failed, with their severity."""
-    failed = [e for e in evaluations if not e.passed]
-    text = f"quality checks: {len(evaluations) - len(failed)}/{len(evaluations)} passed"
-    if failed:
-        text += " — failed: " + ", ".join(
-            f"{e.check_name} ({e.severity.value})"
-            for e in sorted(failed, key=lambda e: e.check_name)
+def _collect(instance: DagsterInstance, keys: list[str]) -> int:
+    """Run the partitions (see ``expirytrack_dagster.runs``); the exit code: 0, 1 or 130."""
+    from expirytrack_dagster.runs import EXIT_INTERRUPTED, collect
+
+    outcome = collect(instance, keys)
+    if outcome.stopped_by:
+        print(
+            f"Stopped by {outcome.stopped_by} after {plural(len(outcome.statuses), 'run')} of "
+            f"{len(keys)}; data collected so far is kept. Run the same command again to go on.",
+            file=sys.stderr,
         )
-    return text
+        return EXIT_INTERRUPTED
+    return 1 if outcome.failed else 0
 
 
 def _print_summary(database: Path, keys: list[str], sandbox: object | None, elapsed: float) -> None:
@@ -168,12 +268,14 @@ def _print_summary(database: Path, keys: list[str], sandbox: object | None, elap
     )
 
 
-def _parse_day(text: str | None) -> date | None:
-    return date.fromisoformat(text) if text else None
-
-
 def cmd_partitions(args: argparse.Namespace) -> int:
     """Print partition keys of one underlying, comma-separated (for `dagster job backfill`)."""
+    if args.remove_foreign:
+        return _remove_foreign(args)
+    if args.symbol is None:
+        raise UsageError("name an underlying, e.g. `expirytrack partitions NIFTY --missing`")
+    _watched([args.symbol])
+    _check_range(args)
     _dagster_home()
     from dagster import DagsterInstance
 
@@ -181,6 +283,7 @@ def cmd_partitions(args: argparse.Namespace) -> int:
     from expirytrack_dagster.definitions import defs
 
     instance = DagsterInstance.get()
+    _report_foreign(instance)
     if args.discover:
         collection = defs.resources["collection"]
         delay = timedelta(minutes=collection.final_after_close_minutes)
@@ -189,15 +292,42 @@ def cmd_partitions(args: argparse.Namespace) -> int:
         instance,
         args.symbol,
         missing=args.missing,
-        start=_parse_day(args.since),
-        end=_parse_day(args.until),
+        start=args.since,
+        end=args.until,
     )
     print(",".join(keys))
     return 0
 
 
+def _remove_foreign(args: argparse.Namespace) -> int:
+    """``partitions --remove-foreign``: delete the partition keys that are not ours."""
+    if args.symbol is not None or args.missing or args.since or args.until or args.discover:
+        raise UsageError("--remove-foreign takes no underlying and no selection options")
+    _dagster_home()
+    from dagster import DagsterInstance
+
+    from expirytrack_dagster.backfill import foreign_partitions, remove_partitions
+
+    instance = DagsterInstance.get()
+    foreign = foreign_partitions(instance)
+    if not foreign:
+        print("No partition keys to remove: every key is SYMBOL_YYYY-MM-DD.")
+        return 0
+    print(f"Partition keys not of the form SYMBOL_YYYY-MM-DD: {', '.join(foreign)}")
+    if not _confirm(
+        f"Remove {plural(len(foreign), 'partition key')}?", "remove partition keys", args
+    ):
+        print("Nothing removed.")
+        return 1
+    remove_partitions(instance, foreign)
+    print(f"Removed {plural(len(foreign), 'partition key')} (their past runs stay in the UI).")
+    return 0
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Discover an underlying's expiries and collect the selected partitions here, one run each."""
+    _watched([args.symbol])
+    _check_range(args)
     _dagster_home()
     from dagster import DagsterInstance
 
@@ -210,40 +340,101 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     from expirytrack_dagster.definitions import defs
 
     instance = DagsterInstance.get()
+    if not args.dry_run:
+        _fail_orphans(instance)
+    _report_foreign(instance)
     upstox = defs.resources["upstox"]
     collection = defs.resources["collection"]
     discover(instance, upstox, args.symbol, timedelta(minutes=collection.final_after_close_minutes))
     keys = select_partitions(
-        instance,
-        args.symbol,
-        missing=args.missing,
-        start=_parse_day(args.since),
-        end=_parse_day(args.until),
+        instance, args.symbol, missing=args.missing, start=args.since, end=args.until
     )
     if args.limit:
         keys = keys[-args.limit :]
-    windows = -(-(collection.lookback_months * 31) // upstox.intraday_max_span_days)
+    if not keys:
+        print(f"No partitions of {args.symbol} to collect with these options.")
+        return 0
+    window_days = collection.lookback_months * 31
+    windows = -(-window_days // (upstox.max_span_days or window_days))
     requests = estimate_requests(keys, 200, windows)
-    print(f"{len(keys)} partitions of {args.symbol} from {upstox.describe_source()}")
-    print(f"  ≈ {requests:,} API requests, {describe_budget(requests, upstox.per_30_minutes)}")
-    return 1 if _collect(defs, instance, keys) else 0
+    print(f"{plural(len(keys), 'partition')} of {args.symbol} from {upstox.describe_source()}")
+    print(f"  {keys[0]} … {keys[-1]}" if len(keys) > 1 else f"  {keys[0]}")
+    print(
+        f"  ≈ {plural(requests, 'API request')}, {describe_budget(requests, upstox.per_30_minutes)}"
+    )
+    if args.dry_run:
+        print("Dry run: nothing was collected.")
+        return 0
+    if not _confirm(
+        f"Start {plural(len(keys), 'run')}, one per partition?", "spend the API budget", args
+    ):
+        print("Nothing collected.")
+        return 1
+    return _collect(instance, keys)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
-    """Start the Dagster UI and daemon on the project's DAGSTER_HOME."""
+    """Start the Dagster UI and daemon on the project's DAGSTER_HOME; Ctrl-C stops them all.
+
+    ``dagster dev`` runs as a child in its own process group: the first Ctrl-C (or SIGTERM) is
+    passed on to it and waited for; a second one, or ``DEV_STOP_GRACE_S`` without an exit, kills
+    the whole group (web server, daemon, code server).
+    """
     _dagster_home()
     dagster = Path(sys.executable).with_name("dagster")
     command = [str(dagster), "dev", "-w", "workspace.yaml", "--port", str(args.port)]
-    os.execv(command[0], command)
-    return 0
+    child = subprocess.Popen(
+        command,
+        start_new_session=True,
+        # An inherited "ignore SIGINT" (a shell's background job) would make dagster dev deaf.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    signals: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        signals.append(signum)
+        if len(signals) == 1:
+            print(
+                f"\n{signal.Signals(signum).name}: stopping Dagster (Ctrl-C again to kill it now).",
+                file=sys.stderr,
+                flush=True,
+            )
+            os.killpg(child.pid, signal.SIGINT)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+    stopping_since: float | None = None
+    while child.poll() is None:
+        if signals and stopping_since is None:
+            stopping_since = time.monotonic()
+        overdue = stopping_since is not None and (
+            time.monotonic() - stopping_since > DEV_STOP_GRACE_S
+        )
+        if len(signals) >= 2 or overdue:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            break
+        with suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=0.2)
+    with suppress(ProcessLookupError):  # whatever dagster dev left behind in its group goes too
+        os.killpg(child.pid, signal.SIGKILL)
+    if signals:
+        return 130
+    return child.returncode
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="expirytrack", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="expirytrack", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="collect a few partitions end to end and summarise")
-    demo.add_argument("--underlyings", default=",".join(DEMO_UNDERLYINGS))
-    demo.add_argument("--per-underlying", type=int, default=1, help="latest N expiries each")
+    demo.add_argument(
+        "--underlyings",
+        default=",".join(DEMO_UNDERLYINGS),
+        help="watched underlyings, comma-separated",
+    )
+    demo.add_argument(
+        "--per-underlying", type=_positive_int, default=1, help="latest N expiries each"
+    )
     demo.set_defaults(func=cmd_demo)
     for name, func, text in (
         (
@@ -254,19 +445,36 @@ def build_parser() -> argparse.ArgumentParser:
         ("backfill", cmd_backfill, "collect an underlying's partitions here, one Dagster run each"),
     ):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument("symbol", help="a watched underlying, e.g. NIFTY")
+        sub.add_argument(
+            "symbol",
+            nargs="?" if name == "partitions" else None,
+            help="a watched underlying, e.g. NIFTY",
+        )
         sub.add_argument("--missing", action="store_true", help="only partitions never collected")
-        sub.add_argument("--since", help="first expiry date, YYYY-MM-DD")
-        sub.add_argument("--until", help="last expiry date, YYYY-MM-DD")
+        sub.add_argument("--since", type=_day, help="first expiry date, YYYY-MM-DD")
+        sub.add_argument("--until", type=_day, help="last expiry date, YYYY-MM-DD")
         if name == "partitions":
             sub.add_argument(
                 "--discover", action="store_true", help="ask Upstox for new expiries first"
             )
+            sub.add_argument(
+                "--remove-foreign",
+                action="store_true",
+                help="delete partition keys not of the form SYMBOL_YYYY-MM-DD (asks first)",
+            )
         else:
-            sub.add_argument("--limit", type=int, help="only the latest N selected partitions")
+            sub.add_argument(
+                "--limit", type=_positive_int, help="only the latest N selected partitions"
+            )
+            sub.add_argument(
+                "--dry-run",
+                action="store_true",
+                help="print the plan and estimate, collect nothing",
+            )
+        sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
         sub.set_defaults(func=func)
     dev = commands.add_parser("dev", help="start the Dagster UI + daemon (sensors, backfills)")
-    dev.add_argument("--port", type=int, default=3000)
+    dev.add_argument("--port", type=_port, default=3000)
     dev.set_defaults(func=cmd_dev)
     sandbox = commands.add_parser(
         "sandbox", help="serve the synthetic Upstox API on loopback", description=SANDBOX_HELP
@@ -278,8 +486,27 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    from expirytrack_dagster.credentials.cli import refuse_extra_login_arguments
+    from expirytrack_dagster.runs import EXIT_INTERRUPTED, StoppedAtOnce
+
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if args.command == "login":
+            return refuse_extra_login_arguments()
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    prog = f"{parser.prog} {args.command}"
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except StoppedAtOnce as exc:
+        print(f"{prog}: stopped at once during {exc}; its run is marked failed.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        print(f"\n{prog}: interrupted; nothing more was started.", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -147,8 +147,24 @@ def _login_pasted(args: argparse.Namespace, store: CredentialStore) -> int:
     return 0
 
 
+TOKEN_ON_COMMAND_LINE = (
+    "a token on the command line stays in the shell history and shows in `ps` to other users, "
+    "so it is refused and was not stored (nor shown here): pipe it in instead, e.g. "
+    "`pbpaste | expirytrack login --token`, or run `expirytrack login --token` and paste it"
+)
+
+
+def refuse_extra_login_arguments() -> int:
+    """``expirytrack login`` given stray values (a token, perhaps): refuse without repeating them."""
+    _err(f"expirytrack login takes no values besides its options; {TOKEN_ON_COMMAND_LINE}")
+    return 2
+
+
 def cmd_login(args: argparse.Namespace) -> int:
     """Log in through the browser, or store a pasted token (``--token``)."""
+    if isinstance(args.token, str):  # --token VALUE or --token=VALUE
+        _err(f"--token takes no value; {TOKEN_ON_COMMAND_LINE}")
+        return 2
     store = CredentialStore()
     try:
         return _login_pasted(args, store) if args.token else _login_browser(args, store)
@@ -235,8 +251,13 @@ def add_credential_commands(commands: argparse._SubParsersAction) -> None:
         epilog=LOGIN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    login.hides_values = True  # argparse errors must not repeat a token typed in a wrong place
     login.add_argument(
-        "--token", action="store_true", help="read a token from standard input instead"
+        "--token",
+        nargs="?",
+        const=True,
+        default=False,
+        help="read a token from standard input instead (never give it here)",
     )
     login.add_argument(
         "--kind", choices=TOKEN_KINDS, default="access", help="with --token: what the token is"

@@ -167,3 +167,33 @@ def test_a_token_about_to_die_is_flagged_at_login(capsys: pytest.CaptureFixture[
     token = jwt_expiring(datetime.now(IST) + timedelta(minutes=10))
     code, out, _ = run(capsys, "login", "--token", stdin=token)
     assert code == 0 and "Warning" in out and "after 03:30" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["login", "--token", PASTED],
+        ["login", f"--token={PASTED}"],
+        ["login", PASTED],
+        ["login", "--token", "--kind", PASTED],
+        ["login", "--kind", "analytics", "--token", PASTED, "--no-browser"],
+    ],
+)
+def test_a_token_on_the_command_line_is_refused_without_echoing_it(
+    capsys: pytest.CaptureFixture[str], creds_dir: Path, argv: list[str]
+) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own errors exit rather than return
+        code = exc.code
+    printed = capsys.readouterr()
+    assert code == 2
+    assert PASTED not in printed.out + printed.err
+    assert len(printed.err.strip().splitlines()) == 1 and "Traceback" not in printed.err
+    assert CredentialStore().load().token is None  # nothing stored
+
+
+def test_command_line_token_refusal_says_how_to_pass_it(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "login", "--token", PASTED)
+    assert code == 2 and PASTED not in out + err
+    assert "refused" in err and "expirytrack login --token" in err

@@ -1,0 +1,238 @@
+"""Collecting partitions one Dagster run per child process, so that Ctrl-C stops them cleanly.
+
+``expirytrack backfill`` and ``expirytrack demo`` run ``collect_expiry`` once per partition, each
+run in a child Python process (``python -m expirytrack_dagster.runs KEY RUN_ID``), so this
+process alone decides what a signal means:
+
+- the first Ctrl-C (SIGINT) or SIGTERM marks the current run CANCELING and interrupts it: Dagster
+  ends it CANCELED, what it already wrote stays, and no further partition starts;
+- a second one kills the child at once and marks its run FAILED.
+
+If this process itself is killed (``kill -9``), the child notices and interrupts its run the same
+way. A run whose own process was killed stays STARTED; ``backfill`` and ``demo`` mark such runs
+FAILED when they next start (``sensors.fail_orphaned_runs``, which the daemon also runs).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # dagster is imported lazily, as in the CLI
+    from dagster import DagsterInstance, DagsterRun
+
+JOB_NAME = "collect_expiry"
+PID_TAG = "expirytrack/pid"
+"""Run tag: the process executing the run (shown in the UI's run list; it is the one to stop)."""
+
+EXIT_INTERRUPTED = 130
+"""Exit code of a command stopped by a signal (128 + SIGINT), as shells report Ctrl-C."""
+
+
+def _unfinished(instance: DagsterInstance, run_id: str) -> list[DagsterRun]:
+    from dagster import DagsterRunStatus, RunsFilter
+
+    statuses = [
+        DagsterRunStatus.STARTED,
+        DagsterRunStatus.STARTING,
+        DagsterRunStatus.NOT_STARTED,
+        DagsterRunStatus.CANCELING,
+    ]
+    return list(instance.get_runs(RunsFilter(statuses=statuses, run_ids=[run_id])))
+
+
+def _mark_failed(instance: DagsterInstance, run: DagsterRun, message: str) -> None:
+    """Mark ``run`` FAILED with ``message`` and free any pool slot it still holds."""
+    instance.report_run_failed(run, message=message)
+    instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+
+
+@dataclass
+class Stopper:
+    """Counts SIGINT/SIGTERM while partitions run: one asks to stop, two to stop at once."""
+
+    signals: list[int] = field(default_factory=list)
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.signals.append(signum)
+        if len(self.signals) == 1:
+            print(
+                f"\n{signal.Signals(signum).name}: stopping after the current run is cleaned up "
+                "(no further partition starts). Press Ctrl-C again to stop at once.",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    @property
+    def requested(self) -> bool:
+        """True once a signal arrived."""
+        return bool(self.signals)
+
+    @property
+    def name(self) -> str:
+        """The first signal's name, e.g. ``SIGINT``."""
+        return signal.Signals(self.signals[0]).name if self.signals else ""
+
+
+@contextmanager
+def stopper() -> Iterator[Stopper]:
+    """Route SIGINT and SIGTERM to a :class:`Stopper` for the ``with`` block."""
+    stop = Stopper()
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+class StoppedAtOnce(Exception):
+    """A second signal stopped the loop without waiting for the run's clean-up."""
+
+
+def _run_once(instance: DagsterInstance, key: str, stop: Stopper) -> str:
+    """Run ``collect_expiry`` for ``key`` in a child process; return the run's final status."""
+    from dagster import DagsterRunStatus
+
+    run_id = str(uuid.uuid4())  # the form of Dagster's own run ids
+    child = subprocess.Popen(
+        [sys.executable, "-m", "expirytrack_dagster.runs", key, run_id],
+        start_new_session=True,  # a terminal's Ctrl-C reaches this process only; it forwards
+    )
+    forwarded = False
+    while child.poll() is None:
+        if len(stop.signals) >= 2:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            for run in _unfinished(instance, run_id):
+                _mark_failed(
+                    instance,
+                    run,
+                    f"Stopped at once by a second {stop.name} to expirytrack: the run was killed "
+                    "without clean-up. Collected data is kept; run the partition again.",
+                )
+            raise StoppedAtOnce(key)
+        if stop.requested and not forwarded:
+            forwarded = True
+            for run in _unfinished(instance, run_id):
+                instance.report_run_canceling(
+                    run, message=f"{stop.name} to expirytrack: cancelling this run"
+                )
+            os.kill(child.pid, signal.SIGINT)  # the run's process only, not its helpers
+        with suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=0.1)
+    for run in _unfinished(instance, run_id):  # the child died without finishing its run
+        _mark_failed(
+            instance, run, f"The process running it exited with code {child.returncode} mid-run."
+        )
+    run = instance.get_run_by_id(run_id)
+    if run is None:
+        return "NOT STARTED"
+    return "ok" if run.status == DagsterRunStatus.SUCCESS else run.status.value
+
+
+@dataclass
+class Outcome:
+    """What a loop over partitions did: each started key's final status, and why it stopped."""
+
+    statuses: dict[str, str] = field(default_factory=dict)
+    stopped_by: str = ""
+
+    @property
+    def failed(self) -> list[str]:
+        """Keys whose run did not succeed."""
+        return [key for key, status in self.statuses.items() if status != "ok"]
+
+
+def collect(instance: DagsterInstance, keys: list[str]) -> Outcome:
+    """Run ``collect_expiry`` once per key, in order, each in a child process printing one line.
+
+    Stops after the current run on the first SIGINT/SIGTERM; raises :class:`StoppedAtOnce` on a
+    second.
+    """
+    outcome = Outcome()
+    with stopper() as stop:
+        for key in keys:
+            if stop.requested:
+                break
+            outcome.statuses[key] = _run_once(instance, key, stop)
+        outcome.stopped_by = stop.name
+    return outcome
+
+
+def check_summary(evaluations: list) -> str:
+    """'quality checks: 10/10 passed' or which failed, with their severity."""
+    failed = [e for e in evaluations if not e.passed]
+    text = f"quality checks: {len(evaluations) - len(failed)}/{len(evaluations)} passed"
+    if failed:
+        text += " — failed: " + ", ".join(
+            f"{e.check_name} ({e.severity.value})"
+            for e in sorted(failed, key=lambda e: e.check_name)
+        )
+    return text
+
+
+def _watch_parent() -> None:
+    """Interrupt this process's run (as a Ctrl-C would) if the parent process disappears."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, daemon=True, name="expirytrack-parent-watch").start()
+
+
+def run_partition(key: str, run_id: str) -> int:
+    """The child's work: one ``collect_expiry`` run for ``key`` here, one line printed."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    started = time.monotonic()
+    try:
+        _watch_parent()
+        from dagster import DagsterInstance
+
+        from expirytrack_dagster.definitions import defs
+
+        instance = DagsterInstance.get()
+        result = defs.resolve_job_def(JOB_NAME).execute_in_process(
+            partition_key=key,
+            instance=instance,
+            raise_on_error=False,
+            run_id=run_id,
+            tags={PID_TAG: str(os.getpid())},
+            # The full event log (tracebacks included) is in the UI; the console shows one line
+            # per partition, and why a step failed.
+            run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        )
+        run = instance.get_run_by_id(run_id)
+    except KeyboardInterrupt:
+        print(f"  {key}: interrupted before its run started", flush=True)
+        return EXIT_INTERRUPTED
+    verdict = "ok" if result.success else (run.status.value if run else "FAILED")
+    print(
+        f"  {key}: run {run_id[:8]} {verdict} in {time.monotonic() - started:.1f}s, "
+        f"{check_summary(result.get_asset_check_evaluations())}",
+        flush=True,
+    )
+    for event in result.all_events:
+        if event.is_step_failure and event.step_failure_data.error is not None:
+            error = event.step_failure_data.error
+            reason = "interrupted" if "Interrupted" in error.cls_name else error.message
+            print(f"    {event.step_key} failed: {reason.strip().splitlines()[0]}", flush=True)
+    return 0 if result.success else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_partition(*sys.argv[1:3]))

@@ -1,0 +1,111 @@
+"""`expirytrack` as a user runs it: a child process on a fresh project directory and a sandbox."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from dagster import DagsterInstance, DagsterRun, RunsFilter
+
+from expirytrack_dagster.sandbox import Sandbox, SandboxConfig, run_sandbox
+
+REPO = Path(__file__).resolve().parents[1]
+RELIANCE = "NSE_EQ|INE002A01018"
+
+
+@dataclass
+class Cli:
+    """Runs ``expirytrack`` against one sandbox, DAGSTER_HOME and database under ``root``."""
+
+    root: Path
+    sandbox: Sandbox
+
+    @property
+    def home(self) -> Path:
+        return self.root / "dagster_home"
+
+    def env(self) -> dict[str, str]:
+        return {
+            **{
+                k: v for k, v in os.environ.items() if not k.startswith(("UPSTOX_", "EXPIRYTRACK_"))
+            },
+            "DAGSTER_HOME": str(self.home),
+            "EXPIRYTRACK_CONFIG": str(self.root / "expirytrack.yaml"),
+            "EXPIRYTRACK_DATABASE": str(self.root / "expirytrack.duckdb"),
+            "EXPIRYTRACK_LANDING_DIR": str(self.root / "landing"),
+            "EXPIRYTRACK_STATE_DIR": str(self.root / "state"),
+            "EXPIRYTRACK_CREDENTIALS_DIR": str(self.root / "credentials"),
+            "EXPIRYTRACK_SOURCE": "sandbox",
+            "EXPIRYTRACK_SANDBOX_URL": self.sandbox.base_url,
+            "EXPIRYTRACK_SANDBOX_TOKEN": self.sandbox.access_token,
+            "EXPIRYTRACK_SANDBOX_CA": str(self.sandbox.ca_cert_path),
+            "PYTHONPATH": str(REPO),
+        }
+
+    def start(self, *argv: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "expirytrack_dagster.cli", *argv],
+            env=self.env(),
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def start_with_stdin(self, stdin: int, *argv: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "expirytrack_dagster.cli", *argv],
+            env=self.env(),
+            cwd=self.root,
+            stdin=stdin,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def run(self, *argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "expirytrack_dagster.cli", *argv],
+            env=self.env(),
+            cwd=self.root,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def runs(self) -> list[DagsterRun]:
+        with DagsterInstance.from_config(str(self.home)) as instance:
+            return list(instance.get_runs(RunsFilter(job_name="collect_expiry")))
+
+
+@contextmanager
+def cli(root: Path, config: SandboxConfig) -> Iterator[Cli]:
+    """A sandbox and a fresh project directory watching RELIANCE (a few small partitions)."""
+    home = root / "dagster_home"
+    home.mkdir(parents=True)
+    shutil.copy(REPO / "data" / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    (root / "expirytrack.yaml").write_text(
+        f'underlyings:\n  - symbol: RELIANCE\n    instrument_key: "{RELIANCE}"\n'
+        "collection:\n  lookback_months: 1\n  contract_types: [FUT]\n"
+    )
+    with run_sandbox(config) as sandbox:
+        yield Cli(root, sandbox)
+
+
+def project_sandbox(**fields: Any) -> SandboxConfig:
+    """RELIANCE's sandbox on a fixed day (12 final expiries), rate windows off."""
+    fields.setdefault("seed", 5)
+    fields.setdefault("today", date(2025, 10, 1))
+    for window in ("per_second", "per_minute", "per_30_minutes"):
+        fields.setdefault(window, None)
+    return SandboxConfig(**fields)

@@ -1,0 +1,112 @@
+"""Stopping `expirytrack backfill`: real signals to a real CLI process, and runs a kill orphaned."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+
+from expirytrack_dagster.runs import PID_TAG
+from expirytrack_dagster.sandbox import SandboxConfig
+from expirytrack_dagster.sandbox.faults import FaultConfig
+from expirytrack_dagster_tests.cli_project import Cli, cli, project_sandbox
+
+UNFINISHED = (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunStatus.CANCELING)
+
+
+def slow_candles(seconds: float) -> SandboxConfig:
+    """Every candle request takes ``seconds``: a run is surely in flight when the signal comes."""
+    return project_sandbox(
+        faults=FaultConfig(slow=1.0, slow_seconds=seconds, only_paths=("historical-candle",)),
+    )
+
+
+def wait_for(condition, what: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def in_flight(c: Cli) -> bool:
+    """A run is STARTED and has written its contracts: its candle requests hang in the sandbox."""
+    with DagsterInstance.from_config(str(c.home)) as instance:
+        runs = instance.get_runs()
+        return (
+            bool(runs)
+            and runs[0].status == DagsterRunStatus.STARTED
+            and bool(instance.get_latest_materialization_event(AssetKey("contracts")))
+        )
+
+
+def contracts_of(c: Cli, key: str) -> int:
+    with duckdb.connect(str(c.root / "expirytrack.duckdb"), read_only=True) as db:
+        return db.execute(
+            "SELECT count(*) FROM contracts WHERE partition_key = ?", [key]
+        ).fetchone()[0]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_first_signal_stops_after_the_current_run_is_cleaned_up(
+    tmp_path: Path, signum: int
+) -> None:
+    with cli(tmp_path, slow_candles(3600)) as c:
+        process = c.start("backfill", "RELIANCE", "--yes")
+        wait_for(lambda: in_flight(c), "a run in flight")
+        process.send_signal(signum)
+        out, err = process.communicate(timeout=90)
+        runs = c.runs()
+    assert process.returncode == 130, err[-3000:]
+    assert "partitions of RELIANCE" in out
+    assert len(runs) == 1  # the loop stopped: no further partition started
+    assert runs[0].status == DagsterRunStatus.CANCELED
+    assert contracts_of(c, runs[0].tags["dagster/partition"]) > 0  # what it wrote is kept
+    assert f"Stopped by {signal.Signals(signum).name} after 1 run of" in err
+    assert "Traceback" not in err
+
+
+def test_second_ctrl_c_stops_at_once_and_leaves_no_run_started(tmp_path: Path) -> None:
+    with cli(tmp_path, slow_candles(3600)) as c:
+        process = c.start("backfill", "RELIANCE", "--yes")
+        wait_for(lambda: in_flight(c), "a run in flight")
+        process.send_signal(signal.SIGINT)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+        runs = c.runs()
+    assert process.returncode == 130, err[-3000:]
+    assert len(runs) == 1 and runs[0].status not in UNFINISHED
+    assert "Traceback" not in err
+
+
+def test_sigkill_of_the_cli_does_not_leave_its_run_started(tmp_path: Path) -> None:
+    with cli(tmp_path, slow_candles(3600)) as c:
+        process = c.start("backfill", "RELIANCE", "--yes")
+        wait_for(lambda: in_flight(c), "a run in flight")
+        process.kill()
+        process.communicate(timeout=30)
+        # The run's own process sees its parent gone and interrupts the run.
+        wait_for(lambda: c.runs()[0].status not in UNFINISHED, "the run to end")
+        assert len(c.runs()) == 1 and c.runs()[0].status == DagsterRunStatus.FAILURE
+
+
+def test_backfill_marks_the_run_a_sigkill_orphaned(tmp_path: Path) -> None:
+    with cli(tmp_path, slow_candles(3600)) as c:
+        process = c.start("backfill", "RELIANCE", "--yes")
+        wait_for(lambda: in_flight(c), "a run in flight")
+        (run,) = c.runs()
+        os.kill(int(run.tags[PID_TAG]), signal.SIGKILL)  # the run's process, as the OOM killer
+        process.kill()
+        process.communicate(timeout=30)
+        assert c.runs()[0].status == DagsterRunStatus.STARTED  # orphaned
+        done = c.run("backfill", "RELIANCE", "--since", "2030-01-01", "--yes")
+        (after,) = c.runs()
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"Marked 1 run failed whose process is gone (killed earlier): {run.run_id[:8]}" in (
+        done.stderr
+    )
+    assert after.status == DagsterRunStatus.FAILURE
