@@ -117,7 +117,10 @@ def _confirm(question: str, action: str, args: argparse.Namespace) -> bool:
         return True
     if not sys.stdin.isatty():
         raise UsageError(f"refusing to {action} without confirmation (no terminal): pass --yes")
-    answer = input(f"{question} [y/N] ").strip().lower()
+    try:
+        answer = input(f"{question} [y/N] ").strip().lower()
+    except EOFError:  # the terminal closed: no answer is no
+        return False
     return answer in ("y", "yes")
 
 

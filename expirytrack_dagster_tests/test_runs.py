@@ -79,7 +79,8 @@ def test_second_ctrl_c_stops_at_once_and_leaves_no_run_started(tmp_path: Path) -
         _, err = process.communicate(timeout=60)
         runs = c.runs()
     assert process.returncode == 130, err[-3000:]
-    assert len(runs) == 1 and runs[0].status not in UNFINISHED
+    assert len(runs) == 1 and runs[0].status == DagsterRunStatus.FAILURE
+    assert "stopped at once" in err and "marked failed" in err
     assert "Traceback" not in err
 
 
