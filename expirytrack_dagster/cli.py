@@ -95,11 +95,13 @@ def _watched(symbols: Sequence[str]) -> list[str]:
 
     known = [u.symbol for u in watched_underlyings()]
     unknown = [s for s in symbols if s not in known]
-    if unknown or not symbols:
-        named = ", ".join(repr(s) for s in unknown) or "no underlying"
+    where = f"(or add it under 'underlyings:' in {config_path()})"
+    if not symbols:
+        raise UsageError(f"no underlying given: name watched ones, from {', '.join(known)}")
+    if unknown:
         raise UsageError(
-            f"{named}: not a watched underlying; choose from {', '.join(known)} "
-            f"(or add it under 'underlyings:' in {config_path()})"
+            f"{', '.join(repr(s) for s in unknown)}: not a watched underlying; choose from "
+            f"{', '.join(known)} {where}"
         )
     return list(symbols)
 

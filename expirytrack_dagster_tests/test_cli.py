@@ -112,6 +112,10 @@ def one_line_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
         (["demo", "--per-underlying", "two"], "'two'", "whole number >= 1"),
         (["dev", "--port", "99999"], "'99999'", "1 to 65535"),
         (["partitions"], "an underlying", "expirytrack partitions NIFTY"),
+        (["demo", "--underlyings", ","], "no underlying given", "RELIANCE, TCS"),
+        (["login", "--timeout", "-5"], "'-5'", "positive number of seconds"),
+        (["status", "--margin-minutes", "soon"], "'soon'", "whole number of minutes"),
+        (["nonsense"], "'nonsense'", "choose from 'demo'"),
         (["backfill", "RELIANCE", "--nonsense"], "--nonsense", "--help"),
         (
             ["backfill", "RELIANCE", "--since", "2025-09-01", "--until", "2025-08-01"],

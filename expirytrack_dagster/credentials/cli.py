@@ -242,6 +242,24 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seconds(text: str) -> float:
+    """argparse type: a positive number of seconds."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds, e.g. 300")
+    return value
+
+
+def _minutes(text: str) -> int:
+    """argparse type: a whole number of minutes >= 0."""
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of minutes >= 0")
+    return int(text)
+
+
 def add_credential_commands(commands: argparse._SubParsersAction) -> None:
     """Register ``login``, ``logout`` and ``status`` on the ``expirytrack`` sub-command parser."""
     login = commands.add_parser(
@@ -268,7 +286,10 @@ def add_credential_commands(commands: argparse._SubParsersAction) -> None:
         help=f"loopback redirect URI (default {DEFAULT_REDIRECT_URI})",
     )
     login.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds to wait for the browser"
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT_S,
+        help="seconds to wait for the browser",
     )
     login.add_argument("--no-browser", action="store_true", help="only print the login URL")
     login.add_argument(
@@ -287,7 +308,7 @@ def add_credential_commands(commands: argparse._SubParsersAction) -> None:
     )
     status.add_argument(
         "--margin-minutes",
-        type=int,
+        type=_minutes,
         default=int(DEFAULT_MARGIN.total_seconds() // 60),
         help="call the token unusable when it dies within this many minutes",
     )
