@@ -1,14 +1,12 @@
-"""Window splitting and the persisted memory of spans that worked."""
+"""Window splitting: inclusive spans, windows laid from either end, runs of days to fetch again."""
 
 from __future__ import annotations
 
 import itertools
 from datetime import date
-from pathlib import Path
-
 import pytest
 
-from expirytrack_dagster.upstox.windows import WindowMemory, span_days, split_windows
+from expirytrack_dagster.upstox.windows import day_runs, span_days, split_windows
 
 
 def test_split_covers_range_without_overlap() -> None:
@@ -39,23 +37,24 @@ def test_split_rejects_bad_arguments() -> None:
         split_windows(date(2025, 1, 2), date(2025, 1, 1), 5)
 
 
-def test_memory_starts_at_setting_then_learns(tmp_path: Path) -> None:
-    memory = WindowMemory(tmp_path / "spans.sqlite", {"1minute": 30})
-    assert memory.start_span("h", "1minute") == 30
-    memory.record_too_long("h", "1minute", 30)
-    assert memory.start_span("h", "1minute") == 15  # halved until something works
-    memory.record_ok("h", "1minute", 15)
-    memory.record_ok("h", "1minute", 7)
-    assert memory.start_span("h", "1minute") == 15  # the largest that worked
-    # Another process (a new object on the same file) starts from what was learned.
-    again = WindowMemory(tmp_path / "spans.sqlite", {"1minute": 30})
-    assert again.start_span("h", "1minute") == 15
-    assert again.start_span("other-host", "1minute") == 30
+def test_split_from_the_end_puts_the_short_window_first() -> None:
+    # 93 days in windows of 31 from the end: three full windows, the last ending on expiry.
+    assert split_windows(date(2025, 5, 28), date(2025, 8, 28), 31, from_end=True) == [
+        (date(2025, 5, 28), date(2025, 6, 27)),
+        (date(2025, 6, 28), date(2025, 7, 28)),
+        (date(2025, 7, 29), date(2025, 8, 28)),
+    ]
+    windows = split_windows(date(2025, 5, 28), date(2025, 8, 28), 24, from_end=True)
+    assert windows[0] == (date(2025, 5, 28), date(2025, 6, 17))  # the 21-day remainder
+    assert all(span_days(a, b) == 24 for a, b in windows[1:])
+    assert windows[-1][1] == date(2025, 8, 28)
 
 
-def test_memory_forgets_success_the_api_no_longer_grants(tmp_path: Path) -> None:
-    memory = WindowMemory(tmp_path / "spans.sqlite", {"day": 365})
-    memory.record_ok("h", "day", 300)
-    memory.record_too_long("h", "day", 200)
-    assert memory.learned("h", "day") == {"max_ok_days": None, "min_bad_days": 200}
-    assert memory.start_span("h", "day") == 100
+def test_day_runs_bridge_weekends_and_holidays_only() -> None:
+    # 2025-08-14 Thu, (15 holiday, 16-17 weekend), 18 Mon, 19 Tue; 21 Thu after a gap on 20.
+    days = [date(2025, 8, 21), date(2025, 8, 14), date(2025, 8, 18), date(2025, 8, 19)]
+    assert day_runs(days) == [
+        (date(2025, 8, 14), date(2025, 8, 19)),
+        (date(2025, 8, 21), date(2025, 8, 21)),
+    ]
+    assert day_runs([]) == []
