@@ -30,7 +30,6 @@ from expirytrack_dagster.credentials.guard import (
 from expirytrack_dagster.upstox.client import UPSTOX_BASE_URL, ClientSettings, UpstoxClient
 from expirytrack_dagster.upstox.limiter import RateLimits
 from expirytrack_dagster.upstox.resilience import RetryPolicy
-from expirytrack_dagster.upstox.windows import DEFAULT_MAX_SPAN_DAYS
 
 EMBEDDED_SANDBOX_TOKEN = "expirytrack-embedded-sandbox"
 """The token an embedded sandbox accepts. Fixed, so every process shares one rate-limit ledger."""
@@ -86,13 +85,15 @@ class UpstoxResource(ConfigurableResource):
     circuit_min_failing_s: float = Field(
         default=10.0, description="An outage must last this long before the circuit opens."
     )
-    intraday_max_span_days: int = Field(
-        default=DEFAULT_MAX_SPAN_DAYS["1minute"],
-        description="First-try days per candle request up to 15-minute candles (learned down).",
+    max_span_days: int | None = Field(
+        default=None,
+        description="Never ask for more days than this in one candle request. Empty: the "
+        "span is learned and verified (the whole lookback window if the API answers it).",
     )
-    long_max_span_days: int = Field(
-        default=DEFAULT_MAX_SPAN_DAYS["day"],
-        description="First-try days per candle request for 30-minute and day candles.",
+    upstox_user_id: str | None = Field(
+        default=None,
+        description="The Upstox user whose budget the requests count against; default: the "
+        "user `expirytrack login` recorded, else a hash of the token.",
     )
 
     _stack: ExitStack | None = PrivateAttr(default=None)
@@ -138,16 +139,8 @@ class UpstoxResource(ConfigurableResource):
         sandbox.add_token(EMBEDDED_SANDBOX_TOKEN)
         self._stack, self._embedded = stack, sandbox
 
-    def client_settings(self) -> ClientSettings:
-        """The client settings this configuration describes."""
-        spans = {
-            interval: (
-                self.long_max_span_days
-                if interval in ("30minute", "day")
-                else self.intraday_max_span_days
-            )
-            for interval in DEFAULT_MAX_SPAN_DAYS
-        }
+    def client_settings(self, ledger_id: str | None = None) -> ClientSettings:
+        """The client settings this configuration describes (``ledger_id``: whose budget)."""
         ca = self.ca_cert_path
         if self._embedded is not None:
             ca = str(self._embedded.ca_cert_path)
@@ -168,8 +161,9 @@ class UpstoxResource(ConfigurableResource):
                 safety_margin=self.safety_margin,
                 latency_allowance_s=self.latency_allowance_s,
             ),
-            max_span_days=spans,
+            max_span_days=self.max_span_days,
             state_dir=Path(self.state_dir),
+            ledger_id=self.upstox_user_id or ledger_id,
         )
 
     def check_token_deadline(self, now: datetime | None = None) -> ActiveToken | None:
@@ -199,7 +193,8 @@ class UpstoxResource(ConfigurableResource):
         token = self.check_token_deadline()
         if self.resolved_source() == "upstox":
             assert token is not None
-            return UpstoxClient(self.base_url, token.access_token, self.client_settings())
+            user = token.stored.user_id if token.stored is not None else None
+            return UpstoxClient(self.base_url, token.access_token, self.client_settings(user))
         if self.sandbox_url:
             return UpstoxClient(self.sandbox_url, self.sandbox_token or "", self.client_settings())
         if self._embedded is None:

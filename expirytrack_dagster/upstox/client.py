@@ -12,10 +12,10 @@ import contextlib
 import hashlib
 import logging
 import ssl
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -44,12 +44,8 @@ from expirytrack_dagster.upstox.models import (
     parse_expiries,
 )
 from expirytrack_dagster.upstox.resilience import CircuitBreaker, RetryPolicy
-from expirytrack_dagster.upstox.windows import (
-    DEFAULT_MAX_SPAN_DAYS,
-    WindowMemory,
-    span_days,
-    split_windows,
-)
+from expirytrack_dagster.upstox.spans import SpanMemory
+from expirytrack_dagster.upstox.windows import split_windows
 
 log = logging.getLogger(__name__)
 # At DEBUG, hpack logs raw HTTP/2 header blocks, Authorization included; keep it above DEBUG so
@@ -71,8 +67,9 @@ class ClientSettings:
     ca_cert_path: Path | None = None  # trust this PEM too (the sandbox's self-signed certificate)
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     limits: RateLimits = field(default_factory=RateLimits)
-    max_span_days: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_MAX_SPAN_DAYS))
-    state_dir: Path = Path("data/state")  # rate-limit ledger and learned window spans
+    max_span_days: int | None = None  # never ask for more days than this in one request
+    state_dir: Path = Path("data/state")  # rate-limit ledger and verified request spans
+    ledger_id: str | None = None  # whose budget: the Upstox user id; default: the token's hash
 
 
 @dataclass
@@ -105,6 +102,16 @@ class RequestStats:
 def token_fingerprint(access_token: str) -> str:
     """A short one-way name for a token: shared state is keyed by it, never by the token."""
     return hashlib.sha256(access_token.encode()).hexdigest()[:16]
+
+
+def ledger_path(state_dir: Path, ledger_id: str) -> Path:
+    """The rate-limit ledger of one Upstox user (or, when the user is unknown, one token).
+
+    Upstox counts requests per user, so a re-login inside a 30-minute window must keep counting
+    in the same ledger: ``ledger_id`` is the user id that login reported.
+    """
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in ledger_id)
+    return state_dir / "ratelimit" / f"{safe}.sqlite"
 
 
 def _error_detail(response: httpx.Response) -> tuple[str | None, str]:
@@ -158,12 +165,10 @@ class UpstoxClient:
         self.stats = RequestStats()
         state_dir = Path(self.settings.state_dir)
         self.limiter = SharedRateLimiter(
-            state_dir / "ratelimit" / f"{token_fingerprint(access_token)}.sqlite",
+            ledger_path(state_dir, self.settings.ledger_id or token_fingerprint(access_token)),
             self.settings.limits,
         )
-        self.window_memory = WindowMemory(
-            state_dir / "window_spans.sqlite", self.settings.max_span_days
-        )
+        self.spans = SpanMemory(state_dir / "request_spans.sqlite")
         self._breaker = CircuitBreaker(
             self.settings.retry.circuit_failures,
             self.settings.retry.circuit_cooldown_s,
@@ -233,6 +238,20 @@ class UpstoxClient:
         )
         return parse_contracts(data, f"future contracts {instrument_key} {expiry_date}")
 
+    async def get_candles(
+        self, expired_instrument_key: str, interval: str, start: date, end: date
+    ) -> pd.DataFrame:
+        """One request: the candles Upstox answers for ``start``..``end`` (inclusive), ascending.
+
+        The answer is returned as served: whether it is complete is the caller's question (see
+        ``upstox.spans``). A refused range raises ``InvalidDateRange``.
+        """
+        if interval not in INTERVALS:
+            raise InvalidRequest(f"interval {interval!r} is not one of {', '.join(INTERVALS)}")
+        if start > end:
+            raise InvalidRequest(f"from_date {start} is after to_date {end}")
+        return await self._candles_window(expired_instrument_key, interval, start, end)
+
     async def get_historical_data(
         self,
         expired_instrument_key: str,
@@ -240,60 +259,16 @@ class UpstoxClient:
         from_date: date,
         to_date: date,
         *,
-        continuous: bool = False,
+        span_days: int,
     ) -> pd.DataFrame:
-        """Candles of one expired contract from ``from_date`` to ``to_date`` (inclusive), ascending.
+        """Candles from ``from_date`` to ``to_date`` in windows of ``span_days``, ascending.
 
-        The range is split into windows no longer than the learned maximum span for ``interval``.
-        ``continuous=True`` says the contract trades every session (a future): an answer that
-        starts well after its window's start is then checked for silent truncation.
+        For a notebook; collection goes through ``collection`` so that every window is judged.
         """
-        if interval not in INTERVALS:
-            raise InvalidRequest(f"interval {interval!r} is not one of {', '.join(INTERVALS)}")
-        if from_date > to_date:
-            raise InvalidRequest(f"from_date {from_date} is after to_date {to_date}")
-        span = self.window_memory.start_span(self.host, interval)
-        # Each pending entry: (start, end, span of the window whose truncation it probes, or None).
-        pending: deque[tuple[date, date, int | None]] = deque(
-            (start, end, None) for start, end in split_windows(from_date, to_date, span)
-        )
-        frames: list[pd.DataFrame] = []
-        while pending:
-            start, end, probing = pending.popleft()
-            days = span_days(start, end)
-            try:
-                frame = await self._candles_window(expired_instrument_key, interval, start, end)
-            except InvalidDateRange:
-                self.window_memory.record_too_long(self.host, interval, days)
-                if days == 1:
-                    raise
-                log.info("%s-day %s window refused; halving", days, interval)
-                halves = split_windows(start, end, max(1, days // 2))
-                pending.extendleft((s, e, probing) for s, e in reversed(halves))
-                continue
-            if probing is not None:
-                if frame.empty:
-                    # Nothing before the first candle: the longer window was complete, the
-                    # contract had simply not started trading.
-                    self.window_memory.record_ok(self.host, interval, probing)
-                else:
-                    self.window_memory.record_too_long(self.host, interval, probing)
-                    log.warning(
-                        "%s-day %s window came back truncated; narrowing", probing, interval
-                    )
-            head: list[tuple[date, date]] = []
-            if continuous and not frame.empty:
-                first_day = frame["timestamp"].iloc[0].date()
-                if first_day > start:
-                    # A contract that trades every session is missing the window's head:
-                    # truncated, or not listed yet. Asking for the head tells which.
-                    served = span_days(first_day, end)
-                    head = split_windows(start, first_day - timedelta(days=1), served)
-            if head:
-                pending.extendleft((s, e, days) for s, e in reversed(head))
-            else:
-                self.window_memory.record_ok(self.host, interval, days)
-            frames.append(frame)
+        frames = [
+            await self.get_candles(expired_instrument_key, interval, start, end)
+            for start, end in split_windows(from_date, to_date, span_days, from_end=True)
+        ]
         non_empty = [f for f in frames if not f.empty]
         if not non_empty:
             return empty_candles()

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from expirytrack_dagster.sandbox import FaultConfig, Sandbox, SandboxConfig, run_sandbox
-from expirytrack_dagster.upstox.client import ClientSettings, UpstoxClient
+from expirytrack_dagster.upstox.client import ClientSettings, UpstoxClient, ledger_path
 from expirytrack_dagster.upstox.errors import (
     CircuitOpen,
     InvalidDateRange,
@@ -79,7 +79,7 @@ def test_expiries_contracts_and_candles_end_to_end(sandbox: Sandbox, state_dir: 
         futures = await client.get_future_contracts(NIFTY, monthly)
         weekly_futures = await client.get_future_contracts(NIFTY, weekly)
         (future,) = futures
-        candles = await client.get_historical_data(
+        candles = await client.get_candles(
             future.expired_instrument_key, "1minute", monthly - timedelta(days=6), monthly
         )
         return expiries, options, futures, weekly_futures, candles
@@ -107,11 +107,11 @@ def test_candles_equal_what_the_sandbox_serves(sandbox: Sandbox, state_dir: Path
 
     async def scenario(client: UpstoxClient) -> pd.DataFrame:
         return await client.get_historical_data(
-            future.expired_instrument_key, "1minute", start, monthly
+            future.expired_instrument_key, "1minute", start, monthly, span_days=30
         )
 
     candles, client = run(_with_client(sandbox, settings_for(sandbox, state_dir), scenario))
-    # 71 days at the default 30-day span: three windows, three requests.
+    # 71 days at a 30-day span: three windows, three requests.
     assert client.stats.requests["candles"] == 3
     expected = sandbox.market.candles(future.expired_instrument_key, "1minute", start, monthly)
     assert len(candles) == len(expected) > 40 * 375
@@ -155,7 +155,7 @@ def test_input_errors_fail_at_once_with_the_api_message(sandbox: Sandbox, state_
     assert caught.value.status in (400, 404) and caught.value.code
 
     async def unknown_contract(client: UpstoxClient) -> None:
-        await client.get_historical_data(
+        await client.get_candles(
             "NSE_FO|1|28-08-2025", "1minute", date(2025, 8, 1), date(2025, 8, 5)
         )
 
@@ -163,7 +163,7 @@ def test_input_errors_fail_at_once_with_the_api_message(sandbox: Sandbox, state_
         run(_with_client(sandbox, settings, unknown_contract))
 
     async def bad_interval(client: UpstoxClient) -> None:
-        await client.get_historical_data(
+        await client.get_candles(
             "NSE_FO|1|28-08-2025", "2minute", date(2025, 8, 1), date(2025, 8, 5)
         )
 
@@ -262,56 +262,40 @@ def test_persistent_429_raises_rate_limited(state_dir: Path) -> None:
             run(_with_client(sb, settings_for(sb, state_dir, retry=retry), scenario))
 
 
-def test_range_error_halves_the_window_and_remembers(state_dir: Path) -> None:
-    config = SandboxConfig(
-        seed=5, today=TODAY, max_span_days={"1minute": 20}, range_behaviour="error"
-    )
+def test_a_refused_range_is_its_own_error(state_dir: Path) -> None:
+    config = SandboxConfig(seed=5, today=TODAY, max_span_days={"1minute": 20})
     with run_sandbox(config) as sb:
         monthly, _ = _monthly_and_weekly(sb)
         (future,) = sandbox_contracts(sb, monthly, "FUT")
-        start = monthly - timedelta(days=59)
-        settings = settings_for(sb, state_dir, max_span_days={"1minute": 60})
 
         async def scenario(client: UpstoxClient) -> pd.DataFrame:
-            return await client.get_historical_data(
-                future.expired_instrument_key, "1minute", start, monthly
+            return await client.get_candles(
+                future.expired_instrument_key, "1minute", monthly - timedelta(days=20), monthly
             )
 
-        first, client = run(_with_client(sb, settings, scenario))
-        # 60 refused → 30 refused → 15 works: 1 + 2 refusals, then four 15-day windows.
-        assert client.stats.statuses[400] == 3
-        assert client.window_memory.learned(client.host, "1minute") == {
-            "max_ok_days": 15,
-            "min_bad_days": 30,
-        }
-        second, again = run(_with_client(sb, settings, scenario))
-        assert again.stats.statuses[400] == 0  # a later run starts from what was learned
-        assert again.stats.requests["candles"] == 4
-        expected = sb.market.candles(future.expired_instrument_key, "1minute", start, monthly)
-    assert len(first) == len(second) == len(expected)
+        with pytest.raises(InvalidDateRange) as caught:
+            run(_with_client(sb, settings_for(sb, state_dir), scenario))
+    assert caught.value.code == "UDAPI1148"
 
 
-def test_silent_truncation_is_detected_on_the_future(state_dir: Path) -> None:
-    config = SandboxConfig(
-        seed=5, today=TODAY, max_span_days={"1minute": 20}, range_behaviour="truncate"
-    )
-    with run_sandbox(config) as sb:
-        monthly, _ = _monthly_and_weekly(sb)
-        (future,) = sandbox_contracts(sb, monthly, "FUT")
-        start = monthly - timedelta(days=59)
-        settings = settings_for(sb, state_dir, max_span_days={"1minute": 60})
+def test_the_ledger_is_the_upstox_users_so_a_relogin_keeps_counting(
+    sandbox: Sandbox, state_dir: Path
+) -> None:
+    first, second = "token-before-relogin-0001", "token-after-relogin-0002"
+    sandbox.add_token(first)
+    sandbox.add_token(second)
+    settings = settings_for(sandbox, state_dir, ledger_id="SANDBX")
 
-        async def scenario(client: UpstoxClient) -> pd.DataFrame:
-            return await client.get_historical_data(
-                future.expired_instrument_key, "1minute", start, monthly, continuous=True
-            )
+    async def scenario(client: UpstoxClient) -> None:
+        await client.get_expiries(NIFTY)
 
-        candles, client = run(_with_client(sb, settings, scenario))
-        expected = sb.market.candles(future.expired_instrument_key, "1minute", start, monthly)
-        learned = client.window_memory.learned(client.host, "1minute")
-    assert len(candles) == len(expected)
-    assert candles["timestamp"].iloc[0] == expected["timestamp"].min()
-    assert learned["min_bad_days"] == 60 and learned["max_ok_days"] <= 20
+    _, a = run(_with_client(sandbox, settings, scenario, token=first))
+    _, b = run(_with_client(sandbox, settings, scenario, token=second))
+    assert a.limiter.ledger_path == b.limiter.ledger_path == ledger_path(state_dir, "SANDBX")
+    # Without a known user, each token is its own ledger (named by a hash, never the token).
+    _, c = run(_with_client(sandbox, settings_for(sandbox, state_dir), scenario, token=first))
+    assert c.limiter.ledger_path != a.limiter.ledger_path
+    assert first not in str(c.limiter.ledger_path)
 
 
 def test_limits_are_shared_by_clients_on_one_token(sandbox: Sandbox, state_dir: Path) -> None:
