@@ -31,6 +31,7 @@ CANDLE_RULES: tuple[str, ...] = (
     "future_boundary_days",
     "near_money_coverage",
     "far_strike_coverage",
+    "silent_option_days",
 )
 """Rules on the stored candles and fetch outcomes; the ERROR ones block downstream assets."""
 

@@ -34,6 +34,7 @@ RULE_SEVERITY: dict[str, Severity] = {
     "future_boundary_days": "ERROR",
     "near_money_coverage": "WARN",
     "far_strike_coverage": "WARN",
+    "silent_option_days": "ERROR",
     "contract_consistency": "WARN",
 }
 """Each rule's severity. ERROR rules block downstream assets: they mean lost or corrupt data."""
@@ -48,6 +49,7 @@ _RULE_FUNCTIONS: dict[str, Callable[..., RuleResult]] = {
     "future_boundary_days": quality.check_future_boundary_days,
     "near_money_coverage": quality.check_near_money_coverage,
     "far_strike_coverage": quality.check_far_strike_coverage,
+    "silent_option_days": quality.check_silent_option_days,
     "contract_consistency": quality.check_contract_consistency,
 }
 

@@ -16,6 +16,7 @@ from expirytrack_dagster.quality.ohlc import check_ohlc
 from expirytrack_dagster.quality.result import RuleResult, markdown_table
 from expirytrack_dagster.quality.session import check_sessions, expected_candles
 from expirytrack_dagster.quality.settings import PartitionScope, QualitySettings
+from expirytrack_dagster.quality.silent_days import check_silent_option_days
 from expirytrack_dagster.quality.suite import run_quality_rules
 from expirytrack_dagster.quality.uniqueness import (
     check_candle_uniqueness,
@@ -36,6 +37,7 @@ __all__ = [
     "check_near_money_coverage",
     "check_ohlc",
     "check_sessions",
+    "check_silent_option_days",
     "day_status",
     "expected_candles",
     "markdown_table",

@@ -25,7 +25,7 @@ from expirytrack_dagster.quality.result import RuleResult, Severity, percent, to
 from expirytrack_dagster.quality.session import expected_candles
 from expirytrack_dagster.quality.settings import PartitionScope, QualitySettings, interval_minutes
 
-FETCH_PREFERENCE: dict[str, int] = {"complete": 0, "no_trades": 1, "failed": 2}
+FETCH_PREFERENCE: dict[str, int] = {"complete": 0, "no_trades": 1, "unconfirmed": 2, "failed": 3}
 """When a (contract, day) has several recorded outcomes the best one wins: a retry that
 succeeded supersedes the failure before it."""
 
@@ -278,11 +278,12 @@ def _status(grid: pd.DataFrame, settings: QualitySettings) -> np.ndarray:
     return np.select(
         [
             fetch == "failed",
+            fetch == "unconfirmed",
             pd.isna(fetch),
             grid["session_candles"].to_numpy() == 0,
             grid["coverage"].to_numpy() >= settings.coverage_threshold,
         ],
-        ["failed", "missing", "no_trades", "complete"],
+        ["failed", "unconfirmed", "missing", "no_trades", "complete"],
         default="partial",
     ).astype(object)
 
@@ -301,7 +302,7 @@ def _label(grid: pd.DataFrame, n_contracts: int, n_days: int) -> np.ndarray:
     strict = np.isin(grid["moneyness"].to_numpy(dtype=object), ("future", "near"))
     return np.select(
         [
-            np.isin(status, ("failed", "missing", "complete")),
+            np.isin(status, ("failed", "unconfirmed", "missing", "complete")),
             before_first & (status == "no_trades"),
             strict,
         ],
@@ -311,10 +312,11 @@ def _label(grid: pd.DataFrame, n_contracts: int, n_days: int) -> np.ndarray:
 
 
 def check_fetch_outcomes(days: pd.DataFrame, settings: QualitySettings | None = None) -> RuleResult:
-    """ERROR when data was lost on the way in.
+    """ERROR when data was lost on the way in, or is not final.
 
     Counts (contract, day) slots with no recorded outcome (``missing_outcomes``), with a failed
-    request (``failed``), and where the stored candles differ from the count the fetch recorded
+    request (``failed``), answered at a request span not verified (``unconfirmed``: the API may
+    have cut the answer short, so the day is asked again next run), and where the stored candles differ from the count the fetch recorded
     (``count_mismatches``: written partly, twice, or not at all). ``worst`` lists the affected
     contracts with their first error message; ``samples`` the failed and missing days.
     """
@@ -322,18 +324,20 @@ def check_fetch_outcomes(days: pd.DataFrame, settings: QualitySettings | None = 
     fetch = days["fetch_status"]
     failed = (fetch == "failed").to_numpy()
     missing = fetch.isna().to_numpy()
+    unconfirmed = (fetch == "unconfirmed").to_numpy()
     answered = fetch.isin(("complete", "no_trades")).to_numpy()
     mismatch = answered & (
         days["fetched_candles"].fillna(-1).to_numpy() != days["stored_candles"].to_numpy()
     )
-    flagged = days.assign(failed=failed, missing=missing, mismatch=mismatch)[
-        failed | missing | mismatch
-    ]
+    flagged = days.assign(
+        failed=failed, missing=missing, unconfirmed=unconfirmed, mismatch=mismatch
+    )[failed | missing | unconfirmed | mismatch]
     counts = {
         "contracts": int(days[KEY].nunique()),
         "contract_days": len(days),
         "missing_outcomes": int(missing.sum()),
         "failed": int(failed.sum()),
+        "unconfirmed": int(unconfirmed.sum()),
         "count_mismatches": int(mismatch.sum()),
         "contracts_affected": int(flagged[KEY].nunique()),
     }
@@ -345,13 +349,14 @@ def check_fetch_outcomes(days: pd.DataFrame, settings: QualitySettings | None = 
                 trading_symbol=("trading_symbol", "first"),
                 failed_days=("failed", "sum"),
                 missing_days=("missing", "sum"),
+                unconfirmed_days=("unconfirmed", "sum"),
                 mismatched_days=("mismatch", "sum"),
                 first_error=("error", "first"),
             )
             .reset_index()
         )
         per_contract["lost_days"] = per_contract[
-            ["failed_days", "missing_days", "mismatched_days"]
+            ["failed_days", "missing_days", "unconfirmed_days", "mismatched_days"]
         ].sum(axis=1)
         worst = top_rows(
             per_contract.sort_values(["lost_days", KEY], ascending=[False, True], kind="stable"),
@@ -363,13 +368,18 @@ def check_fetch_outcomes(days: pd.DataFrame, settings: QualitySettings | None = 
             ],
             settings.sample_rows,
         )
-    lost = counts["missing_outcomes"] + counts["failed"] + counts["count_mismatches"]
+    lost = (
+        counts["missing_outcomes"]
+        + counts["failed"]
+        + counts["unconfirmed"]
+        + counts["count_mismatches"]
+    )
     return RuleResult(
         name="fetch_outcomes",
         passed=lost == 0,
         severity="ERROR",
-        description="every listed contract has a successful fetch outcome for every trading day, "
-        "and the stored candles match what was fetched",
+        description="every listed contract has a final fetch outcome (asked at a verified "
+        "request span) for every trading day, and the stored candles match what was fetched",
         counts=counts,
         metrics={"lost_contract_days_pct": percent(lost, len(days))},
         worst=worst,

@@ -17,6 +17,7 @@ from expirytrack_dagster.quality.ohlc import check_ohlc
 from expirytrack_dagster.quality.result import RuleResult
 from expirytrack_dagster.quality.session import check_sessions
 from expirytrack_dagster.quality.settings import PartitionScope, QualitySettings
+from expirytrack_dagster.quality.silent_days import check_silent_option_days
 from expirytrack_dagster.quality.uniqueness import (
     check_candle_uniqueness,
     check_contract_uniqueness,
@@ -43,5 +44,6 @@ def run_quality_rules(
         check_future_boundary_days(days, scope, settings),
         check_near_money_coverage(days, settings),
         check_far_strike_coverage(days, settings),
+        check_silent_option_days(days, settings),
         check_contract_consistency(contracts, scope, settings),
     ]

@@ -130,6 +130,7 @@ def test_clean_partition_passes_everything() -> None:
         "contract_days": 33,
         "missing_outcomes": 0,
         "failed": 0,
+        "unconfirmed": 0,
         "count_mismatches": 0,
         "contracts_affected": 0,
     }

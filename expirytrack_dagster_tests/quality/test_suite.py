@@ -22,6 +22,7 @@ def test_every_rule_passes_on_a_clean_partition_and_renders() -> None:
         "future_boundary_days",
         "near_money_coverage",
         "far_strike_coverage",
+        "silent_option_days",
         "contract_consistency",
     ]
     assert all(r.passed for r in results), [r.markdown() for r in results if not r.passed]
