@@ -1,10 +1,12 @@
 """`make bench`: every benchmark in turn. Figures only; nothing here asserts a speed."""
 
-from benchmarks import bench_pipeline, bench_quality, bench_rate_limit
+from benchmarks import bench_pipeline, bench_quality, bench_rate_limit, bench_spans
 
 if __name__ == "__main__":
     print("== rate-limit utilisation ==")
     bench_rate_limit.main([])
+    print("\n== completeness and requests under each range behaviour (verified spans) ==")
+    bench_spans.main([])
     print("\n== collection of one partition ==")
     bench_pipeline.main([])
     print("\n== quality rules on a 5M-candle partition ==")

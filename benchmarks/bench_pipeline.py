@@ -29,14 +29,15 @@ import duckdb
 import httpx
 import pandas as pd
 
-from expirytrack_dagster.candle_collection import fetch_status
+from expirytrack_dagster.collection import fetch_status
+from expirytrack_dagster.collection.answers import clean_answer, merge_days
 from expirytrack_dagster.sandbox import Sandbox, SandboxConfig, run_sandbox
 from expirytrack_dagster.storage.database import connect
 from expirytrack_dagster.storage.io_manager import StagedCandles, publish_staged
 from expirytrack_dagster.storage.landing import CandleLanding
 from expirytrack_dagster.storage.schema import create_tables
-from expirytrack_dagster.upstox.models import parse_candles
-from expirytrack_dagster.upstox.windows import DEFAULT_MAX_SPAN_DAYS, split_windows
+from expirytrack_dagster.upstox.models import empty_candles, parse_candles
+from expirytrack_dagster.upstox.windows import span_days, split_windows
 
 NIFTY = "NSE_INDEX|Nifty 50"
 TODAY = date(2025, 10, 1)
@@ -44,6 +45,8 @@ EXPIRY = date(2025, 8, 28)
 KEY = "NIFTY_2025-08-28"
 WINDOW = (date(2025, 5, 28), EXPIRY)
 UNLIMITED = {"per_second": None, "per_minute": None, "per_30_minutes": None}
+SPAN = 31
+"""The sandbox's default 1-minute span limit: the span the client verifies and fetches with."""
 
 
 def _materialize(root: str, base_url: str, token: str, ca: str, out: mp.Queue) -> None:
@@ -91,7 +94,6 @@ def _materialize(root: str, base_url: str, token: str, ca: str, out: mp.Queue) -
 
 def _raw_bodies(sb: Sandbox, contracts: list[dict]) -> dict[str, list[bytes]]:
     """Every candle response body the partition needs, fetched once, untimed."""
-    span = DEFAULT_MAX_SPAN_DAYS["1minute"]
     bodies: dict[str, list[bytes]] = {}
     with httpx.Client(
         http2=True,
@@ -106,7 +108,7 @@ def _raw_bodies(sb: Sandbox, contracts: list[dict]) -> dict[str, list[bytes]]:
                     f"/v2/expired-instruments/historical-candle/{quote(key, safe='')}/1minute/"
                     f"{end}/{start}"
                 ).content
-                for start, end in split_windows(*WINDOW, span)
+                for start, end in split_windows(*WINDOW, SPAN, from_end=True)
             ]
     return bodies
 
@@ -116,10 +118,23 @@ def _ours(bodies: dict[str, list[bytes]], root: Path) -> tuple[float, int]:
     landing = CandleLanding(root / "landing", "1minute")
     database = root / "ours.duckdb"
     started = time.perf_counter()
+    windows = split_windows(*WINDOW, SPAN, from_end=True)
+    now = pd.Timestamp.now(tz="UTC").to_pydatetime()
     for key, responses in bodies.items():
-        frames = [parse_candles(json.loads(body)["data"]) for body in responses]
-        frames = [f for f in frames if not f.empty] or frames[:1]
-        landing.save(KEY, key, pd.concat(frames, ignore_index=True), *WINDOW)
+        answers = [
+            clean_answer(
+                key,
+                parse_candles(json.loads(body)["data"]),
+                start,
+                end,
+                span_days=span_days(start, end),
+                verified=True,
+                fetched_at=now,
+            )
+            for body, (start, end) in zip(responses, windows, strict=True)
+        ]
+        candles, days, _ = merge_days(empty_candles(), {}, answers)
+        landing.save(KEY, key, candles, days)
     status, files = fetch_status(landing, KEY, list(bodies), *WINDOW)
     with connect(database) as db:
         create_tables(db)
@@ -197,8 +212,8 @@ def main(argv: list[str] | None = None) -> None:
             db.execute("CHECKPOINT")
             (rows,) = db.execute("SELECT count(*) FROM candles").fetchone()
         landing_bytes = sum(p.stat().st_size for p in (root / "run" / "landing").rglob("*.parquet"))
-        span = DEFAULT_MAX_SPAN_DAYS["1minute"]
-        minimum = len(contracts) * len(split_windows(*WINDOW, span))
+        span = SPAN
+        minimum = len(contracts) * len(split_windows(*WINDOW, span, from_end=True))
         requests = stats["by_kind"]["candles"]
         print(
             f"  Dagster materialisation (fetch + land + publish): {run['seconds']:.1f}s, "
