@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 from dagster import DagsterInstance, instance_for_test, materialize
 
 from expirytrack_dagster.assets import candles, contracts, expiries
@@ -87,6 +88,10 @@ class Pipeline:
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
         with connect(self.database, read_only=True) as db:
             return db.execute(sql, params or []).fetchall()
+
+    def query_frame(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        with connect(self.database, read_only=True) as db:
+            return db.execute(sql, params or []).fetchdf()
 
     def candle_requests(self) -> int:
         return int(self.sandbox.stats()["by_kind"].get("candles", 0))

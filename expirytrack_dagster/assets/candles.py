@@ -1,9 +1,10 @@
 """The ``candles`` asset: OHLCV + open interest of every contract of the partition.
 
-Spends the API budget once: contracts that already landed (``storage.landing``) are not asked for
+Spends the API budget once: days that already landed final (``storage.landing``) are not asked for
 again unless ``force_refetch`` is set, so a retry after a crash, or a re-run of a complete
-partition, makes no candle requests for them. The partition is then published to DuckDB in one
-transaction together with its per-(contract, day) fetch status.
+partition, makes no candle requests. Days asked at a request span that is not verified are
+``unconfirmed`` and asked again on the next run (see ``collection``). The partition is then
+published to DuckDB in one transaction together with its per-(contract, day) fetch status.
 """
 
 import asyncio
@@ -11,27 +12,54 @@ import time
 from datetime import date
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, MetadataValue, asset
+from dagster import AssetExecutionContext, Config, Failure, MetadataValue, asset
 
 from expirytrack_dagster.assets.expiries import WRITER_POOL
-from expirytrack_dagster.candle_collection import (
+from expirytrack_dagster.collection import (
     CollectionReport,
     ContractToFetch,
     collect_candles,
     fetch_status,
 )
+from expirytrack_dagster.instruments import underlying_for
 from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.storage.io_manager import StagedCandles
 from expirytrack_dagster.storage.landing import CandleLanding
 
+PROGRESS_EVERY_S = 30.0
+"""At most one progress line per this many seconds (plus one at each tenth of the contracts)."""
+
 
 class CandlesConfig(Config):
     """Run configuration for ``candles``."""
 
     force_refetch: bool = False
-    """Ask Upstox again for every contract, even those already landed."""
+    """Ask Upstox again for every contract and day, even those already landed final."""
+
+
+class _ProgressLog:
+    """Logs contracts done/total, requests spent and an ETA, at a sane rate."""
+
+    def __init__(self, context: AssetExecutionContext, stats: object) -> None:
+        self.context, self.stats = context, stats
+        self.started = self.last = time.monotonic()
+        self.last_tenth = 0
+
+    def __call__(self, done: int, total: int, key: str) -> None:
+        now = time.monotonic()
+        tenth = done * 10 // max(total, 1)
+        if done != total and tenth == self.last_tenth and now - self.last < PROGRESS_EVERY_S:
+            return
+        self.last, self.last_tenth = now, tenth
+        elapsed = now - self.started
+        eta = elapsed / done * (total - done) if done else 0.0
+        wait = getattr(self.stats, "limiter_wait_s", 0.0)
+        self.context.log.info(
+            f"candles: {done}/{total} contracts, {self.stats.total} requests, "
+            f"{wait:.0f} s waited for rate budget, ETA {eta:.0f} s"
+        )
 
 
 async def _collect(
@@ -40,8 +68,10 @@ async def _collect(
     partition_key: str,
     todo: list[ContractToFetch],
     window: tuple[date, date],
+    underlying_key: str,
     force: bool,
     max_in_flight: int,
+    context: AssetExecutionContext,
 ) -> tuple[CollectionReport, dict]:
     async with upstox.client() as client:
         report = await collect_candles(
@@ -51,8 +81,11 @@ async def _collect(
             todo,
             window[0],
             window[1],
+            underlying_key=underlying_key,
             force=force,
             max_in_flight=max_in_flight,
+            span_cap=upstox.max_span_days,
+            progress=_ProgressLog(context, client.stats),
         )
         return report, client.stats.as_metadata()
 
@@ -73,18 +106,30 @@ def candles(
 ) -> StagedCandles:
     """Candles of every contract from ``lookback_months`` before expiry through expiry day.
 
-    Timestamps are candle starts in IST; an untraded contract or day simply has no rows and is
-    recorded as ``no_trades`` in ``candle_fetch_status``; a contract whose download failed is
-    recorded as ``failed`` with the error, and is fetched again on the next run.
+    Timestamps are candle starts in IST. Per (contract, trading day) ``candle_fetch_status``
+    says ``complete`` / ``no_trades`` (answered at a verified request span), ``unconfirmed``
+    (answered at a span not verified yet: asked again next run) or ``failed`` (with the error:
+    asked again next run).
     """
     started = time.monotonic()
     partition = parse_partition_key(context.partition_key)
+    if contracts.empty:
+        raise Failure(
+            description=(
+                f"no contracts are stored for {context.partition_key}: materialise `expiries` "
+                "and `contracts` of this partition first (select all three assets, or run "
+                f"`expirytrack backfill {partition.symbol}`). Nothing was written."
+            )
+        )
     window = (collection.lookback_start(partition.expiry), partition.expiry)
     landing = CandleLanding(collection.landing_dir, collection.interval)
     todo = [
         ContractToFetch(row.expired_instrument_key, row.instrument_type)
         for row in contracts.itertuples()
     ]
+    underlying_key = str(contracts["underlying_key"].iloc[0])
+    if not underlying_key:
+        underlying_key = underlying_for(partition.symbol).instrument_key
     context.log.info(
         f"{len(todo)} contracts, {collection.interval} candles {window[0]} … {window[1]}, "
         f"from {upstox.describe_source()}"
@@ -96,10 +141,23 @@ def candles(
             context.partition_key,
             todo,
             window,
+            underlying_key,
             config.force_refetch,
             collection.max_in_flight,
+            context,
         )
     )
+    for event in report.events:
+        context.log.warning(event)
+    if report.rechecked_contracts:
+        context.log.info(
+            f"{report.rechecked_contracts} landed contracts had days that were not final "
+            f"(failed, unconfirmed, or landed before spans were verified): "
+            f"{report.promoted_days} days were confirmed without a request, the rest cost "
+            f"{report.window_requests} candle requests"
+        )
+    if report.duplicates_collapsed:
+        context.log.warning(f"{report.duplicates_collapsed} identical duplicate candles collapsed")
     status, files = fetch_status(
         landing,
         context.partition_key,
@@ -107,6 +165,11 @@ def candles(
         *window,
     )
     by_status = status["status"].value_counts().to_dict()
+    if by_status.get("unconfirmed", 0):
+        context.log.warning(
+            f"{by_status['unconfirmed']} contract-days were answered at a request span that is "
+            "not verified: they are not final and are asked again on the next run"
+        )
     metadata = {
         "data_source": upstox.describe_source(),
         "interval": collection.interval,
@@ -117,17 +180,22 @@ def candles(
         "contracts_failed": len(report.failed),
         "contract_days_complete": int(by_status.get("complete", 0)),
         "contract_days_no_trades": int(by_status.get("no_trades", 0)),
+        "contract_days_unconfirmed": int(by_status.get("unconfirmed", 0)),
         "contract_days_failed": int(by_status.get("failed", 0)),
+        **report.as_metadata(),
         "api_requests": stats["api_requests"],
         "api_retries": stats["api_retries"],
         "api_429s": stats["api_429s"],
+        "limiter_wait_s": stats["limiter_wait_s"],
         "fetch_seconds": round(time.monotonic() - started, 2),
     }
+    if report.events:
+        metadata["span_log"] = MetadataValue.md("\n".join(f"- {e}" for e in report.events))
     if report.failed:
         worst = sorted(report.failed.items())[:10]
         metadata["failed_contracts"] = MetadataValue.md(
             "| contract | error |\n|---|---|\n"
             + "\n".join(f"| {k} | {e.replace('|', '/')} |" for k, e in worst)
         )
-        context.log.warning(f"{len(report.failed)} contracts failed; they are retried next run")
+        context.log.warning(f"{len(report.failed)} contracts had failed days; retried next run")
     return StagedCandles(context.partition_key, tuple(files), status, metadata)

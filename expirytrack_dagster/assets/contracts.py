@@ -12,6 +12,7 @@ from expirytrack_dagster.instruments import underlying_for
 from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
+from expirytrack_dagster.storage.upstream import require_upstream_row
 from expirytrack_dagster.upstox.models import Contract
 
 CONTRACT_COLUMNS = [f.name for f in dataclasses.fields(Contract)]
@@ -63,6 +64,7 @@ def contracts(
     no contracts at all fails the step and keeps what is stored.
     """
     partition = parse_partition_key(context.partition_key)
+    require_upstream_row(collection.database, "expiries", context.partition_key, "contracts")
     underlying = underlying_for(partition.symbol)
     found, stats = asyncio.run(
         _fetch_contracts(

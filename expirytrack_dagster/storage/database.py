@@ -52,9 +52,14 @@ def open_connection(
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
             if not _is_lock_error(exc) or time.monotonic() >= deadline:
                 if _is_lock_error(exc):
+                    wants = "read" if read_only else "write"
                     raise DatabaseLocked(
-                        f"{path} stayed locked by another process for {lock_timeout_s:.0f}s; "
-                        "close notebooks holding it read-write, or wait for the running write"
+                        f"could not open {path} to {wants} for {lock_timeout_s:.0f}s: another "
+                        "process holds it. DuckDB lets one process write a file, and while it "
+                        "does no other process may open it, not even read-only; a writer must "
+                        "likewise wait for every other process (read-only ones included) to "
+                        "close it. Close other connections (notebooks, duckdb shells) or wait "
+                        "for the running write."
                     ) from None
                 raise
             time.sleep(delay * random.uniform(0.5, 1.5))

@@ -83,6 +83,14 @@ class DataFrameHandler(DbTypeHandler[pd.DataFrame]):
     def load_input(
         self, context: InputContext, table_slice: TableSlice, connection: duckdb.DuckDBPyConnection
     ) -> pd.DataFrame:
+        exists = connection.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
+            [table_slice.schema, table_slice.table],
+        ).fetchone()[0]
+        if not exists:
+            # Nothing was ever stored for this asset: an empty input, which the downstream
+            # asset refuses with a message naming what to materialise first.
+            return pd.DataFrame()
         return connection.execute(DuckDbClient.get_select_statement(table_slice)).fetchdf()
 
     @property

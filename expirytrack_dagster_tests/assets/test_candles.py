@@ -8,12 +8,21 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from dagster import materialize
 
+from expirytrack_dagster.assets import candles, contracts
 from expirytrack_dagster.calendar import trading_days_between
+from expirytrack_dagster.collection import pending_days
 from expirytrack_dagster.sandbox import FaultConfig
 from expirytrack_dagster.storage.landing import CandleLanding
 from expirytrack_dagster_tests.assets.conftest import RELIANCE_KEY, TODAY
-from expirytrack_dagster_tests.pipeline import Pipeline, column_types, pipeline, sandbox_config
+from expirytrack_dagster_tests.pipeline import (
+    ASSETS,
+    Pipeline,
+    column_types,
+    pipeline,
+    sandbox_config,
+)
 
 EXPIRY = date(2025, 8, 28)
 WINDOW = (date(2025, 7, 28), EXPIRY)  # one month before expiry through expiry day
@@ -126,19 +135,26 @@ def test_failure_mid_partition_resumes_without_refetch_and_no_partial_rows(stock
     # The outage opened the circuit: the step failed without publishing anything.
     assert stock.query("SELECT count(*) FROM candles")[0][0] == 0
     landing = CandleLanding(stock.collection.landing_dir, "1minute")
-    landed = {p.name: p.stat().st_mtime_ns for p in landing.partition_dir(key).glob("*.parquet")}
-    assert landed, "some contracts should have landed before the outage"
+    days = trading_days_between(*WINDOW)
+    served = stock.sandbox.market.contracts(RELIANCE_KEY, EXPIRY)
+    keys = [c["instrument_key"] for c in served]
+    final = {}  # contracts whose every day landed final before the outage
+    for k in keys:
+        landed = landing.load(key, k, days)
+        if landed is not None and not pending_days(landed, days):
+            final[landed.path.name] = landed.path.stat().st_mtime_ns
+    assert final, "some contracts should have landed before the outage"
 
     stock.sandbox.set_faults(FaultConfig())
-    before = stock.candle_requests()
-    assert stock.materialize(key).success
+    result = stock.materialize(key)
+    assert result.success
     again = {p.name: p.stat().st_mtime_ns for p in landing.partition_dir(key).glob("*.parquet")}
-    assert all(again[name] == mtime for name, mtime in landed.items())  # not fetched again
-    served = stock.sandbox.market.contracts(RELIANCE_KEY, EXPIRY)
+    assert all(again[name] == mtime for name, mtime in final.items())  # not fetched again
     assert len(again) == len(served)
-    # Each contract still missing needs at most two windows (+ one probe for the future).
-    assert stock.candle_requests() - before <= 2 * (len(served) - len(landed)) + 1
-    keys = [c["instrument_key"] for c in served]
+    # Only contracts with days still to fetch were asked for, at most two windows each.
+    meta = result.asset_materializations_for_node("candles")[0].metadata
+    assert meta["contracts_reused"].value == len(final)
+    assert meta["contract_window_requests"].value <= 2 * (len(served) - len(final))
     assert stock.query("SELECT count(*) FROM candles")[0][0] == expected_candles(stock, keys)
 
 
@@ -165,7 +181,8 @@ def test_one_failing_contract_is_recorded_failed_and_retried_next_run(stock: Pip
     result = stock.materialize(key, max_attempts=2)
     assert result.success  # one bad contract does not sink the partition
     failed = stock.query(
-        "SELECT DISTINCT expired_instrument_key, error FROM candle_fetch_status WHERE status = 'failed'"
+        "SELECT expired_instrument_key, min(error) FROM candle_fetch_status WHERE status = 'failed'"
+        " GROUP BY 1"
     )
     assert [k for k, _ in failed] == [broken] and "HTTP 500" in failed[0][1]
     meta = result.asset_materializations_for_node("candles")[0].metadata
@@ -174,7 +191,7 @@ def test_one_failing_contract_is_recorded_failed_and_retried_next_run(stock: Pip
     stock.sandbox.set_faults(FaultConfig())
     before = stock.candle_requests()
     assert stock.materialize(key).success
-    assert stock.candle_requests() - before <= 2  # only the failed contract, two windows at most
+    assert stock.candle_requests() - before <= 2  # only the failed contract's windows
     assert stock.query("SELECT count(*) FROM candle_fetch_status WHERE status = 'failed'") == [(0,)]
 
 
@@ -242,3 +259,26 @@ def test_token_revoked_mid_run_fails_naming_the_fix_and_keeps_what_landed(stock:
     assert stock.materialize(key).success
     again = {p.name: p.stat().st_mtime_ns for p in landing.partition_dir(key).glob("*.parquet")}
     assert all(again[name] == mtime for name, mtime in landed.items())
+
+
+def test_an_asset_run_without_its_upstream_fails_and_marks_nothing(stock: Pipeline) -> None:
+    """The UI path: Materialize… → `candles` (or `contracts`) alone on an uncollected partition."""
+    key = stock.partition("RELIANCE", EXPIRY)
+    for alone in (candles, contracts):
+        result = materialize(
+            ASSETS,
+            selection=[alone.key],
+            partition_key=key,
+            instance=stock.instance,
+            resources=stock.resources(),
+            raise_on_error=False,
+        )
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        text = str(failure.event_specific_data)
+        assert "materialise" in text and "expirytrack backfill RELIANCE" in text
+        assert key not in stock.instance.get_materialized_partitions(alone.key)
+    assert stock.candle_requests() == 0
+    assert not stock.database.exists() or stock.query(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'candles'"
+    ) == [(0,)]

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from expirytrack_dagster.candle_collection import ContractToFetch, collect_candles
+from expirytrack_dagster.calendar import trading_days_between
+from expirytrack_dagster.collection import ContractToFetch, collect_candles
 from expirytrack_dagster.sandbox import Sandbox
 from expirytrack_dagster.sandbox.tokens import new_token
 from expirytrack_dagster.storage.landing import CandleLanding
@@ -46,7 +47,9 @@ async def collect(sandbox: Sandbox, token: str, landing: CandleLanding, state: P
         retry=RetryPolicy(max_attempts=2, base_delay_s=0.01),
     )
     async with UpstoxClient(sandbox.base_url, token, settings) as client:
-        return await collect_candles(client, landing, PARTITION, todo, *WINDOW, max_in_flight=1)
+        return await collect_candles(
+            client, landing, PARTITION, todo, *WINDOW, underlying_key=NIFTY, max_in_flight=1
+        )
 
 
 def test_401_mid_run_keeps_what_landed(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -61,7 +64,8 @@ def test_401_mid_run_keeps_what_landed(sandbox: Sandbox, tmp_path: Path) -> None
     message = str(caught.value)
     assert "HTTP 401" in message and "UDAPI100050" in message
     assert "expirytrack login" in message and token not in message
-    landed = [c for c in todo if landing.landed(PARTITION, c.expired_instrument_key)]
+    days = trading_days_between(*WINDOW)
+    landed = [c for c in todo if landing.load(PARTITION, c.expired_instrument_key, days)]
     assert len(landed) == 2
 
     fresh = new_token()  # after `expirytrack login`

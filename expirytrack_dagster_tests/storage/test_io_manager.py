@@ -1,7 +1,7 @@
 """The IO manager writes a partition in one transaction: all of it, or nothing and the old rows kept."""
 
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
@@ -12,7 +12,7 @@ from dagster import AssetExecutionContext, DagsterInstance, asset, materialize
 from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.partitions import expiry_partitions
 from expirytrack_dagster.storage.io_manager import ExpiryTrackIOManager, StagedCandles
-from expirytrack_dagster.storage.landing import CandleLanding
+from expirytrack_dagster.storage.landing import CandleLanding, DayRecord
 
 KEYS = ["NIFTY_2025-08-28", "NIFTY_2025-09-02"]
 
@@ -70,8 +70,7 @@ def setup(tmp_path: Path):
                 key,
                 contract,
                 candles_frame("2025-08-01 09:15", 50 + j, 100.0 * (i + 1)),
-                date(2025, 8, 1),
-                date(2025, 8, 28),
+                {date(2025, 8, 1): DayRecord("complete", 28, None, datetime.now(UTC))},
             )
     io_manager = ExpiryTrackIOManager(database=str(tmp_path / "db.duckdb"), schema="main")
     return instance, landing, io_manager, tmp_path / "db.duckdb"

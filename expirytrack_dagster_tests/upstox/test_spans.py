@@ -136,7 +136,9 @@ def test_answer_ends_judges_first_and_last_session_bars() -> None:
     early_close = answer_ends(_frame([_at(start, 9, 15), _at(end, 15, 20)]), start, end, 1)
     assert early_close.head_full and not early_close.tail_full
     assert early_close.served_from_start(start) == 28
-    cut = answer_ends(_frame([_at(end - timedelta(days=9), 9, 15), _at(end, 15, 29)]), start, end, 1)
+    cut = answer_ends(
+        _frame([_at(end - timedelta(days=9), 9, 15), _at(end, 15, 29)]), start, end, 1
+    )
     assert not cut.head_full and cut.served_from_head(end) == 10
     five = answer_ends(_frame([_at(start, 9, 15), _at(end, 15, 25)]), start, end, 5)
     assert five.head_full and five.tail_full  # the last 5-minute bar starts at 15:25

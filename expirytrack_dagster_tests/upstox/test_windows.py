@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import date
+
 import pytest
 
 from expirytrack_dagster.upstox.windows import day_runs, span_days, split_windows
