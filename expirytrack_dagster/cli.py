@@ -493,6 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from expirytrack_dagster.credentials.cli import refuse_extra_login_arguments
     from expirytrack_dagster.runs import EXIT_INTERRUPTED, StoppedAtOnce
+    from expirytrack_dagster.settings import SettingsError
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -504,6 +505,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UsageError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 2
     except StoppedAtOnce as exc:

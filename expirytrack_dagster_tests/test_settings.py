@@ -194,3 +194,22 @@ def test_dagster_definitions_validate_fails_on_bad_settings(
     )
     assert result.returncode != 0
     assert expected in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("argv", [["partitions", "NIFTY", "--missing"], ["backfill", "NIFTY"]])
+def test_the_cli_answers_a_bad_setting_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, argv
+) -> None:
+    from expirytrack_dagster.cli import main
+
+    path = tmp_path / "expirytrack.yaml"
+    path.write_text("colection:\n  interval: 5minute\n")
+    monkeypatch.setenv("EXPIRYTRACK_CONFIG", str(path))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err
+    assert err.endswith(
+        f"{path}: unknown key 'colection' (did you mean 'collection'?); "
+        "allowed: underlyings, collection, upstox"
+    )
