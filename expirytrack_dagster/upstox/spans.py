@@ -230,23 +230,18 @@ class AnswerEnds:
         return None if self.last_day is None else (self.last_day - start).days + 1
 
 
-def _last_bar(day: date, interval_minutes: int | None) -> datetime | None:
+def _bar(day: date, interval_minutes: int | None, *, last: bool) -> datetime | None:
+    """The first (or last) bar start of ``day``'s session; midnight IST for day candles."""
     session = session_for(day)
     if session is None:
         return None
     if interval_minutes is None:
         return datetime.combine(day, datetime.min.time(), IST)
-    last = (session.minutes - 1) // interval_minutes * interval_minutes
-    return session.open + timedelta(minutes=last)
-
-
-def _first_bar(day: date, interval_minutes: int | None) -> datetime | None:
-    session = session_for(day)
-    if session is None:
-        return None
-    if interval_minutes is None:
-        return datetime.combine(day, datetime.min.time(), IST)
-    return session.open
+    if not last:
+        return session.open
+    return session.open + timedelta(
+        minutes=(session.minutes - 1) // interval_minutes * interval_minutes
+    )
 
 
 def answer_ends(
@@ -261,8 +256,8 @@ def answer_ends(
         return AnswerEnds(None, None, False, False)
     first = candles["timestamp"].iloc[0].to_pydatetime().astimezone(IST)
     last = candles["timestamp"].iloc[-1].to_pydatetime().astimezone(IST)
-    head_bar = _first_bar(days[0], interval_minutes)
-    tail_bar = _last_bar(days[-1], interval_minutes)
+    head_bar = _bar(days[0], interval_minutes, last=False)
+    tail_bar = _bar(days[-1], interval_minutes, last=True)
     return AnswerEnds(
         first_day=first.date(),
         last_day=last.date(),

@@ -15,20 +15,12 @@ import pandas as pd
 import pytest
 
 from expirytrack_dagster.checks import ALL_CHECKS
+from expirytrack_dagster.sandbox import TRUTH_COLUMNS
 from expirytrack_dagster.upstox.windows import span_days
 from expirytrack_dagster_tests.collection.conftest import MONTHLY, TINY, TODAY, WEEKLY
 from expirytrack_dagster_tests.pipeline import ASSETS, Pipeline, pipeline, sandbox_config
 
-COLUMNS = [
-    "expired_instrument_key",
-    "timestamp",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "open_interest",
-]
+COLUMNS = list(TRUTH_COLUMNS)
 
 BEHAVIOURS = {
     "serves-whole-window": ({"1minute": 3650}, "error"),
