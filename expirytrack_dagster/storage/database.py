@@ -1,8 +1,12 @@
-"""The one place that opens the DuckDB database: path, time zone, memory limit, lock retries.
+"""The one place that opens the DuckDB database: path, time zone, memory limit, lock retries, schema.
 
 DuckDB allows one writing process per file. Writers are serialised by the ``duckdb_writer``
 concurrency pool (see ``data/dagster_home/dagster.yaml``); a connection that still meets the lock
 (a notebook holding the file, a run outside the pool) is retried with backoff rather than failing.
+
+A connection opened for writing first brings the schema to the current version
+(``storage.schema.migrate``): a database made by an earlier expirytrack is upgraded in place on its
+first open, never recreated. Read-only connections see the file as it is.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+
+from expirytrack_dagster.storage.schema import migrate
 
 DEFAULT_DATABASE = Path("data/expirytrack.duckdb")
 DEFAULT_MEMORY_LIMIT = "4GB"
@@ -35,7 +41,11 @@ def open_connection(
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     lock_timeout_s: float = 300.0,
 ) -> duckdb.DuckDBPyConnection:
-    """Open ``path`` (creating its folder), retrying while another process holds the lock."""
+    """Open ``path`` (creating its folder), retrying while another process holds the lock.
+
+    For writing, the schema is migrated to the current version first (``SchemaError`` when the
+    file was made by a newer expirytrack).
+    """
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,6 +75,12 @@ def open_connection(
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 2.0)
     connection.execute("SET TimeZone = 'Asia/Kolkata'")
+    if not read_only:
+        try:
+            migrate(connection)
+        except BaseException:
+            connection.close()
+            raise
     return connection
 
 

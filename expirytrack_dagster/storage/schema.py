@@ -1,16 +1,34 @@
-"""The DuckDB schema: one typed table per asset, plus the per-(contract, day) fetch status.
+"""The DuckDB schema, versioned: the tables, their column comments, and the ordered migrations.
 
 Candle times are ``TIMESTAMPTZ``: DuckDB stores the instant; exchange times are IST (+05:30), so
 ``SET TimeZone = 'Asia/Kolkata'`` (done by ``storage.database.connect``) shows them as the exchange
 printed them. Prices are rupees as DOUBLE; ``tick_size`` is in paise exactly as Upstox sends it
 (5 = ₹0.05). Every table carries ``partition_key`` (e.g. ``NIFTY_2025-08-28``).
+
+Collected data cost API budget, so a schema change never recreates a table. The schema has a
+version, recorded in ``schema_version`` (one row per step applied). Version 1 is the schema before
+versioning (:data:`TABLES_V1`, frozen); every later version is a :class:`Migration` in
+:data:`MIGRATIONS`, applied in order, in one transaction, by :func:`migrate`. A new database is
+built the same way (version 1, then every migration), so a fresh file and an upgraded one are
+alike by construction. Opening the database for writing (``storage.database.connect``) migrates
+it; ``expirytrack migrate`` does it on demand.
+
+To change the schema: append a ``Migration`` with the next version whose statements turn the
+previous version into the new one (``ALTER TABLE … ADD COLUMN``, ``CREATE TABLE IF NOT EXISTS``,
+an ``UPDATE`` that fills a new column), and update :data:`TABLES` and :data:`COMMENTS` to the new
+shape. Never edit a released migration or :data:`TABLES_V1`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+
 SCHEMA = "main"
 
-TABLES: dict[str, str] = {
+TABLES_V1: dict[str, str] = {
     "expiries": """
         CREATE TABLE IF NOT EXISTS main.expiries (
             partition_key VARCHAR NOT NULL,
@@ -87,6 +105,41 @@ TABLES: dict[str, str] = {
             reported_at TIMESTAMPTZ NOT NULL
         )""",
 }
+"""Version 1, the schema before versioning: frozen, so old databases are recognised."""
+
+
+API_USAGE_V2 = """
+    CREATE TABLE IF NOT EXISTS main.api_usage (
+        run_id VARCHAR NOT NULL,
+        partition_key VARCHAR NOT NULL,
+        recorded_at TIMESTAMPTZ NOT NULL,
+        data_source VARCHAR,
+        requests BIGINT NOT NULL,
+        requests_by_kind VARCHAR NOT NULL,
+        candle_requests BIGINT NOT NULL,
+        rate_limited BIGINT NOT NULL,
+        retries BIGINT NOT NULL,
+        transport_errors BIGINT NOT NULL,
+        latency_p50_ms DOUBLE,
+        latency_p95_ms DOUBLE,
+        candles_fetched BIGINT NOT NULL,
+        candles_per_request DOUBLE,
+        limiter_wait_s DOUBLE NOT NULL,
+        budget_used_30min BIGINT,
+        budget_limit_30min BIGINT
+    )"""
+
+SCHEMA_VERSION_TABLE = """
+    CREATE TABLE IF NOT EXISTS main.schema_version (
+        version INTEGER NOT NULL,
+        description VARCHAR NOT NULL,
+        applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp
+    )"""
+"""Bookkeeping: one row per version the database went through (1 = found or created unversioned)."""
+
+TABLES: dict[str, str] = {**TABLES_V1, "api_usage": API_USAGE_V2}
+"""Every data table at the current version (name → DDL), for code that lists them."""
+
 
 COMMENTS: dict[tuple[str, str], str] = {
     (
@@ -105,7 +158,10 @@ COMMENTS: dict[tuple[str, str], str] = {
     ("candles", "open"): "Rupees",
     ("candles", "volume"): "Contracts traded (units, not lots) in the candle",
     ("candles", "open_interest"): "Open interest (units) at the candle",
-    ("candle_fetch_status", "status"): "complete | no_trades | failed: what the API answered",
+    (
+        "candle_fetch_status",
+        "status",
+    ): "complete | no_trades (final) | unconfirmed | failed (asked again next run)",
     (
         "coverage_report",
         "completeness_pct",
@@ -118,14 +174,141 @@ COMMENTS: dict[tuple[str, str], str] = {
         "coverage_report",
         "verdict",
     ): "complete (>= 99 %) | partial (>= 90 %) | incomplete | failed (blocking check) | not_collected",
+    ("api_usage", "run_id"): "The Dagster run that made the requests",
+    (
+        "api_usage",
+        "requests_by_kind",
+    ): "JSON object: requests per endpoint (expiries, option_contracts, future_contracts, candles)",
+    ("api_usage", "rate_limited"): "Answers 429 (rate limited) during the run",
+    ("api_usage", "retries"): "Requests sent again after a failure (429, 5xx, timeout)",
+    ("api_usage", "latency_p50_ms"): "Median request latency; NULL when not measured",
+    ("api_usage", "candles_fetched"): "Candles received from the API in this run",
+    (
+        "api_usage",
+        "budget_used_30min",
+    ): "Requests of this Upstox user in the 30-minute window when the run ended (all processes)",
+    ("schema_version", "version"): "Schema version reached by this step; the highest is current",
 }
 
 
-def create_tables(connection: object) -> None:
-    """Create every table (idempotent) and document columns with comments."""
-    execute = connection.execute  # type: ignore[attr-defined]
-    for ddl in TABLES.values():
-        execute(ddl)
+@dataclass(frozen=True)
+class Migration:
+    """One step from ``version - 1`` to ``version``: SQL statements run in order."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        2,
+        "api_usage: requests, 429s, retries, latency and budget use per run",
+        (API_USAGE_V2,),
+    ),
+)
+"""Every step after version 1, in order. Append only."""
+
+CURRENT_VERSION = MIGRATIONS[-1].version if MIGRATIONS else 1
+
+
+class SchemaError(RuntimeError):
+    """The database's schema cannot be used by this code (made by a newer version)."""
+
+
+def _table_names(connection: duckdb.DuckDBPyConnection) -> set[str]:
+    rows = connection.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? AND database_name = "
+        "current_database()",
+        [SCHEMA],
+    ).fetchall()
+    return {row[0] for row in rows}
+
+
+def schema_version(connection: duckdb.DuckDBPyConnection) -> int | None:
+    """The database's schema version: 0 when it holds none of our tables, None if unversioned.
+
+    None means version 1 tables without the ``schema_version`` table: a database made before
+    versioning, which :func:`migrate` stamps as version 1 and then upgrades.
+    """
+    names = _table_names(connection)
+    if "schema_version" in names:
+        found = connection.execute(f"SELECT max(version) FROM {SCHEMA}.schema_version").fetchone()
+        if found[0] is not None:
+            return int(found[0])
+    if names & set(TABLES_V1):
+        return None
+    return 0
+
+
+def _document(connection: duckdb.DuckDBPyConnection) -> None:
     for (table, column), text in COMMENTS.items():
         quoted = text.replace("'", "''")
-        execute(f"COMMENT ON COLUMN main.{table}.\"{column}\" IS '{quoted}'")
+        connection.execute(f"COMMENT ON COLUMN {SCHEMA}.{table}.\"{column}\" IS '{quoted}'")
+
+
+def pending_migrations(connection: duckdb.DuckDBPyConnection) -> list[Migration]:
+    """The steps :func:`migrate` would apply (empty when current); ``SchemaError`` if too new."""
+    version = schema_version(connection)
+    if version is not None and version > CURRENT_VERSION:
+        raise SchemaError(
+            f"the database has schema version {version}, newer than this expirytrack knows "
+            f"({CURRENT_VERSION}): upgrade expirytrack (pip install -U) before using it"
+        )
+    start = 1 if version in (None, 0) else version
+    return [m for m in MIGRATIONS if m.version > start]
+
+
+def create_tables(connection: duckdb.DuckDBPyConnection) -> list[Migration]:
+    """Bring the schema to :data:`CURRENT_VERSION` in the caller's transaction (if any).
+
+    A new database gets version 1 and then every migration; an old one only the missing steps;
+    a current one nothing (one catalog query). Returns the migrations applied. Prefer
+    :func:`migrate`, which wraps this in its own transaction.
+    """
+    version = schema_version(connection)
+    steps = pending_migrations(connection)
+    if version not in (None, 0) and not steps:
+        return []
+    execute = connection.execute
+    execute(SCHEMA_VERSION_TABLE)
+    if version in (None, 0):
+        for ddl in TABLES_V1.values():
+            execute(ddl)
+        found = "created" if version == 0 else "found without a version (made before versioning)"
+        execute(
+            f"INSERT INTO {SCHEMA}.schema_version (version, description) VALUES (1, ?)",
+            [f"version 1 {found}"],
+        )
+    for step in steps:
+        for statement in step.statements:
+            execute(statement)
+        execute(
+            f"INSERT INTO {SCHEMA}.schema_version (version, description) VALUES (?, ?)",
+            [step.version, step.description],
+        )
+    _document(connection)
+    return steps
+
+
+def migrate(connection: duckdb.DuckDBPyConnection) -> list[Migration]:
+    """Upgrade the database in place to :data:`CURRENT_VERSION`, all or nothing; the steps applied.
+
+    Call on a connection outside any transaction. Rows are never dropped or rewritten except by
+    a migration's own statements; running it again is a no-op.
+    """
+    if schema_version(connection) == CURRENT_VERSION:
+        return []
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        applied = create_tables(connection)
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+    return applied
+
+
+def describe(steps: Sequence[Migration]) -> str:
+    """``"2 (api_usage: …)"`` — the steps applied, for messages."""
+    return ", ".join(f"{m.version} ({m.description})" for m in steps)

@@ -1,0 +1,1 @@
+"""Operating the collection for months: schema migration, backup and restore, doctor, delete."""
