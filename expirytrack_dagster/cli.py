@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 from expirytrack_dagster.credentials.cli import add_credential_commands
 from expirytrack_dagster.credentials.guard import has_stored_token
+from expirytrack_dagster.ops.cli import add_ops_commands
 from expirytrack_dagster.sandbox.cli import DESCRIPTION as SANDBOX_HELP
 from expirytrack_dagster.sandbox.cli import add_arguments as add_sandbox_arguments
 from expirytrack_dagster.sandbox.cli import serve as serve_sandbox
@@ -179,7 +180,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         elif has_stored_token(None):
             print("Source: the real Upstox API (the token `expirytrack login` stored).")
         else:
+            from expirytrack_dagster.sandbox_stores import use_sandbox_dagster_home
+
             sandbox = _start_sandbox(stack)
+            home = use_sandbox_dagster_home()
             print(
                 f"Source: the built-in Upstox SANDBOX at {sandbox.base_url} — synthetic data, no "
                 "account needed.\n        Set UPSTOX_ACCESS_TOKEN (or run `expirytrack login`) "
@@ -193,6 +197,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
         upstox = defs.resources["upstox"]
         collection = defs.resources["collection"]
+        if sandbox is not None:
+            from expirytrack_dagster.sandbox_stores import describe_sandbox_stores
+
+            print(describe_sandbox_stores(collection.database, collection.landing_dir, home))
         delay = timedelta(minutes=collection.final_after_close_minutes)
         keys = [
             build_partition_key(symbol, d)
@@ -329,6 +337,19 @@ def _remove_foreign(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verified_span(upstox: object, interval: str) -> int | None:
+    """The request span verified for this API host and interval, if one is (see upstox.spans)."""
+    from urllib.parse import urlsplit
+
+    from expirytrack_dagster.upstox.spans import SpanMemory
+
+    path = Path(upstox.state_dir) / "request_spans.sqlite"  # type: ignore[attr-defined]
+    if not path.exists():
+        return None
+    host = urlsplit(upstox.base_url).netloc  # type: ignore[attr-defined]
+    return SpanMemory(path).facts(host, interval).verified
+
+
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Discover an underlying's expiries and collect the selected partitions here, one run each."""
     _watched([args.symbol])
@@ -360,8 +381,19 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         print(f"No partitions of {args.symbol} to collect with these options.")
         return 0
     window_days = collection.lookback_months * 31
-    windows = -(-window_days // (upstox.max_span_days or window_days))
+    verified = _verified_span(upstox, collection.interval)
+    span = min(d for d in (upstox.max_span_days, verified, window_days) if d)
+    windows = -(-window_days // span)
     requests = estimate_requests(keys, 200, windows)
+    print(
+        f"  requests per contract: {windows}, "
+        + (
+            f"at the verified {verified}-day span"
+            if verified
+            else "if the API answers the whole window in one request (not verified yet; at "
+            f"30-day windows it is {-(-window_days // 30)})"
+        )
+    )
     print(f"{plural(len(keys), 'partition')} of {args.symbol} from {upstox.describe_source()}")
     print(f"  {keys[0]} … {keys[-1]}" if len(keys) > 1 else f"  {keys[0]}")
     print(
@@ -487,6 +519,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_sandbox_arguments(sandbox)
     sandbox.set_defaults(func=serve_sandbox)
     add_credential_commands(commands)
+    add_ops_commands(commands)
+    from expirytrack_dagster.ops.rebuild_cli import add_rebuild_command
+
+    add_rebuild_command(commands)
     return parser
 
 
