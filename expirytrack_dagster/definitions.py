@@ -20,6 +20,7 @@ from expirytrack_dagster.assets import candles, contracts, expiries
 from expirytrack_dagster.assets.coverage import coverage_report, coverage_report_sensor
 from expirytrack_dagster.checks import ALL_CHECKS
 from expirytrack_dagster.instruments import config_path, load_user_config, watched_underlyings
+from expirytrack_dagster.notifications import notification_sensors, notification_settings
 from expirytrack_dagster.resources import SOURCES, UpstoxResource
 from expirytrack_dagster.sensors import new_expiry_sensor, orphaned_run_sensor
 from expirytrack_dagster.settings import (
@@ -105,10 +106,16 @@ def build_definitions(config: dict[str, Any] | None = None) -> Definitions:
     watched_underlyings(config)  # refuses bad entries now rather than in the first run
     collection = collection_settings(config, source, os.environ)
     upstox = upstox_resource_from_env(section(config, "upstox", source), source=source)
+    notifications = notification_settings(config, source)
     return Definitions(
         assets=[expiries, contracts, candles, coverage_report],
         asset_checks=ALL_CHECKS,
-        sensors=[new_expiry_sensor, orphaned_run_sensor, coverage_report_sensor],
+        sensors=[
+            new_expiry_sensor,
+            orphaned_run_sensor,
+            coverage_report_sensor,
+            *notification_sensors(notifications, upstox),
+        ],
         jobs=[collect_expiry_job],
         resources={
             "upstox": upstox,

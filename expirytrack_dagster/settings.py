@@ -82,7 +82,7 @@ class CollectionSettings(ConfigurableResource):
 
 # -- Validation ------------------------------------------------------------------------------
 
-SECTIONS = ("underlyings", "collection", "upstox")
+SECTIONS = ("underlyings", "collection", "upstox", "notifications")
 """The top-level keys of ``data/expirytrack.yaml``."""
 
 _Model = TypeVar("_Model", bound=BaseModel)
