@@ -130,7 +130,7 @@ def budget_history(database: Path | str, limit: int = 12) -> pd.DataFrame:
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = "
             "'api_usage'",
             [SCHEMA],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         if not exists:
             return pd.DataFrame(
                 columns=["recorded_at", "partition_key", "requests", "budget_used_30min"]

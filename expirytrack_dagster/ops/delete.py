@@ -128,7 +128,7 @@ def plan_deletion(
                 rows[table] = db.execute(
                     f'SELECT count(*) FROM {SCHEMA}."{table}" WHERE partition_key = ?',
                     [partition_key],
-                ).fetchone()[0]
+                ).fetchall()[0][0]
     paths = _landing_paths(landing_dir, partition_key)
     sizes = [_size(p) for p in paths]
     materialized = tuple(

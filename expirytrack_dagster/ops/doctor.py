@@ -104,12 +104,12 @@ def check_database(database: Path) -> list[Finding]:
                     ).fetchall()
                 ]
             candles = (
-                db.execute("SELECT count(*) FROM candles").fetchone()[0]
+                db.execute("SELECT count(*) FROM candles").fetchall()[0][0]
                 if "candles" in tables
                 else 0
             )
             partitions = (
-                db.execute("SELECT count(DISTINCT partition_key) FROM candles").fetchone()[0]
+                db.execute("SELECT count(DISTINCT partition_key) FROM candles").fetchall()[0][0]
                 if "candles" in tables
                 else 0
             )
@@ -178,7 +178,7 @@ def _per_candle(database: Path, held: int) -> str:
         return ""
     try:
         with connect(database, read_only=True, lock_timeout_s=5) as db:
-            candles = db.execute("SELECT count(*) FROM candles").fetchone()[0]
+            candles = db.execute("SELECT count(*) FROM candles").fetchall()[0][0]
     except (duckdb.Error, DatabaseLocked):
         return ""
     return f" ({held / candles:.1f} bytes per candle)" if candles else ""

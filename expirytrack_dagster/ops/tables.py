@@ -27,6 +27,6 @@ def table_checksums(connection: duckdb.DuckDBPyConnection) -> dict[str, tuple[in
     for table in table_names(connection):
         rows, total = connection.execute(
             f'SELECT count(*), coalesce(sum(hash(r)::HUGEINT), 0) FROM {SCHEMA}."{table}" AS r'
-        ).fetchone()
+        ).fetchall()[0]
         out[table] = (int(rows), str(total))
     return out

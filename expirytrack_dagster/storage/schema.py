@@ -233,7 +233,9 @@ def schema_version(connection: duckdb.DuckDBPyConnection) -> int | None:
     """
     names = _table_names(connection)
     if "schema_version" in names:
-        found = connection.execute(f"SELECT max(version) FROM {SCHEMA}.schema_version").fetchone()
+        found = connection.execute(f"SELECT max(version) FROM {SCHEMA}.schema_version").fetchall()[
+            0
+        ]
         if found[0] is not None:
             return int(found[0])
     if names & set(TABLES_V1):
