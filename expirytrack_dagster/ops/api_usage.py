@@ -103,6 +103,18 @@ def usage_from_stats(
     )
 
 
+def candles_fetched_since(status: pd.DataFrame, since: datetime) -> int:
+    """Candles of the contract-days answered at or after ``since`` (this run's fetches).
+
+    ``status`` is the candles asset's per-(contract, day) frame (``candle_count``, ``fetched_at``):
+    days reused from the landing zone were fetched earlier and do not count.
+    """
+    if status.empty:
+        return 0
+    fetched = pd.to_datetime(status["fetched_at"], utc=True)
+    return int(status.loc[fetched >= pd.Timestamp(since), "candle_count"].sum())
+
+
 def record_api_usage(database: Path | str, usage: ApiUsage) -> None:
     """Append ``usage`` to ``api_usage`` (the write-open creates the table if it is missing)."""
     row = pd.DataFrame([asdict(usage)])

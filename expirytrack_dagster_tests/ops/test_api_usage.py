@@ -14,6 +14,7 @@ import pytest
 from expirytrack_dagster.ops.api_usage import (
     budget_chart,
     budget_history,
+    candles_fetched_since,
     percentile,
     record_api_usage,
     usage_from_stats,
@@ -116,3 +117,22 @@ def test_budget_history_draws_the_budget_in_use_after_each_run(tmp_path: Path) -
     assert lines[0].startswith("10-01 09:30 IST #####---------------")
     assert "500/2,000 (50 requests, NIFTY_2025-08-28)" in lines[0]
     assert "#" * 20 in lines[2] and "2,000/2,000" in lines[2]
+
+
+def test_only_days_answered_in_this_run_count_as_fetched() -> None:
+    import pandas as pd
+
+    run_started = datetime(2025, 10, 1, 10, 0, tzinfo=UTC)
+    status = pd.DataFrame(
+        {
+            "candle_count": [375, 375, 0, 120],
+            "fetched_at": [
+                run_started - timedelta(days=1),  # reused from the landing zone
+                run_started + timedelta(seconds=5),
+                run_started + timedelta(seconds=6),
+                None,  # failed, never answered
+            ],
+        }
+    )
+    assert candles_fetched_since(status, run_started) == 375
+    assert candles_fetched_since(status.iloc[:0], run_started) == 0
