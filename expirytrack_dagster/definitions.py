@@ -1,7 +1,10 @@
 """The one Dagster ``Definitions`` object: assets, checks, the new-expiry sensor, the job, resources.
 
-Configuration comes from the environment and ``data/expirytrack.yaml`` (see README):
-``UPSTOX_ACCESS_TOKEN`` selects the real API; without it the built-in sandbox serves synthetic data.
+Configuration comes from the environment and ``data/expirytrack.yaml`` (see README): runs collect
+from Upstox with ``UPSTOX_ACCESS_TOKEN`` or the ``expirytrack login`` token, and fail before their
+first request without one. Synthetic data only on purpose (``expirytrack demo``,
+``EXPIRYTRACK_SOURCE=sandbox`` or ``upstox: {source: sandbox}``), into its own stores under
+``data/sandbox/``; each database records its source and refuses the other.
 Every setting is validated here, when the definitions load (``dagster definitions validate``, the
 UI, the CLI): a typo or a value that is not allowed stops loading with ``SettingsError``, one line
 naming the key, the value and what is allowed.
@@ -24,6 +27,7 @@ from expirytrack_dagster.notifications import notification_sensors, notification
 from expirytrack_dagster.resources import SOURCES, UpstoxResource
 from expirytrack_dagster.sensors import new_expiry_sensor, orphaned_run_sensor
 from expirytrack_dagster.settings import (
+    SANDBOX_PATHS,
     SECTIONS,
     SettingsError,
     build_checked,
@@ -72,6 +76,8 @@ def upstox_resource_from_env(
         if env.get(var):
             fields[name] = env[var]
             origins[name] = var
+    if fields.get("source") == "sandbox":
+        fields.setdefault("state_dir", SANDBOX_PATHS["state_dir"])
     resource = build_checked(
         UpstoxResource, fields, source=source, prefix="upstox.", sources=origins
     )
@@ -104,8 +110,9 @@ def build_definitions(config: dict[str, Any] | None = None) -> Definitions:
     config = load_user_config() if config is None else config
     check_keys(source, "", config, SECTIONS)
     watched_underlyings(config)  # refuses bad entries now rather than in the first run
-    collection = collection_settings(config, source, os.environ)
     upstox = upstox_resource_from_env(section(config, "upstox", source), source=source)
+    data_source = upstox.resolved_source()
+    collection = collection_settings(config, source, os.environ, data_source)
     notifications = notification_settings(config, source)
     return Definitions(
         assets=[expiries, contracts, candles, coverage_report],
@@ -120,7 +127,12 @@ def build_definitions(config: dict[str, Any] | None = None) -> Definitions:
         resources={
             "upstox": upstox,
             "collection": collection,
-            "io_manager": ExpiryTrackIOManager(database=collection.database, schema="main"),
+            "io_manager": ExpiryTrackIOManager(
+                database=collection.database,
+                schema="main",
+                source=data_source,
+                landing_dir=collection.landing_dir,
+            ),
         },
     )
 

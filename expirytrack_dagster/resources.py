@@ -1,11 +1,14 @@
 """The Upstox resource: builds the rate-limited HTTP/2 client from configuration for assets and sensors.
 
 Where the data comes from is decided here and nowhere else:
-- ``source="upstox"``: the real API at ``base_url`` with ``access_token`` (``UPSTOX_ACCESS_TOKEN``),
-  or else the token ``expirytrack login`` stored (see ``credentials``);
+- ``source="upstox"`` (default): the real API at ``base_url`` with ``access_token``
+  (``UPSTOX_ACCESS_TOKEN``), or else the token ``expirytrack login`` stored (see ``credentials``);
 - ``source="sandbox"``: the built-in synthetic Upstox simulator, either one already running
-  (``sandbox_url``, as the demo and ``expirytrack sandbox`` start) or one embedded in the process;
-- ``source="auto"`` (default): Upstox when a token is configured or stored, otherwise the sandbox.
+  (``sandbox_url``, as the demo and ``expirytrack sandbox`` start) or one embedded in the process.
+  Only ever chosen on purpose: ``expirytrack demo``, ``source: sandbox`` or
+  ``EXPIRYTRACK_SOURCE=sandbox``; its data goes to its own stores under ``data/sandbox/``;
+- ``source="auto"``: kept for older settings files; the same as ``upstox`` (it never falls back
+  to synthetic data).
 
 Before any request the token's deadline is checked (``check_token_deadline``): Upstox tokens die
 at 03:30 IST after login, so a run refuses to start with a missing, dead or nearly dead token.
@@ -22,12 +25,14 @@ from dagster import ConfigurableResource, InitResourceContext, get_dagster_logge
 from pydantic import Field, PrivateAttr
 
 from expirytrack_dagster.credentials.guard import (
+    LOGIN_FIX,
     ActiveToken,
     has_stored_token,
     token_for_run,
     token_with_deadline,
 )
 from expirytrack_dagster.upstox.client import UPSTOX_BASE_URL, ClientSettings, UpstoxClient
+from expirytrack_dagster.upstox.errors import TokenExpired
 from expirytrack_dagster.upstox.limiter import RateLimits
 from expirytrack_dagster.upstox.resilience import RetryPolicy
 
@@ -44,7 +49,10 @@ class UpstoxResource(ConfigurableResource):
     every process using the same token, through a ledger under ``state_dir``.
     """
 
-    source: str = Field(default="auto", description="'auto', 'upstox' or 'sandbox'.")
+    source: str = Field(
+        default="upstox",
+        description="'upstox' (needs a token) or 'sandbox' (synthetic data); 'auto' = 'upstox'.",
+    )
     access_token: str | None = Field(
         default=None, description="Upstox access token; set from EnvVar('UPSTOX_ACCESS_TOKEN')."
     )
@@ -100,13 +108,10 @@ class UpstoxResource(ConfigurableResource):
     _embedded: Any = PrivateAttr(default=None)
 
     def resolved_source(self) -> str:
-        """'upstox' or 'sandbox', after applying ``auto``."""
+        """'upstox' or 'sandbox' ('auto' is 'upstox': synthetic data is never a fallback)."""
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
-        if self.source == "auto":
-            stored = not self.access_token and has_stored_token(self.credentials_dir)
-            return "upstox" if self.access_token or stored else "sandbox"
-        return self.source
+        return "sandbox" if self.source == "sandbox" else "upstox"
 
     def describe_source(self) -> str:
         """A one-line, secret-free statement of where data comes from, for logs and metadata."""
@@ -119,11 +124,24 @@ class UpstoxResource(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         log = context.log if context.log is not None else get_dagster_logger()
         source = self.resolved_source()
+        if source == "upstox":
+            self.require_token()  # before the run's first request
         if source == "sandbox" and not self.sandbox_url:
             self._start_embedded_sandbox()
-        if source == "sandbox" and self.source == "auto":
-            log.info("No UPSTOX_ACCESS_TOKEN configured: using the built-in Upstox sandbox.")
         log.info(f"Data source: {self.describe_source()}")
+
+    def require_token(self) -> None:
+        """``TokenExpired`` saying how to log in when no usable Upstox token is configured.
+
+        With no token at all the message also says how to get synthetic data on purpose.
+        """
+        if not self.access_token and not has_stored_token(self.credentials_dir):
+            raise TokenExpired(
+                f"no Upstox access token is configured or stored — {LOGIN_FIX}. Nothing was "
+                "requested. For synthetic data instead, run `expirytrack demo` or set "
+                "EXPIRYTRACK_SOURCE=sandbox (its data goes to data/sandbox/)."
+            )
+        self.check_token_deadline()
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._stack is not None:

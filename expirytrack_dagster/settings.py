@@ -38,6 +38,11 @@ class CollectionSettings(ConfigurableResource):
     landing_dir: str = Field(
         default="data/landing", description="Per-contract Parquet checkpoints of fetched candles."
     )
+    compact_landing: bool = Field(
+        default=True,
+        description="Once every day of a partition is final, merge its landing files into one "
+        "zstd file (still the raw checkpoint `expirytrack rebuild` restores the tables from).",
+    )
     max_in_flight: int = Field(
         default=8, description="Candle requests in flight at once (the limiter meters the rate)."
     )
@@ -147,11 +152,28 @@ def build_checked(
         raise SettingsError(f"{what} = {error['input']!r}: {reason}") from None
 
 
+SANDBOX_DIR = "data/sandbox"
+"""Where synthetic (sandbox) data goes unless its paths are set: never beside real data."""
+SANDBOX_PATHS = {
+    "database": f"{SANDBOX_DIR}/expirytrack.duckdb",
+    "landing_dir": f"{SANDBOX_DIR}/landing",
+    "state_dir": f"{SANDBOX_DIR}/state",
+    "dagster_home": f"{SANDBOX_DIR}/dagster_home",
+}
+
+
 def collection_settings(
-    config: Mapping[str, Any], source: str, env: Mapping[str, str]
+    config: Mapping[str, Any], source: str, env: Mapping[str, str], data_source: str = "upstox"
 ) -> CollectionSettings:
-    """The ``collection:`` section, with ``EXPIRYTRACK_DATABASE``/``_LANDING_DIR`` applied."""
+    """The ``collection:`` section, with ``EXPIRYTRACK_DATABASE``/``_LANDING_DIR`` applied.
+
+    For ``data_source="sandbox"`` the database and landing zone not set explicitly default to
+    :data:`SANDBOX_PATHS`, so synthetic data never lands in the real stores.
+    """
     fields = section(config, "collection", source)
+    if data_source == "sandbox":
+        for name in ("database", "landing_dir"):
+            fields.setdefault(name, SANDBOX_PATHS[name])
     sources = {}
     for var, name in (
         ("EXPIRYTRACK_DATABASE", "database"),

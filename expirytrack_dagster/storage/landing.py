@@ -10,6 +10,12 @@ the whole partition in one transaction.
 Files written before day records existed (version 1) are read as ``unconfirmed`` days asked at
 :data:`LEGACY_SPAN_DAYS`: they become final without a request once that span is verified, and
 are fetched again otherwise. Every save drops identical duplicate candles.
+
+A partition whose every day is final can be compacted (:meth:`CandleLanding.compact`) into one
+file, ``_partition.parquet``, holding every contract's candles and day records; ``load``,
+``candles`` and ``files`` read it as they read per-contract files, and the database can be
+rebuilt from it. Saving a contract of a compacted partition again (``force_refetch``) moves that
+contract back to a file of its own.
 """
 
 from __future__ import annotations
@@ -34,7 +40,12 @@ CANDLE_FILE_COLUMNS: tuple[str, ...] = (
     *CANDLE_COLUMNS,
 )
 _OUTCOME_KEY = b"expirytrack.outcome"
+_CONTRACTS_KEY = b"expirytrack.contracts"
 LANDING_VERSION = 2
+COMPACTED_NAME = "_partition.parquet"
+"""The one file of a compacted partition (no contract's file name starts with ``_``)."""
+COMPACTION_LEVEL = 9
+"""zstd level of compacted files: written once per partition, read rarely."""
 
 FINAL_STATUSES = ("complete", "no_trades")
 DAY_STATUSES = ("complete", "no_trades", "unconfirmed", "failed")
@@ -78,6 +89,7 @@ class LandedContract:
     candle_count: int
     version: int
     duplicates_collapsed: int = 0
+    day_candles: Mapping[date, int] | None = None  # candles per trading day, when recorded
 
     @property
     def fetched_at(self) -> datetime | None:
@@ -105,12 +117,47 @@ def _trading_dates(stamps: pd.Series) -> pd.Series:
     return stamps.dt.tz_convert("Asia/Kolkata").dt.date
 
 
+def _outcome_json(
+    key: str, frame: pd.DataFrame, days: Mapping[date, DayRecord], duplicates: int
+) -> dict:
+    per_day = _trading_dates(frame["timestamp"]).value_counts().to_dict() if len(frame) else {}
+    return {
+        "version": LANDING_VERSION,
+        "expired_instrument_key": key,
+        "candle_count": len(frame),
+        "duplicates_collapsed": duplicates,
+        "days": {day.isoformat(): record.as_json() for day, record in sorted(days.items())},
+        "day_candles": {day.isoformat(): int(n) for day, n in sorted(per_day.items())},
+    }
+
+
+def _landed_from_outcome(path: Path, outcome: Mapping) -> LandedContract:
+    counts = outcome.get("day_candles")
+    return LandedContract(
+        outcome["expired_instrument_key"],
+        path,
+        {date.fromisoformat(day): DayRecord.from_json(raw) for day, raw in outcome["days"].items()},
+        int(outcome["candle_count"]),
+        int(outcome["version"]),
+        int(outcome.get("duplicates_collapsed", 0)),
+        None if counts is None else {date.fromisoformat(d): int(n) for d, n in counts.items()},
+    )
+
+
+def _write_atomically(table: pa.Table, path: Path, **options: object) -> None:
+    tmp = path.with_suffix(f".tmp-{os.getpid()}")
+    pq.write_table(table, tmp, compression="zstd", **options)
+    os.replace(tmp, path)
+
+
 class CandleLanding:
     """Landed candles under ``root/<interval>/<partition_key>/``."""
 
     def __init__(self, root: Path | str, interval: str) -> None:
         self.root = Path(root)
         self.interval = interval
+        self._compacted: dict[Path, tuple[int, dict[str, dict]]] = {}
+        self._settled: set[str] = set()
 
     def partition_dir(self, partition_key: str) -> Path:
         return self.root / self.interval / partition_key
@@ -140,29 +187,16 @@ class CandleLanding:
             expired_instrument_key=expired_instrument_key,
             interval=self.interval,
         )[list(CANDLE_FILE_COLUMNS)]
-        outcome = {
-            "version": LANDING_VERSION,
-            "expired_instrument_key": expired_instrument_key,
-            "candle_count": len(frame),
-            "duplicates_collapsed": duplicates_collapsed + dropped,
-            "days": {day.isoformat(): record.as_json() for day, record in sorted(days.items())},
-        }
+        outcome = _outcome_json(expired_instrument_key, frame, days, duplicates_collapsed + dropped)
         table = pa.Table.from_pandas(frame, preserve_index=False)
         table = table.replace_schema_metadata(
             {**(table.schema.metadata or {}), _OUTCOME_KEY: json.dumps(outcome).encode()}
         )
-        tmp = path.with_suffix(f".tmp-{os.getpid()}")
-        pq.write_table(table, tmp, compression="zstd")
-        os.replace(tmp, path)
+        _write_atomically(table, path)
         legacy_failure.unlink(missing_ok=True)
-        return LandedContract(
-            expired_instrument_key,
-            path,
-            dict(days),
-            len(frame),
-            LANDING_VERSION,
-            duplicates_collapsed + dropped,
-        )
+        # Written first, so a crash leaves the contract in both files and this one wins.
+        self._drop_from_compacted(partition_key, expired_instrument_key)
+        return _landed_from_outcome(path, outcome)
 
     def load(
         self, partition_key: str, expired_instrument_key: str, window_days: Iterable[date]
@@ -172,23 +206,13 @@ class CandleLanding:
         ``window_days`` are the partition's trading days: a version-1 file answered all of them
         (at an unverified span), a version-1 failure note failed all of them.
         """
+        self._settle(partition_key)
         path, legacy_failure = self._paths(partition_key, expired_instrument_key)
         if path.exists():
             meta = pq.read_schema(path).metadata or {}
             outcome = json.loads(meta[_OUTCOME_KEY])
             if outcome.get("version", 1) >= 2:
-                days = {
-                    date.fromisoformat(day): DayRecord.from_json(raw)
-                    for day, raw in outcome["days"].items()
-                }
-                return LandedContract(
-                    expired_instrument_key,
-                    path,
-                    days,
-                    int(outcome["candle_count"]),
-                    int(outcome["version"]),
-                    int(outcome.get("duplicates_collapsed", 0)),
-                )
+                return _landed_from_outcome(path, outcome)
             fetched = datetime.fromisoformat(outcome["fetched_at"])
             first = date.fromisoformat(outcome["from_date"])
             last = date.fromisoformat(outcome["to_date"])
@@ -205,24 +229,162 @@ class CandleLanding:
             return LandedContract(
                 expired_instrument_key, path, dict.fromkeys(window_days, record), 0, 1
             )
+        compacted = self.compacted_path(partition_key)
+        outcome = self._compacted_outcomes(compacted).get(expired_instrument_key)
+        if outcome is not None:
+            return _landed_from_outcome(compacted, outcome)
         return None
 
     def candles(self, landed: LandedContract) -> pd.DataFrame:
         """The candles of a landed contract (ascending, IST), as the client parsed them."""
         if not landed.path.exists():
             return empty_candles()
-        frame = pd.read_parquet(landed.path, columns=list(CANDLE_COLUMNS))
+        rows = None
+        if landed.path.name == COMPACTED_NAME:
+            rows = [("expired_instrument_key", "==", landed.expired_instrument_key)]
+        frame = pd.read_parquet(landed.path, columns=list(CANDLE_COLUMNS), filters=rows)
         frame["timestamp"] = frame["timestamp"].dt.tz_convert("Asia/Kolkata")
-        return frame
+        return frame.reset_index(drop=True)
 
     def candles_per_day(self, landed: LandedContract) -> dict[date, int]:
-        """Stored candles per trading date (IST) in the landed file."""
+        """Stored candles per trading date (IST) of the landed contract."""
+        if landed.day_candles is not None:
+            return dict(landed.day_candles)
         if not landed.candle_count or not landed.path.exists():
             return {}
-        stamps = pd.read_parquet(landed.path, columns=["timestamp"])["timestamp"]
+        stamps = self.candles(landed)["timestamp"]
         return _trading_dates(stamps).value_counts().to_dict()
 
     def files(self, partition_key: str) -> list[Path]:
-        """Every landed candle file of the partition."""
+        """Every landed candle file of the partition (each contract's candles in exactly one)."""
+        self._settle(partition_key)
         directory = self.partition_dir(partition_key)
         return sorted(directory.glob("*.parquet")) if directory.exists() else []
+
+    def partitions(self) -> list[str]:
+        """Every partition key with a folder in the landing zone, sorted."""
+        base = self.root / self.interval
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []
+
+    def contract_keys(self, partition_key: str) -> list[str]:
+        """Every contract with candles or day records landed for the partition, sorted."""
+        self._settle(partition_key)
+        keys = set(self._compacted_outcomes(self.compacted_path(partition_key)))
+        directory = self.partition_dir(partition_key)
+        if directory.exists():
+            for path in directory.glob("*.parquet"):
+                if path.name != COMPACTED_NAME:
+                    keys.add(path.stem.replace("__", "|"))
+            for path in directory.glob("*.failed.json"):
+                keys.add(path.name.removesuffix(".failed.json").replace("__", "|"))
+        return sorted(keys)
+
+    # -- Compaction ------------------------------------------------------------------------------
+
+    def compacted_path(self, partition_key: str) -> Path:
+        return self.partition_dir(partition_key) / COMPACTED_NAME
+
+    def is_compacted(self, partition_key: str) -> bool:
+        return self.compacted_path(partition_key).exists()
+
+    def _compacted_outcomes(self, path: Path) -> dict[str, dict]:
+        """The compacted file's per-contract records, cached while the file is unchanged."""
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            self._compacted.pop(path, None)
+            return {}
+        cached = self._compacted.get(path)
+        if cached is None or cached[0] != stamp:
+            meta = pq.read_schema(path).metadata or {}
+            cached = (stamp, json.loads(meta[_CONTRACTS_KEY]))
+            self._compacted[path] = cached
+        return cached[1]
+
+    def compact(self, partition_key: str, keys: Iterable[str]) -> Path:
+        """Merge the contracts' files into one zstd file for the partition; remove their files.
+
+        The caller decides when (every day of every contract final). The compacted file is
+        written whole before any per-contract file is removed, so a crash loses nothing.
+        """
+        self._settle(partition_key)
+        target = self.compacted_path(partition_key)
+        outcomes = dict(self._compacted_outcomes(target))
+        tables = []
+        if target.exists():
+            tables.append(pq.read_table(target))
+        moved: list[Path] = []
+        for key in keys:
+            path, _ = self._paths(partition_key, key)
+            if not path.exists():
+                continue
+            table = pq.read_table(path)
+            outcome = json.loads((table.schema.metadata or {})[_OUTCOME_KEY])
+            if outcome.get("version", 1) < 2 or "day_candles" not in outcome:
+                landed = _landed_from_outcome(path, {**outcome, "day_candles": None})
+                counts = self.candles_per_day(landed)
+                outcome["day_candles"] = {d.isoformat(): int(n) for d, n in sorted(counts.items())}
+            outcomes[key] = outcome
+            tables.append(table.replace_schema_metadata(None))
+            moved.append(path)
+        if not moved:
+            return target
+        merged = pa.concat_tables(tables, promote_options="default").sort_by(
+            [("expired_instrument_key", "ascending"), ("timestamp", "ascending")]
+        )
+        merged = merged.replace_schema_metadata(
+            {_CONTRACTS_KEY: json.dumps(outcomes, sort_keys=True).encode()}
+        )
+        _write_atomically(
+            merged,
+            target,
+            compression_level=COMPACTION_LEVEL,
+            row_group_size=1 << 20,
+            use_dictionary=["partition_key", "expired_instrument_key", "interval"],
+            column_encoding={
+                name: "BYTE_STREAM_SPLIT" for name in ("open", "high", "low", "close")
+            },
+        )
+        for path in moved:
+            path.unlink()
+        return target
+
+    def _drop_from_compacted(self, partition_key: str, key: str) -> None:
+        """Remove one contract from the compacted file (it now has a file of its own)."""
+        target = self.compacted_path(partition_key)
+        outcomes = dict(self._compacted_outcomes(target))
+        if key not in outcomes:
+            return
+        del outcomes[key]
+        if not outcomes:
+            target.unlink()
+            return
+        table = pq.read_table(target, filters=[("expired_instrument_key", "!=", key)])
+        table = table.replace_schema_metadata(
+            {_CONTRACTS_KEY: json.dumps(outcomes, sort_keys=True).encode()}
+        )
+        _write_atomically(table, target, compression_level=COMPACTION_LEVEL)
+
+    def _settle(self, partition_key: str) -> None:
+        """Finish what a crash interrupted: no contract may be in two files.
+
+        A contract both in the compacted file and in its own file is either left over from an
+        interrupted compaction (own file older: removed) or was saved again since (own file
+        newer: it leaves the compacted file).
+        """
+        if partition_key in self._settled:
+            return
+        self._settled.add(partition_key)
+        target = self.compacted_path(partition_key)
+        outcomes = self._compacted_outcomes(target)
+        if not outcomes:
+            return
+        compacted_at = target.stat().st_mtime_ns
+        for key in list(outcomes):
+            path, _ = self._paths(partition_key, key)
+            if not path.exists():
+                continue
+            if path.stat().st_mtime_ns <= compacted_at:
+                path.unlink()
+            else:
+                self._drop_from_compacted(partition_key, key)
