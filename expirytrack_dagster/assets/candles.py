@@ -5,29 +5,40 @@ again unless ``force_refetch`` is set, so a retry after a crash, or a re-run of 
 partition, makes no candle requests. Days asked at a request span that is not verified are
 ``unconfirmed`` and asked again on the next run (see ``collection``). The partition is then
 published to DuckDB in one transaction together with its per-(contract, day) fetch status.
+
+A fatal error (a dead token, an open circuit, a persistent 429, no Plus plan) stops the partition:
+what landed is still published with its status, the days left recorded ``failed`` with the reason,
+and the step fails naming the reason and the fix. The partition is not marked materialised.
 """
 
 import asyncio
 import time
 from datetime import date
+from typing import NoReturn
 
 import pandas as pd
 from dagster import AssetExecutionContext, Config, Failure, MetadataValue, asset
 
 from expirytrack_dagster.assets.expiries import WRITER_POOL
 from expirytrack_dagster.collection import (
+    FATAL_ERRORS,
     CollectionReport,
     ContractToFetch,
     collect_candles,
     fetch_status,
 )
+from expirytrack_dagster.collection.collect import stop_reason
 from expirytrack_dagster.instruments import underlying_for
 from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
-from expirytrack_dagster.storage.io_manager import StagedCandles
-from expirytrack_dagster.storage.landing import FINAL_STATUSES, CandleLanding
+from expirytrack_dagster.storage.database import connect
+from expirytrack_dagster.storage.io_manager import StagedCandles, publish_staged
+from expirytrack_dagster.storage.landing import CandleLanding
+from expirytrack_dagster.storage.schema import SCHEMA, create_tables
 
+PROGRESS_PREFIX = "candles: "
+"""How the progress lines in the run log start (``expirytrack backfill``/``demo`` show them)."""
 PROGRESS_EVERY_S = 30.0
 """At most one progress line per this many seconds (plus one at each tenth of the contracts)."""
 
@@ -45,20 +56,20 @@ class _ProgressLog:
     def __init__(self, context: AssetExecutionContext, stats: object) -> None:
         self.context, self.stats = context, stats
         self.started = self.last = time.monotonic()
-        self.last_tenth = 0
+        self.last_tenth = -1  # the first call (0 done, at the start) always logs
 
-    def __call__(self, done: int, total: int, key: str) -> None:
+    def __call__(self, done: int, total: int, key: str = "") -> None:
         now = time.monotonic()
         tenth = done * 10 // max(total, 1)
         if done != total and tenth == self.last_tenth and now - self.last < PROGRESS_EVERY_S:
             return
         self.last, self.last_tenth = now, tenth
         elapsed = now - self.started
-        eta = elapsed / done * (total - done) if done else 0.0
+        eta = f"{elapsed / done * (total - done):.0f} s" if done else "unknown"
         wait = getattr(self.stats, "limiter_wait_s", 0.0)
         self.context.log.info(
-            f"candles: {done}/{total} contracts, {self.stats.total} requests, "
-            f"{wait:.0f} s waited for rate budget, ETA {eta:.0f} s"
+            f"{PROGRESS_PREFIX}{done}/{total} contracts, {self.stats.total} requests, "
+            f"{wait:.0f} s waited for rate budget, ETA {eta}"
         )
 
 
@@ -74,6 +85,8 @@ async def _collect(
     context: AssetExecutionContext,
 ) -> tuple[CollectionReport, dict]:
     async with upstox.client() as client:
+        progress = _ProgressLog(context, client.stats)
+        progress(0, len(todo))
         report = await collect_candles(
             client,
             landing,
@@ -85,7 +98,7 @@ async def _collect(
             force=force,
             max_in_flight=max_in_flight,
             span_cap=upstox.max_span_days,
-            progress=_ProgressLog(context, client.stats),
+            progress=progress,
         )
         return report, client.stats.as_metadata()
 
@@ -134,19 +147,22 @@ def candles(
         f"{len(todo)} contracts, {collection.interval} candles {window[0]} … {window[1]}, "
         f"from {upstox.describe_source()}"
     )
-    report, stats = asyncio.run(
-        _collect(
-            upstox,
-            landing,
-            context.partition_key,
-            todo,
-            window,
-            underlying_key,
-            config.force_refetch,
-            collection.max_in_flight,
-            context,
+    try:
+        report, stats = asyncio.run(
+            _collect(
+                upstox,
+                landing,
+                context.partition_key,
+                todo,
+                window,
+                underlying_key,
+                config.force_refetch,
+                collection.max_in_flight,
+                context,
+            )
         )
-    )
+    except FATAL_ERRORS as exc:
+        _publish_stopped(context, collection, landing, todo, window, exc)
     for event in report.events:
         context.log.warning(event)
     if report.rechecked_contracts:
@@ -198,8 +214,59 @@ def candles(
             + "\n".join(f"| {k} | {e.replace('|', '/')} |" for k, e in worst)
         )
         context.log.warning(f"{len(report.failed)} contracts had failed days; retried next run")
-    if collection.compact_landing and status["status"].isin(FINAL_STATUSES).all():
-        landing.compact(context.partition_key, [c.expired_instrument_key for c in todo])
-        files = [str(path) for path in landing.files(context.partition_key)]
-    metadata["landing_files"] = len(set(files))
-    return StagedCandles(context.partition_key, tuple(dict.fromkeys(files)), status, metadata)
+    return StagedCandles(context.partition_key, tuple(files), status, metadata)
+
+
+def publish_partition(database: str, staged: StagedCandles) -> int:
+    """Replace a partition's candles and fetch status in one transaction, outside a Dagster output.
+
+    For a step that stops on a fatal error: what landed and the status of every day are published
+    although the step fails. Returns the partition's candle rows. The step holds the
+    ``duckdb_writer`` slot, so it is the only writer.
+    """
+    table = f"{SCHEMA}.candles"
+    with connect(database) as connection:
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            create_tables(connection)
+            connection.execute(
+                f"DELETE FROM {table} WHERE partition_key = ?", [staged.partition_key]
+            )
+            rows = publish_staged(connection, table, staged)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+    return rows
+
+
+def _publish_stopped(
+    context: AssetExecutionContext,
+    collection: CollectionSettings,
+    landing: CandleLanding,
+    todo: list[ContractToFetch],
+    window: tuple[date, date],
+    exc: Exception,
+) -> NoReturn:
+    """Publish what landed and the status of every day (the rest ``failed`` with the reason), then
+    fail the step with the reason and the fix."""
+    status, files = fetch_status(
+        landing, context.partition_key, [c.expired_instrument_key for c in todo], *window
+    )
+    rows = publish_partition(
+        collection.database, StagedCandles(context.partition_key, tuple(files), status, {})
+    )
+    failed = int((status["status"] == "failed").sum())
+    raise Failure(
+        description=(
+            f"{context.partition_key}: {stop_reason(exc)}. Published what landed before the stop: "
+            f"{rows:,} candles, and candle_fetch_status for {len(status):,} contract-days, "
+            f"{failed:,} of them failed (the days the stop left carry this reason); the next "
+            "run asks only for the days that are not final."
+        ),
+        metadata={
+            "candles_published": rows,
+            "contract_days_failed": failed,
+            "stopped_by": type(exc).__name__,
+        },
+    ) from exc

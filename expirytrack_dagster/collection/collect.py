@@ -8,7 +8,9 @@ future first — its expiry day is checked on every run, so an API that starts c
 is caught before the options are asked — then (5) the options. When the span turns out wrong
 mid-run, what is in flight finishes, the span is settled again and only the days still not final
 are asked for. Errors that doom the whole partition (a dead token, an open circuit, a
-persistent 429, a missing plan) stop it at once; everything landed so far stays.
+persistent 429, a missing plan) stop it at once: everything landed so far stays, and every day
+the run did not answer is recorded ``failed`` with the reason and the fix (``record_stopped``),
+so the fetch status says what was attempted and why it stopped.
 """
 
 from __future__ import annotations
@@ -44,6 +46,17 @@ log = logging.getLogger(__name__)
 
 FATAL_ERRORS: tuple[type[UpstoxError], ...] = (TokenExpired, PlanRequired, CircuitOpen, RateLimited)
 """Failures that would fail every remaining contract the same way: stop the partition."""
+
+STOP_FIXES: dict[type[UpstoxError], str] = {
+    TokenExpired: "log in again (`expirytrack login`) or set a fresh UPSTOX_ACCESS_TOKEN",
+    PlanRequired: "the expired-instruments API needs an Upstox Plus plan on this account",
+    CircuitOpen: "Upstox kept failing (5xx answers or timeouts): wait a few minutes",
+    RateLimited: (
+        "Upstox kept answering 429: something else may be spending this token's budget; "
+        "wait for the 30-minute window to free up"
+    ),
+}
+"""What to do about each fatal error, before running the partition again."""
 
 MAX_ROUNDS = 4
 """How often one run may settle the span again after the API answered against it."""
@@ -101,6 +114,50 @@ class CollectionReport:
         }
 
 
+def stop_reason(exc: UpstoxError) -> str:
+    """'run stopped by TokenExpired: HTTP 401 …' and the fix: the error of the days it left."""
+    fix = next((text for cls, text in STOP_FIXES.items() if isinstance(exc, cls)), None)
+    reason = f"run stopped by {type(exc).__name__}: {exc}"
+    return f"{reason} — {fix}, then run the partition again" if fix else reason
+
+
+def record_stopped(
+    landing: CandleLanding,
+    partition_key: str,
+    contract_keys: Sequence[str],
+    days: Sequence[date],
+    error: str,
+    at: datetime,
+    started: datetime,
+) -> int:
+    """Record ``failed`` with ``error`` for every day of these contracts the run did not answer.
+
+    Written are days with no record, and days that failed before the run ``started`` (they were
+    not asked again); a day that failed during the run keeps its own error, and final and
+    unconfirmed days, and every landed candle, stay as they are. Returns the contract-days
+    recorded.
+    """
+    recorded = 0
+    for key in contract_keys:
+        landed = landing.load(partition_key, key, days)
+        records = dict(landed.days) if landed else {}
+        left = [
+            d
+            for d in days
+            if d not in records
+            or (records[d].status == "failed" and records[d].fetched_at < started)
+        ]
+        if not left:
+            continue
+        for day in left:
+            records[day] = DayRecord("failed", None, error, at)
+        candles = landing.candles(landed) if landed else empty_candles()
+        collapsed = landed.duplicates_collapsed if landed else 0
+        landing.save(partition_key, key, candles, records, collapsed)
+        recorded += len(left)
+    return recorded
+
+
 def pending_days(landed: LandedContract | None, days: Sequence[date]) -> list[date]:
     """Days of the window that are not final for this contract: to be fetched."""
     if landed is None:
@@ -137,6 +194,7 @@ class _Run:
         self.report = report
         self.respan = asyncio.Event()  # the span proved wrong: stop asking, settle it again
         self.decision: SpanDecision | None = None
+        self.span_cap: int | None = None
 
     def load(self, key: str) -> LandedContract | None:
         return self.landing.load(self.partition_key, key, self.days)
@@ -291,7 +349,36 @@ async def collect_candles(
         can_list=underlying_key is not None,
     )
     run = _Run(client, landing, partition_key, (from_date, to_date), report, canaries)
+    run.span_cap = span_cap
     requests_before = client.stats.requests["candles"]
+    started = _now()
+    try:
+        first_pending = await _rounds(run, contracts, force, max_in_flight, progress)
+    except FATAL_ERRORS as exc:
+        keys = [c.expired_instrument_key for c in contracts]
+        left = record_stopped(
+            landing, partition_key, keys, run.days, stop_reason(exc), _now(), started
+        )
+        log.warning("%s: stopped; %d contract-days recorded failed: %s", partition_key, left, exc)
+        raise
+    report.reused = [key for key, days in first_pending.items() if not days]
+    report.candle_requests = client.stats.requests["candles"] - requests_before
+    return report
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def _rounds(
+    run: _Run,
+    contracts: Sequence[ContractToFetch],
+    force: bool,
+    max_in_flight: int,
+    progress: Progress | None,
+) -> dict[str, list[date]]:
+    """Settle the span and fetch until nothing is pending (or MAX_ROUNDS); the first pending."""
+    client, report = run.client, run.report
     first_pending: dict[str, list[date]] = {}
     for round_number in range(MAX_ROUNDS):
         landed = {c.expired_instrument_key: run.load(c.expired_instrument_key) for c in contracts}
@@ -309,7 +396,7 @@ async def collect_candles(
         run.respan.clear()
         probe_before = client.stats.total
         run.decision = await settle_span(
-            client, landing.interval, run.window, canaries, cap=span_cap
+            client, run.interval, run.window, run.canaries, cap=run.span_cap
         )
         report.probe_requests += client.stats.total - probe_before
         report.events.extend(run.decision.events)
@@ -330,9 +417,7 @@ async def collect_candles(
                 report.fetched.append(contract.expired_instrument_key)
         if not run.respan.is_set():
             break
-    report.reused = [key for key, days in first_pending.items() if not days]
-    report.candle_requests = client.stats.requests["candles"] - requests_before
-    return report
+    return first_pending
 
 
 async def _fetch_all(

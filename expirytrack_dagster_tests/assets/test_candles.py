@@ -132,25 +132,38 @@ def test_failure_mid_partition_resumes_without_refetch_and_no_partial_rows(stock
     failed = stock.materialize(key, raise_on_error=False, max_attempts=2)
     watcher.join()
     assert not failed.success
-    # The outage opened the circuit: the step failed without publishing anything.
-    assert stock.query("SELECT count(*) FROM candles")[0][0] == 0
+    failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "run stopped by CircuitOpen" in str(failure.event_specific_data)
+    assert key not in stock.instance.get_materialized_partitions(candles.key)
     landing = CandleLanding(stock.collection.landing_dir, "1minute")
     days = trading_days_between(*WINDOW)
     served = stock.sandbox.market.contracts(RELIANCE_KEY, EXPIRY)
     keys = [c["instrument_key"] for c in served]
-    final = {}  # contracts whose every day landed final before the outage
+    final = []  # contracts whose every day landed final before the outage
+    landed_candles = 0
     for k in keys:
         landed = landing.load(key, k, days)
-        if landed is not None and not pending_days(landed, days):
-            final[landed.path.name] = landed.path.stat().st_mtime_ns
+        assert landed is not None  # every contract has a record of what happened to it
+        landed_candles += landed.candle_count
+        if not pending_days(landed, days):
+            final.append(k)
     assert final, "some contracts should have landed before the outage"
+    assert len(final) < len(keys), "the outage should have left some contracts unfinished"
+    # The outage opened the circuit: the step failed, but what landed is published, and every
+    # day it left says so with the reason.
+    assert stock.query("SELECT count(*) FROM candles")[0][0] == landed_candles > 0
+    errors = dict(
+        stock.query(
+            "SELECT error, count(*) FROM candle_fetch_status WHERE status = 'failed' GROUP BY 1"
+        )
+    )
+    assert sum(errors.values()) > 0 and "never fetched" not in errors
+    assert any(e.startswith("run stopped by CircuitOpen") for e in errors)
+    assert stock.query("SELECT count(*) FROM candle_fetch_status") == [(len(keys) * len(days),)]
 
     stock.sandbox.set_faults(FaultConfig())
     result = stock.materialize(key)
     assert result.success
-    again = {p.name: p.stat().st_mtime_ns for p in landing.partition_dir(key).glob("*.parquet")}
-    assert all(again[name] == mtime for name, mtime in final.items())  # not fetched again
-    assert len(again) == len(served)
     # Only contracts with days still to fetch were asked for, at most two windows each.
     meta = result.asset_materializations_for_node("candles")[0].metadata
     assert meta["contracts_reused"].value == len(final)
@@ -250,15 +263,28 @@ def test_token_revoked_mid_run_fails_naming_the_fix_and_keeps_what_landed(stock:
     assert "TokenExpired" in str(failure.event_specific_data)
     assert "expirytrack login" in str(failure.event_specific_data)
     assert token not in str(failure.event_specific_data)
-    assert stock.query("SELECT count(*) FROM candles") == [(0,)]
+    # What landed is published, and the days the 401 left say why they are missing.
+    assert stock.query("SELECT count(*) FROM candles")[0][0] > 0
+    reasons = stock.query(
+        "SELECT DISTINCT error FROM candle_fetch_status WHERE status = 'failed' "
+        "AND error LIKE 'run stopped by TokenExpired%'"
+    )
+    assert reasons and "expirytrack login" in reasons[0][0] and token not in reasons[0][0]
     landing = CandleLanding(stock.collection.landing_dir, "1minute")
-    landed = {p.name: p.stat().st_mtime_ns for p in landing.partition_dir(key).glob("*.parquet")}
+    days = trading_days_between(*WINDOW)
+    served = stock.sandbox.market.contracts(RELIANCE_KEY, EXPIRY)
+    landed = [
+        c["instrument_key"]
+        for c in served
+        if not pending_days(landing.load(key, c["instrument_key"], days), days)
+    ]
     assert landed
 
     stock.sandbox.add_token(token)  # a fresh login, as far as the sandbox is concerned
-    assert stock.materialize(key).success
-    again = {p.name: p.stat().st_mtime_ns for p in landing.partition_dir(key).glob("*.parquet")}
-    assert all(again[name] == mtime for name, mtime in landed.items())
+    result = stock.materialize(key)
+    assert result.success
+    meta = result.asset_materializations_for_node("candles")[0].metadata
+    assert meta["contracts_reused"].value == len(landed)  # not fetched again
 
 
 def test_an_asset_run_without_its_upstream_fails_and_marks_nothing(stock: Pipeline) -> None:
@@ -279,6 +305,7 @@ def test_an_asset_run_without_its_upstream_fails_and_marks_nothing(stock: Pipeli
         assert "materialise" in text and "expirytrack backfill RELIANCE" in text
         assert key not in stock.instance.get_materialized_partitions(alone.key)
     assert stock.candle_requests() == 0
-    assert not stock.database.exists() or stock.query(
+    has_table = stock.database.exists() and stock.query(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'candles'"
-    ) == [(0,)]
+    ) == [(1,)]
+    assert not has_table or stock.query("SELECT count(*) FROM candles") == [(0,)]

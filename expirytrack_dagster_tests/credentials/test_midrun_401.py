@@ -1,5 +1,6 @@
-"""A token that dies mid-partition: the run stops with TokenExpired naming the fix, and keeps
-every contract that landed, so the next run (after ``expirytrack login``) only fetches the rest."""
+"""A token that dies mid-partition: the run stops with TokenExpired naming the fix, keeps every
+contract that landed and records the rest failed with the reason, so the next run (after
+``expirytrack login``) only fetches the rest."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from expirytrack_dagster.calendar import trading_days_between
-from expirytrack_dagster.collection import ContractToFetch, collect_candles
+from expirytrack_dagster.collection import ContractToFetch, collect_candles, pending_days
 from expirytrack_dagster.sandbox import Sandbox
 from expirytrack_dagster.sandbox.tokens import new_token
 from expirytrack_dagster.storage.landing import CandleLanding
@@ -65,8 +66,17 @@ def test_401_mid_run_keeps_what_landed(sandbox: Sandbox, tmp_path: Path) -> None
     assert "HTTP 401" in message and "UDAPI100050" in message
     assert "expirytrack login" in message and token not in message
     days = trading_days_between(*WINDOW)
-    landed = [c for c in todo if landing.load(PARTITION, c.expired_instrument_key, days)]
+    records = {c: landing.load(PARTITION, c.expired_instrument_key, days) for c in todo}
+    landed = [c for c, item in records.items() if not pending_days(item, days)]
     assert len(landed) == 2
+    # The four it did not finish say so, day by day, with the reason and the fix.
+    for contract in todo:
+        if contract not in landed:
+            errors = {r.error for r in records[contract].days.values()}
+            assert {r.status for r in records[contract].days.values()} == {"failed"}
+            (error,) = errors
+            assert error.startswith("run stopped by TokenExpired: HTTP 401")
+            assert "expirytrack login" in error and token not in error
 
     fresh = new_token()  # after `expirytrack login`
     sandbox.add_token(fresh)
