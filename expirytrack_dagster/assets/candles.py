@@ -34,7 +34,7 @@ from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.storage.database import connect
 from expirytrack_dagster.storage.io_manager import StagedCandles, publish_staged
-from expirytrack_dagster.storage.landing import CandleLanding
+from expirytrack_dagster.storage.landing import FINAL_STATUSES, CandleLanding
 from expirytrack_dagster.storage.schema import SCHEMA, create_tables
 
 PROGRESS_PREFIX = "candles: "
@@ -214,7 +214,11 @@ def candles(
             + "\n".join(f"| {k} | {e.replace('|', '/')} |" for k, e in worst)
         )
         context.log.warning(f"{len(report.failed)} contracts had failed days; retried next run")
-    return StagedCandles(context.partition_key, tuple(files), status, metadata)
+    if collection.compact_landing and status["status"].isin(FINAL_STATUSES).all():
+        landing.compact(context.partition_key, [c.expired_instrument_key for c in todo])
+        files = [str(path) for path in landing.files(context.partition_key)]
+    metadata["landing_files"] = len(set(files))
+    return StagedCandles(context.partition_key, tuple(dict.fromkeys(files)), status, metadata)
 
 
 def publish_partition(database: str, staged: StagedCandles) -> int:
