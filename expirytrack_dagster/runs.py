@@ -11,11 +11,18 @@ process alone decides what a signal means:
 If this process itself is killed (``kill -9``), the child notices and interrupts its run the same
 way. A run whose own process was killed stays STARTED; ``backfill`` and ``demo`` mark such runs
 FAILED when they next start (``sensors.fail_orphaned_runs``, which the daemon also runs).
+
+While a run is in flight this process reads its progress from the run log every
+``PROGRESS_POLL_S`` and prints it (:class:`RunWatch`): contracts done/total, requests, rate-budget
+wait, ETA — on a terminal as one line redrawn in place, otherwise at most one line per
+``PROGRESS_EVERY_S``. A run waiting for the ``duckdb_writer`` slot held by another run says so,
+naming that run and its partition, here and in its run log, at most once per ``SLOT_WAIT_EVERY_S``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +41,15 @@ if TYPE_CHECKING:  # dagster is imported lazily, as in the CLI
 JOB_NAME = "collect_expiry"
 PID_TAG = "expirytrack/pid"
 """Run tag: the process executing the run (shown in the UI's run list; it is the one to stop)."""
+
+PROGRESS_POLL_S = 2.0
+"""How often the run log and the writer slot are looked at while a run is in flight."""
+PROGRESS_EVERY_S = 30.0
+"""Off a terminal, at most one progress line per this many seconds (the first at once)."""
+SLOT_WAIT_EVERY_S = 30.0
+"""At most one "waiting for the duckdb_writer slot" line per this many seconds."""
+PROGRESS_MARKERS = ("candles: ", "Waiting for Upstox rate budget")
+"""Run-log messages that are progress: the candles step's counts and the rate limiter's waits."""
 
 EXIT_INTERRUPTED = 130
 """Exit code of a command stopped by a signal (128 + SIGINT), as shells report Ctrl-C."""
@@ -96,6 +112,91 @@ def stopper() -> Iterator[Stopper]:
             signal.signal(signum, handler)
 
 
+class RunWatch:
+    """Says what a run in flight is doing: its progress lines, and whose slot it waits for."""
+
+    def __init__(self, instance: DagsterInstance, run_id: str, key: str) -> None:
+        self.instance, self.run_id, self.key = instance, run_id, key
+        self.tty = sys.stdout.isatty()
+        self.cursor: str | None = None
+        self.latest = ""  # the newest progress message
+        self.shown = ""  # the one printed last
+        self.next_poll = 0.0
+        self.last_line = self.last_slot = -float("inf")
+        self.drawn = False
+
+    def poll(self, now: float) -> None:
+        """Read what is new and print it, if ``PROGRESS_POLL_S`` passed since the last look."""
+        if now < self.next_poll:
+            return
+        self.next_poll = now + PROGRESS_POLL_S
+        self._read_log()
+        self._say_slot_wait(now)
+        if self.latest and self.latest != self.shown:
+            if self.tty:
+                self._draw(self.latest)
+            elif now - self.last_line >= PROGRESS_EVERY_S:
+                self._line(self.latest)
+                self.last_line = now
+
+    def _read_log(self) -> None:
+        while True:
+            page = self.instance.get_records_for_run(self.run_id, cursor=self.cursor, limit=500)
+            self.cursor = page.cursor
+            for record in page.records:
+                entry = record.event_log_entry
+                if entry.dagster_event is None and entry.user_message.startswith(PROGRESS_MARKERS):
+                    self.latest = entry.user_message
+            if not page.has_more:
+                return
+
+    def _say_slot_wait(self, now: float) -> None:
+        from expirytrack_dagster.assets.expiries import WRITER_POOL
+
+        if now - self.last_slot < SLOT_WAIT_EVERY_S:
+            return
+        info = self.instance.event_log_storage.get_concurrency_info(WRITER_POOL)
+        waiting = [
+            step.step_key
+            for step in info.pending_steps
+            if step.run_id == self.run_id and step.assigned_timestamp is None
+        ]
+        holders = [slot for slot in info.claimed_slots if slot.run_id != self.run_id]
+        if not waiting or not holders:
+            return
+        self.last_slot = now
+        held = []
+        for slot in holders:
+            holder = self.instance.get_run_by_id(slot.run_id)
+            partition = holder.tags.get("dagster/partition", "no partition") if holder else "?"
+            status = holder.status.value if holder else "unknown to this instance"
+            held.append(f"run {slot.run_id} ({partition}, step {slot.step_key}, {status})")
+        message = (
+            f"step {', '.join(waiting)} is waiting for the {WRITER_POOL} slot, held by "
+            f"{'; '.join(held)}: it starts when that step ends"
+        )
+        self._line(message)
+        run = self.instance.get_run_by_id(self.run_id)
+        if run is not None:
+            self.instance.report_engine_event(message, run)
+
+    def _draw(self, text: str) -> None:
+        width = shutil.get_terminal_size().columns
+        print(f"\r\x1b[K    {self.key}: {text}"[: width + 3], end="", flush=True)
+        self.shown, self.drawn = text, True
+
+    def _line(self, text: str) -> None:
+        self.clear()
+        print(f"    {self.key}: {text}", flush=True)
+        self.shown = text
+
+    def clear(self) -> None:
+        """Erase the line drawn in place (on a terminal), before other output."""
+        if self.drawn:
+            print("\r\x1b[K", end="", flush=True)
+            self.drawn = False
+
+
 class StoppedAtOnce(Exception):
     """A second signal stopped the loop without waiting for the run's clean-up."""
 
@@ -110,7 +211,9 @@ def _run_once(instance: DagsterInstance, key: str, stop: Stopper) -> str:
         start_new_session=True,  # a terminal's Ctrl-C reaches this process only; it forwards
     )
     forwarded = False
+    watch = RunWatch(instance, run_id, key)
     while child.poll() is None:
+        watch.poll(time.monotonic())
         if len(stop.signals) >= 2:
             os.killpg(child.pid, signal.SIGKILL)
             child.wait()
@@ -131,14 +234,24 @@ def _run_once(instance: DagsterInstance, key: str, stop: Stopper) -> str:
             os.kill(child.pid, signal.SIGINT)  # the run's process only, not its helpers
         with suppress(subprocess.TimeoutExpired):
             child.wait(timeout=0.1)
+    watch.clear()
     for run in _unfinished(instance, run_id):  # the child died without finishing its run
-        _mark_failed(
-            instance, run, f"The process running it exited with code {child.returncode} mid-run."
-        )
+        _mark_failed(instance, run, _exit_message(child.returncode))
     run = instance.get_run_by_id(run_id)
     if run is None:
         return "NOT STARTED"
     return "ok" if run.status == DagsterRunStatus.SUCCESS else run.status.value
+
+
+def _exit_message(returncode: int) -> str:
+    """Why a run's process ended mid-run, as it really happened."""
+    if returncode < 0:
+        name = signal.Signals(-returncode).name
+        return (
+            f"The process running it was killed by {name} mid-run (not by expirytrack). Data "
+            "collected before is kept; run the partition again to finish it."
+        )
+    return f"The process running it exited with code {returncode} mid-run."
 
 
 @dataclass
@@ -221,8 +334,9 @@ def run_partition(key: str, run_id: str) -> int:
         print(f"  {key}: interrupted before its run started", flush=True)
         return EXIT_INTERRUPTED
     verdict = "ok" if result.success else (run.status.value if run else "FAILED")
+    clear = "\r\x1b[K" if sys.stdout.isatty() else ""  # the parent's progress line, if drawn
     print(
-        f"  {key}: run {run_id[:8]} {verdict} in {time.monotonic() - started:.1f}s, "
+        f"{clear}  {key}: run {run_id[:8]} {verdict} in {time.monotonic() - started:.1f}s, "
         f"{check_summary(result.get_asset_check_evaluations())}",
         flush=True,
     )

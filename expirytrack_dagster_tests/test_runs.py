@@ -1,15 +1,20 @@
-"""Stopping `expirytrack backfill`: real signals to a real CLI process, and runs a kill orphaned."""
+"""`expirytrack backfill` as a real CLI process: stopping it by signals, runs a kill orphaned, the
+progress it prints, and whose writer slot a run waits for."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
+import threading
 import time
+import uuid
 from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetKey, DagsterInstance, DagsterRunStatus
+from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus
 
 from expirytrack_dagster.runs import PID_TAG
 from expirytrack_dagster.sandbox import SandboxConfig
@@ -111,3 +116,86 @@ def test_backfill_marks_the_run_a_sigkill_orphaned(tmp_path: Path) -> None:
         done.stderr
     )
     assert after.status == DagsterRunStatus.FAILURE
+
+
+class Lines:
+    """The lines a process prints on stdout, collected by a thread as they come."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self.thread.start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def first(self, pattern: str) -> re.Match[str] | None:
+        return next(filter(None, (re.search(pattern, line) for line in self.lines)), None)
+
+
+PROGRESS = (
+    r"^    (RELIANCE_\d{4}-\d\d-\d\d): candles: (\d+)/(\d+) contracts, \d+ requests, "
+    r"\d+ s waited for rate budget, ETA (unknown|\d+ s)$"
+)
+
+
+def test_backfill_prints_the_run_progress_while_it_is_in_flight(tmp_path: Path) -> None:
+    with cli(tmp_path, slow_candles(3600)) as c:
+        process = c.start("backfill", "RELIANCE", "--yes", "--limit", "1")
+        out = Lines(process)
+        wait_for(lambda: out.first(PROGRESS), "a progress line")
+        (run,) = c.runs()
+        in_flight_then = run.status == DagsterRunStatus.STARTED
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=90)
+        out.thread.join(timeout=10)
+    match = out.first(PROGRESS)
+    assert in_flight_then, err[-3000:]
+    assert match.group(1) == run.tags["dagster/partition"]
+    assert int(match.group(2)) == 0 and int(match.group(3)) > 0 and match.group(4) == "unknown"
+    # Off a terminal: no redrawing escapes, and at most one line per PROGRESS_EVERY_S.
+    assert not any("\x1b" in line or "\r" in line for line in out.lines)
+    assert sum(bool(re.search(PROGRESS, line)) for line in out.lines) == 1
+
+
+def test_a_run_waiting_for_the_writer_slot_names_the_run_holding_it(tmp_path: Path) -> None:
+    with cli(tmp_path, project_sandbox()) as c:
+        holder = str(uuid.uuid4())
+        with DagsterInstance.from_config(str(c.home)) as instance:
+            instance.add_run(
+                DagsterRun(
+                    job_name="collect_expiry",
+                    run_id=holder,
+                    status=DagsterRunStatus.STARTED,
+                    tags={"dagster/partition": "RELIANCE_2025-01-30"},
+                )
+            )
+            # As the first run to use the pool would: its one slot, from dagster.yaml.
+            assert instance.event_log_storage.initialize_concurrency_limit_to_default(
+                "duckdb_writer"
+            )
+            claim = instance.event_log_storage.claim_concurrency_slot(
+                "duckdb_writer", holder, "candles"
+            )
+            assert claim.is_claimed
+        process = c.start("backfill", "RELIANCE", "--yes", "--limit", "1")
+        out = Lines(process)
+        waiting = rf"^    (RELIANCE_\S+): step \w+ is waiting for the duckdb_writer slot, held by run {holder} \(RELIANCE_2025-01-30, step candles, STARTED\)"
+        wait_for(lambda: out.first(waiting), "the line saying whose slot the run waits for")
+        with DagsterInstance.from_config(str(c.home)) as instance:
+            instance.event_log_storage.free_concurrency_slots_for_run(holder)
+        _, err = process.communicate(timeout=120)
+        out.thread.join(timeout=10)
+        runs = [r for r in c.runs() if r.run_id != holder]
+        with DagsterInstance.from_config(str(c.home)) as instance:
+            logged = [
+                e.message
+                for e in instance.all_logs(runs[0].run_id)
+                if "duckdb_writer slot" in e.message
+            ]
+    assert process.returncode == 0, err[-3000:]
+    assert len(runs) == 1 and runs[0].status == DagsterRunStatus.SUCCESS
+    assert out.first(waiting).group(1) == runs[0].tags["dagster/partition"]
+    assert logged and holder in logged[0]  # in the run's own log too, for the UI
