@@ -18,6 +18,7 @@ import pytest
 from expirytrack_dagster.credentials.store import CredentialStore, StoredToken
 from expirytrack_dagster.ops.backup import (
     BackupError,
+    CredentialFiles,
     Stores,
     backup,
     list_archives,
@@ -179,37 +180,29 @@ def _store(directory: Path) -> CredentialStore:
 def test_credentials_stay_out_unless_asked_and_then_are_encrypted(project: Project) -> None:
     _store(project.root / "credentials")
     backups = project.root / "backups"
-    assert project.run("backup", "--dir", str(backups)).returncode == 0
-    (plain,) = list_archives(backups)
+    plain, _ = backup(stores(project), backups)
     with tarfile.open(plain) as tar:
         assert not any("credential" in name for name in tar.getnames())
 
-    done = project.run(
-        "backup",
-        "--dir",
-        str(backups),
-        "--include-credentials",
-        EXPIRYTRACK_BACKUP_PASSPHRASE="correct horse battery staple",
-    )
+    passphrase = {"EXPIRYTRACK_BACKUP_PASSPHRASE": "correct horse battery staple"}
+    done = project.run("backup", "--dir", str(backups), "--include-credentials", **passphrase)
     assert done.returncode == 0, done.stderr
     assert "credentials: included, encrypted" in done.stdout
     archive = list_archives(backups)[-1]
     assert SECRET.encode() not in gzip.decompress(archive.read_bytes())
 
     shutil.rmtree(project.root / "credentials")
-    wrong = project.run(
-        "restore", str(archive), "--include-credentials", EXPIRYTRACK_BACKUP_PASSPHRASE="guess"
+    target = CredentialFiles(
+        project.root / "credentials" / "credentials.fernet",
+        project.root / "credentials" / "credentials.key",
+        b"",
     )
-    assert wrong.returncode == 2
-    assert "passphrase does not open" in wrong.stderr and SECRET not in wrong.stderr
-    assert not (project.root / "credentials").exists()
+    with pytest.raises(BackupError, match="passphrase does not open") as refused:
+        restore(archive, stores(project), credentials=target, passphrase="guess")
+    assert SECRET not in str(refused.value)
+    assert not (project.root / "credentials").exists()  # verified and refused before replacing
 
-    done = project.run(
-        "restore",
-        str(archive),
-        "--include-credentials",
-        EXPIRYTRACK_BACKUP_PASSPHRASE="correct horse battery staple",
-    )
+    done = project.run("restore", str(archive), "--include-credentials", **passphrase)
     assert done.returncode == 0, done.stderr
     assert SECRET not in done.stdout + done.stderr
     assert CredentialStore(project.root / "credentials").load().token.access_token == SECRET
