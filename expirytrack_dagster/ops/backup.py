@@ -53,7 +53,7 @@ class BackupError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Stores:
+class ProjectFiles:
     """The files a backup covers, as the settings name them."""
 
     database: Path
@@ -162,7 +162,7 @@ def open_credentials(sealed: bytes, passphrase: str) -> tuple[bytes, bytes]:
 
 
 def backup(
-    stores: Stores,
+    stores: ProjectFiles,
     directory: Path,
     *,
     credentials: CredentialFiles | None = None,
@@ -305,7 +305,7 @@ def _put(source: Path, target: Path, stamp: str, replaced: list[tuple[Path, Path
 
 def restore(
     archive: Path,
-    stores: Stores,
+    stores: ProjectFiles,
     *,
     credentials: CredentialFiles | None = None,
     passphrase: str | None = None,

@@ -53,10 +53,10 @@ def _stores() -> Any:
     """The files runs use, from the validated settings (``SettingsError`` is exit 2)."""
     from expirytrack_dagster.definitions import defs
     from expirytrack_dagster.instruments import config_path
-    from expirytrack_dagster.ops.backup import Stores
+    from expirytrack_dagster.ops.backup import ProjectFiles
 
     collection, upstox = defs.resources["collection"], defs.resources["upstox"]
-    return Stores(
+    return ProjectFiles(
         database=Path(collection.database),
         landing_dir=Path(collection.landing_dir),
         state_dir=Path(upstox.state_dir),

@@ -19,7 +19,7 @@ from expirytrack_dagster.credentials.store import CredentialStore, StoredToken
 from expirytrack_dagster.ops.backup import (
     BackupError,
     CredentialFiles,
-    Stores,
+    ProjectFiles,
     backup,
     list_archives,
     restore,
@@ -44,8 +44,8 @@ def tree(root: Path) -> dict[str, str]:
     }
 
 
-def stores(project: Project) -> Stores:
-    return Stores(project.database, project.landing, project.state, project.settings)
+def stores(project: Project) -> ProjectFiles:
+    return ProjectFiles(project.database, project.landing, project.state, project.settings)
 
 
 def test_backup_delete_restore_gives_every_table_back_identical(project: Project) -> None:
