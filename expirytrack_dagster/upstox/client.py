@@ -83,6 +83,7 @@ class RequestStats:
     rate_limited: int = 0
     transport_errors: int = 0
     limiter_wait_s: float = 0.0
+    latencies_s: list[float] = field(default_factory=list)  # per answered request, for p50/p95
 
     @property
     def total(self) -> int:
@@ -307,6 +308,7 @@ class UpstoxClient:
                 self.stats.transport_errors += 1
                 failure = UpstoxUnavailable(f"{what}: connection failed ({type(exc).__name__})")
             else:
+                self.stats.latencies_s.append(response.elapsed.total_seconds())
                 self.stats.statuses[response.status_code] += 1
                 self.stats.http_versions[response.http_version] += 1
                 if response.status_code == 200:
