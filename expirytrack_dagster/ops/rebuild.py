@@ -80,7 +80,8 @@ def _salvage(damaged: Path, database: Path, report: RebuildReport) -> None:
                 continue
             try:
                 connection.execute("BEGIN TRANSACTION")
-                if name in table_names(connection):
+                if name in table_names(connection):  # made by create_tables: copy as it was
+                    connection.execute(f'DELETE FROM main."{name}"')
                     connection.execute(
                         f'INSERT INTO main."{name}" BY NAME SELECT * FROM damaged.main."{name}"'
                     )

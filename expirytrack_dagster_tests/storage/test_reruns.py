@@ -3,18 +3,22 @@ candle tables untouched, the database file size stable, the landing zone one com
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
+from expirytrack_dagster.collection import fetch_status
 from expirytrack_dagster.ops.tables import table_checksums
-from expirytrack_dagster.storage.landing import COMPACTED_NAME, CandleLanding
+from expirytrack_dagster.storage.io_manager import StagedCandles, publish_partition
+from expirytrack_dagster.storage.landing import COMPACTED_NAME, CandleLanding, DayRecord
 from expirytrack_dagster_tests.pipeline import Pipeline, pipeline, sandbox_config
 
 EXPIRY = date(2025, 8, 28)
 RELIANCE_KEY = "NSE_EQ|INE002A01018"
+BLOCK = 262_144
 
 
 @pytest.fixture(autouse=True)
@@ -58,21 +62,46 @@ def test_five_reruns_of_a_complete_partition_publish_nothing(stock: Pipeline) ->
         sizes.append(stock.database.stat().st_size)
     assert stock.candle_requests() == 0
     assert candle_tables(stock.database) == stored
-    assert max(abs(s - size) for s in sizes) <= 0.01 * size, (size, sizes)
+    # Only the small expiries/contracts rows are rewritten (expiries records when it was checked):
+    # at most one DuckDB block (256 KB) more, and no growth from run to run. `make bench` shows
+    # the change on a demo-sized partition (well under 1 %).
+    assert max(sizes) - size <= max(0.01 * size, BLOCK), (size, sizes)
+    assert sizes[-1] <= max(sizes[:2]), sizes
 
 
-def test_a_forced_refetch_replaces_the_rows_and_reclaims_their_space(stock: Pipeline) -> None:
-    key = stock.partition("RELIANCE", EXPIRY)
-    stock.materialize(key)
-    stored = candle_tables(stock.database)
+def test_replacing_a_partition_again_and_again_reuses_the_space(tmp_path: Path) -> None:
+    """Rows really replaced (each publish re-fetched): the checkpoint frees the old blocks."""
+    landing = CandleLanding(tmp_path / "landing", "1minute")
+    database = tmp_path / "db.duckdb"
+    key = "NIFTY_2025-08-28"
+    contracts = [f"NSE_FO|{n}|28-08-2025" for n in range(40000, 40040)]
+    days = [date(2025, 8, 26), date(2025, 8, 27), date(2025, 8, 28)]
+    stamps = pd.concat(
+        pd.Series(pd.date_range(f"{d} 09:15", periods=375, freq="1min", tz="Asia/Kolkata"))
+        for d in days
+    ).to_numpy()
     sizes = []
-    for _ in range(3):
-        result = stock.materialize(
-            key, run_config={"ops": {"candles": {"config": {"force_refetch": True}}}}
-        )
-        meta = result.asset_materializations_for_node("candles")[0].metadata
-        assert meta["published"].value == "replaced the stored rows"
-        sizes.append(stock.database.stat().st_size)
-    assert candle_tables(stock.database)["candles"] == stored["candles"]
-    # The old rows' blocks are handed back and reused: the file stops growing.
-    assert sizes[2] <= sizes[1] * 1.01, sizes
+    for run in range(6):
+        at = datetime(2025, 8, 29, 10, run, tzinfo=UTC)
+        for n, contract in enumerate(contracts):
+            prices = 100.0 + n + (pd.Series(range(len(stamps))) % 23) * 0.05
+            frame = pd.DataFrame(
+                {
+                    "timestamp": stamps,
+                    "open": prices,
+                    "high": prices + 0.5,
+                    "low": prices - 0.5,
+                    "close": prices,
+                    "volume": 75,
+                    "open_interest": 1000 + n,
+                }
+            )
+            records = dict.fromkeys(days, DayRecord("complete", 30, None, at))
+            landing.save(key, contract, frame, records)
+        status, files = fetch_status(landing, key, contracts, days[0], days[-1])
+        publish_partition(database, StagedCandles(key, tuple(files), status, {}))
+        sizes.append(database.stat().st_size)
+    assert candle_tables(database)["candles"][0] == len(contracts) * len(stamps)
+    # After the first replacement the file holds old and new rows' blocks once; from then on
+    # every replacement reuses the blocks the last one freed.
+    assert max(sizes[2:]) <= sizes[1] * 1.01, sizes
