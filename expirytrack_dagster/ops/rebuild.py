@@ -47,6 +47,8 @@ class RebuildReport:
 
 def _contract_keys(database: Path, landing: CandleLanding, partition_key: str) -> list[str]:
     """The partition's contracts as stored (so never-landed ones keep their status), else landed."""
+    if not database.exists():
+        return landing.contract_keys(partition_key)
     with connect(database, read_only=True) as connection:
         if "contracts" in table_names(connection):
             rows = connection.execute(

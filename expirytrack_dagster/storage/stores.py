@@ -148,3 +148,23 @@ def check_stores(
     check_database(database, source)
     if landing_dir is not None and source is not None:
         claim_landing(landing_dir, source)
+
+
+def disk_per_candle(database: Path | str, landing_dir: Path | str) -> tuple[int, int, int]:
+    """``(database bytes, landing bytes, candles)``: what ``doctor`` reports as bytes per candle.
+
+    The database counts its file and write-ahead log; the landing zone every Parquet file.
+    """
+    path = Path(database)
+    db_bytes = sum(
+        p.stat().st_size for p in (path, path.with_name(path.name + ".wal")) if p.exists()
+    )
+    landing_bytes = sum(p.stat().st_size for p in Path(landing_dir).rglob("*.parquet"))
+    candles = 0
+    if path.exists():
+        with connect(path, read_only=True) as connection:
+            if "candles" in table_names(connection):
+                candles = int(
+                    connection.execute("SELECT count(*) FROM main.candles").fetchall()[0][0]
+                )
+    return db_bytes, landing_bytes, candles
