@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 
 import pandas as pd
 
-from expirytrack_dagster.calendar import trading_days_between
+from expirytrack_dagster.calendar import IST, trading_days_between
 from expirytrack_dagster.collection.answers import clean_answer, failed_days, merge_days
 from expirytrack_dagster.collection.canaries import CanaryFinder
 from expirytrack_dagster.collection.span_probe import SpanDecision, head_witnessed, settle_span
@@ -278,6 +278,9 @@ class _Run:
             return
         landed = self.load(key)
         old = self.landing.candles(landed) if landed else empty_candles()
+        # The same zone object as the client's answers: pandas concatenates 'Asia/Kolkata' and
+        # ZoneInfo('Asia/Kolkata') columns into plain objects, which the landing cannot save.
+        old["timestamp"] = old["timestamp"].dt.tz_convert(IST)
         candles, days, dropped = merge_days(
             old, dict(landed.days) if landed else {}, answers, failures
         )
