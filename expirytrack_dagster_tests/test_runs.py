@@ -16,7 +16,7 @@ import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus
 
-from expirytrack_dagster.runs import PID_TAG
+from expirytrack_dagster.runs import PID_TAG, _exit_message
 from expirytrack_dagster.sandbox import SandboxConfig
 from expirytrack_dagster.sandbox.faults import FaultConfig
 from expirytrack_dagster_tests.cli_project import Cli, cli, project_sandbox
@@ -199,3 +199,9 @@ def test_a_run_waiting_for_the_writer_slot_names_the_run_holding_it(tmp_path: Pa
     assert len(runs) == 1 and runs[0].status == DagsterRunStatus.SUCCESS
     assert out.first(waiting).group(1) == runs[0].tags["dagster/partition"]
     assert logged and holder in logged[0]  # in the run's own log too, for the UI
+
+
+def test_a_killed_run_process_is_said_to_be_killed_by_its_signal() -> None:
+    assert "killed by SIGKILL mid-run" in _exit_message(-signal.SIGKILL)
+    assert "memory" not in _exit_message(-signal.SIGKILL)
+    assert _exit_message(1) == "The process running it exited with code 1 mid-run."
