@@ -44,7 +44,7 @@ def test_gives_up_with_a_clear_message(tmp_path: Path) -> None:
     holder = _hold(database, 10.0)
     try:
         with (
-            pytest.raises(DatabaseLocked, match="another process holds it.*not even read-only"),
+            pytest.raises(DatabaseLocked, match=r"another process holds it.*not even read-only"),
             connect(database, lock_timeout_s=0.5),
         ):
             pass
