@@ -124,24 +124,9 @@ class UpstoxResource(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         log = context.log if context.log is not None else get_dagster_logger()
         source = self.resolved_source()
-        if source == "upstox":
-            self.require_token()  # before the run's first request
         if source == "sandbox" and not self.sandbox_url:
             self._start_embedded_sandbox()
         log.info(f"Data source: {self.describe_source()}")
-
-    def require_token(self) -> None:
-        """``TokenExpired`` saying how to log in when no usable Upstox token is configured.
-
-        With no token at all the message also says how to get synthetic data on purpose.
-        """
-        if not self.access_token and not has_stored_token(self.credentials_dir):
-            raise TokenExpired(
-                f"no Upstox access token is configured or stored — {LOGIN_FIX}. Nothing was "
-                "requested. For synthetic data instead, run `expirytrack demo` or set "
-                "EXPIRYTRACK_SOURCE=sandbox (its data goes to data/sandbox/)."
-            )
-        self.check_token_deadline()
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._stack is not None:
@@ -192,6 +177,13 @@ class UpstoxResource(ConfigurableResource):
         """
         margin = timedelta(minutes=self.token_margin_minutes)
         if self.resolved_source() == "upstox":
+            if not self.access_token and not has_stored_token(self.credentials_dir):
+                # Never a fallback to synthetic data: say how to log in, and how to ask for it.
+                raise TokenExpired(
+                    f"no Upstox access token is configured or stored — {LOGIN_FIX}. Nothing "
+                    "was requested. For synthetic data instead, run `expirytrack demo` or set "
+                    "EXPIRYTRACK_SOURCE=sandbox (its data goes to data/sandbox/)."
+                )
             return token_for_run(
                 self.access_token,
                 credentials_dir=self.credentials_dir,
