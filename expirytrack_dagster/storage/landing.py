@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.upstox.models import CANDLE_COLUMNS, empty_candles
 
 CANDLE_FILE_COLUMNS: tuple[str, ...] = (
@@ -260,7 +261,7 @@ class CandleLanding:
         if landed.path.name == COMPACTED_NAME:
             rows = [("expired_instrument_key", "==", landed.expired_instrument_key)]
         frame = pd.read_parquet(landed.path, columns=list(CANDLE_COLUMNS), filters=rows)
-        frame["timestamp"] = frame["timestamp"].dt.tz_convert("Asia/Kolkata")
+        frame["timestamp"] = frame["timestamp"].dt.tz_convert(IST)
         return frame.reset_index(drop=True)
 
     def candles_per_day(self, landed: LandedContract) -> dict[date, int]:
