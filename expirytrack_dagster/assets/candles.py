@@ -13,7 +13,7 @@ and the step fails naming the reason and the fix. The partition is not marked ma
 
 import asyncio
 import time
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import NoReturn
 
 import pandas as pd
@@ -29,6 +29,11 @@ from expirytrack_dagster.collection import (
 )
 from expirytrack_dagster.collection.collect import stop_reason
 from expirytrack_dagster.instruments import underlying_for
+from expirytrack_dagster.ops.api_usage import (
+    candles_fetched_since,
+    record_api_usage,
+    usage_from_stats,
+)
 from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
@@ -36,6 +41,7 @@ from expirytrack_dagster.storage.database import connect
 from expirytrack_dagster.storage.io_manager import StagedCandles, publish_staged
 from expirytrack_dagster.storage.landing import FINAL_STATUSES, CandleLanding
 from expirytrack_dagster.storage.schema import SCHEMA, create_tables
+from expirytrack_dagster.upstox.client import RequestStats
 
 PROGRESS_PREFIX = "candles: "
 """How the progress lines in the run log start (``expirytrack backfill``/``demo`` show them)."""
@@ -83,7 +89,7 @@ async def _collect(
     force: bool,
     max_in_flight: int,
     context: AssetExecutionContext,
-) -> tuple[CollectionReport, dict]:
+) -> tuple[CollectionReport, dict, tuple[RequestStats, dict]]:
     async with upstox.client() as client:
         progress = _ProgressLog(context, client.stats)
         progress(0, len(todo))
@@ -100,7 +106,7 @@ async def _collect(
             span_cap=upstox.max_span_days,
             progress=progress,
         )
-        return report, client.stats.as_metadata()
+        return report, client.stats.as_metadata(), (client.stats, client.limiter.snapshot())
 
 
 @asset(
@@ -147,8 +153,9 @@ def candles(
         f"{len(todo)} contracts, {collection.interval} candles {window[0]} … {window[1]}, "
         f"from {upstox.describe_source()}"
     )
+    run_started = datetime.now(UTC)
     try:
-        report, stats = asyncio.run(
+        report, stats, (request_stats, budget) = asyncio.run(
             _collect(
                 upstox,
                 landing,
@@ -180,6 +187,16 @@ def candles(
         [c.expired_instrument_key for c in todo],
         *window,
     )
+    usage = usage_from_stats(
+        context.run_id,
+        context.partition_key,
+        request_stats,
+        candles_fetched=candles_fetched_since(status, run_started),
+        data_source=upstox.describe_source(),
+        latencies_s=request_stats.latencies_s,
+        budget=budget,
+    )
+    record_api_usage(collection.database, usage)
     by_status = status["status"].value_counts().to_dict()
     if by_status.get("unconfirmed", 0):
         context.log.warning(

@@ -309,3 +309,17 @@ def test_an_asset_run_without_its_upstream_fails_and_marks_nothing(stock: Pipeli
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'candles'"
     ) == [(1,)]
     assert not has_table or stock.query("SELECT count(*) FROM candles") == [(0,)]
+
+
+def test_each_candles_run_records_its_api_usage(stock: Pipeline) -> None:
+    key = stock.partition("RELIANCE", EXPIRY)
+    assert stock.materialize(key).success
+    assert stock.materialize(key).success  # a re-run spends nothing and says so
+    rows = stock.query(
+        "SELECT partition_key, candle_requests, candles_fetched, latency_p50_ms "
+        "FROM api_usage ORDER BY recorded_at"
+    )
+    assert len(rows) == 2 and {r[0] for r in rows} == {key}
+    first, again = rows
+    assert first[1] == stock.candle_requests() and first[2] > 0 and first[3] > 0
+    assert again[1] == 0 and again[2] == 0
