@@ -390,6 +390,11 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     span = min(d for d in (upstox.max_span_days, verified, window_days) if d)
     windows = -(-window_days // span)
     requests = estimate_requests(keys, 200, windows)
+    print(f"{plural(len(keys), 'partition')} of {args.symbol} from {upstox.describe_source()}")
+    print(f"  {keys[0]} … {keys[-1]}" if len(keys) > 1 else f"  {keys[0]}")
+    print(
+        f"  ≈ {plural(requests, 'API request')}, {describe_budget(requests, upstox.per_30_minutes)}"
+    )
     print(
         f"  requests per contract: {windows}, "
         + (
@@ -398,11 +403,6 @@ def cmd_backfill(args: argparse.Namespace) -> int:
             else "if the API answers the whole window in one request (not verified yet; at "
             f"30-day windows it is {-(-window_days // 30)})"
         )
-    )
-    print(f"{plural(len(keys), 'partition')} of {args.symbol} from {upstox.describe_source()}")
-    print(f"  {keys[0]} … {keys[-1]}" if len(keys) > 1 else f"  {keys[0]}")
-    print(
-        f"  ≈ {plural(requests, 'API request')}, {describe_budget(requests, upstox.per_30_minutes)}"
     )
     if args.dry_run:
         print("Dry run: nothing was collected.")
