@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in turn. Figures only; nothing here asserts a speed."""
 
-from benchmarks import bench_pipeline, bench_quality, bench_rate_limit, bench_spans
+from benchmarks import bench_pipeline, bench_quality, bench_rate_limit, bench_reruns, bench_spans
 
 if __name__ == "__main__":
     print("== rate-limit utilisation ==")
@@ -9,5 +9,7 @@ if __name__ == "__main__":
     bench_spans.main([])
     print("\n== collection of one partition ==")
     bench_pipeline.main([])
+    print("\n== re-runs of a complete partition, and disk per candle ==")
+    bench_reruns.main([])
     print("\n== quality rules on a 5M-candle partition ==")
     bench_quality.main([])

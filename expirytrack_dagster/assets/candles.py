@@ -37,10 +37,8 @@ from expirytrack_dagster.ops.api_usage import (
 from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
-from expirytrack_dagster.storage.database import connect
-from expirytrack_dagster.storage.io_manager import StagedCandles, publish_staged
+from expirytrack_dagster.storage.io_manager import StagedCandles, publish_partition
 from expirytrack_dagster.storage.landing import FINAL_STATUSES, CandleLanding
-from expirytrack_dagster.storage.schema import SCHEMA, create_tables
 from expirytrack_dagster.upstox.client import RequestStats
 
 PROGRESS_PREFIX = "candles: "
@@ -236,29 +234,6 @@ def candles(
         files = [str(path) for path in landing.files(context.partition_key)]
     metadata["landing_files"] = len(set(files))
     return StagedCandles(context.partition_key, tuple(dict.fromkeys(files)), status, metadata)
-
-
-def publish_partition(database: str, staged: StagedCandles) -> int:
-    """Replace a partition's candles and fetch status in one transaction, outside a Dagster output.
-
-    For a step that stops on a fatal error: what landed and the status of every day are published
-    although the step fails. Returns the partition's candle rows. The step holds the
-    ``duckdb_writer`` slot, so it is the only writer.
-    """
-    table = f"{SCHEMA}.candles"
-    with connect(database) as connection:
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            create_tables(connection)
-            connection.execute(
-                f"DELETE FROM {table} WHERE partition_key = ?", [staged.partition_key]
-            )
-            rows = publish_staged(connection, table, staged)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-    return rows
 
 
 def _publish_stopped(

@@ -100,7 +100,8 @@ def sandbox_resource(sb: Sandbox, tmp_path: Path, **fields) -> UpstoxResource:
 
 
 def test_resource_takes_the_stored_token_and_checks_it(sandbox: Sandbox, tmp_path: Path) -> None:
-    assert UpstoxResource().resolved_source() == "sandbox"  # nothing configured or stored
+    # Nothing configured or stored: still Upstox, never a silent sandbox fallback.
+    assert UpstoxResource().resolved_source() == "upstox"
     now = datetime.now(IST)
     token = f"tok-{tmp_path.name}"
     sandbox.add_token(token, now + timedelta(hours=5))
