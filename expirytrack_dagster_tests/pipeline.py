@@ -97,6 +97,29 @@ class Pipeline:
         return int(self.sandbox.stats()["by_kind"].get("candles", 0))
 
 
+RELIANCE_KEY = "NSE_EQ|INE002A01018"
+STOCK_TODAY = date(2025, 10, 1)
+
+
+def watch_underlying(
+    root: Path, monkeypatch: Any, symbol: str = "RELIANCE", instrument_key: str = RELIANCE_KEY
+) -> Path:
+    """Watch ``symbol`` the way a user adds one: an entry in the settings file named by
+    EXPIRYTRACK_CONFIG (set through ``monkeypatch`` so it is undone after the test)."""
+    path = root / "expirytrack.yaml"
+    path.write_text(f'underlyings:\n  - symbol: {symbol}\n    instrument_key: "{instrument_key}"\n')
+    monkeypatch.setenv("EXPIRYTRACK_CONFIG", str(path))
+    return path
+
+
+@contextmanager
+def stock_pipeline(root: Path) -> Iterator[Pipeline]:
+    """RELIANCE over one month (monthly expiries only, a few dozen contracts): the small real
+    partition most pipeline tests collect."""
+    with pipeline(root, sandbox_config(seed=21, today=STOCK_TODAY), lookback_months=1) as p:
+        yield p
+
+
 def sandbox_config(**fields: Any) -> SandboxConfig:
     """A sandbox for pipeline tests: rate windows off unless a test asks for them."""
     fields.setdefault("per_second", None)

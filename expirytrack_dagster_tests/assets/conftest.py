@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 import pytest
 
-TODAY = date(2025, 10, 1)
-RELIANCE_KEY = "NSE_EQ|INE002A01018"
+from expirytrack_dagster_tests.pipeline import RELIANCE_KEY, watch_underlying
+from expirytrack_dagster_tests.pipeline import STOCK_TODAY as TODAY
+
+__all__ = ["RELIANCE_KEY", "TODAY"]
 
 
 @pytest.fixture(autouse=True)
 def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Watch RELIANCE too, the way a user would: one entry in the settings file."""
-    path = tmp_path / "expirytrack.yaml"
-    path.write_text(f'underlyings:\n  - symbol: RELIANCE\n    instrument_key: "{RELIANCE_KEY}"\n')
-    monkeypatch.setenv("EXPIRYTRACK_CONFIG", str(path))
-    return path
+    return watch_underlying(tmp_path, monkeypatch)

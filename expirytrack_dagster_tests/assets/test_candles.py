@@ -22,6 +22,7 @@ from expirytrack_dagster_tests.pipeline import (
     column_types,
     pipeline,
     sandbox_config,
+    stock_pipeline,
 )
 
 EXPIRY = date(2025, 8, 28)
@@ -30,7 +31,7 @@ WINDOW = (date(2025, 7, 28), EXPIRY)  # one month before expiry through expiry d
 
 @pytest.fixture
 def stock(tmp_path: Path):
-    with pipeline(tmp_path, sandbox_config(seed=21, today=TODAY), lookback_months=1) as p:
+    with stock_pipeline(tmp_path) as p:
         yield p
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from expirytrack_dagster.sandbox.profiles import UnderlyingProfile
+from expirytrack_dagster_tests.pipeline import watch_underlying
 
 TODAY = date(2025, 10, 1)
 TINY_KEY = "NSE_INDEX|Tiny 50"
@@ -39,7 +40,4 @@ WEEKLY = date(2025, 8, 21)
 @pytest.fixture(autouse=True)
 def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Watch TINY the way a user adds an underlying: one entry in the settings file."""
-    path = tmp_path / "expirytrack.yaml"
-    path.write_text(f'underlyings:\n  - symbol: TINY\n    instrument_key: "{TINY_KEY}"\n')
-    monkeypatch.setenv("EXPIRYTRACK_CONFIG", str(path))
-    return path
+    return watch_underlying(tmp_path, monkeypatch, "TINY", TINY_KEY)

@@ -12,27 +12,21 @@ import pytest
 from expirytrack_dagster.ops.rebuild import rebuild
 from expirytrack_dagster.ops.tables import table_checksums
 from expirytrack_dagster.storage.stores import StoreError, check_database
-from expirytrack_dagster_tests.pipeline import Pipeline, pipeline, sandbox_config
+from expirytrack_dagster_tests.pipeline import Pipeline, stock_pipeline, watch_underlying
 
 EXPIRY = date(2025, 8, 28)
-RELIANCE_KEY = "NSE_EQ|INE002A01018"
 BLOCK_SIZE = 262_144
 HEADER_SIZE = 3 * 4096
 
 
 @pytest.fixture(autouse=True)
 def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "expirytrack.yaml"
-    path.write_text(f'underlyings:\n  - symbol: RELIANCE\n    instrument_key: "{RELIANCE_KEY}"\n')
-    monkeypatch.setenv("EXPIRYTRACK_CONFIG", str(path))
-    return path
+    return watch_underlying(tmp_path, monkeypatch)
 
 
 @pytest.fixture
 def stock(tmp_path: Path):
-    with pipeline(
-        tmp_path, sandbox_config(seed=21, today=date(2025, 10, 1)), lookback_months=1
-    ) as p:
+    with stock_pipeline(tmp_path) as p:
         yield p
 
 
