@@ -346,9 +346,9 @@ def _verified_span(upstox: object, interval: str) -> int | None:
     """The request span verified for this API host and interval, if one is (see upstox.spans)."""
     from urllib.parse import urlsplit
 
-    from expirytrack_dagster.upstox.spans import SpanMemory
+    from expirytrack_dagster.upstox.spans import SPANS_FILE, SpanMemory
 
-    path = Path(upstox.state_dir) / "request_spans.sqlite"  # type: ignore[attr-defined]
+    path = Path(upstox.state_dir) / SPANS_FILE  # type: ignore[attr-defined]
     if not path.exists():
         return None
     host = urlsplit(upstox.base_url).netloc  # type: ignore[attr-defined]

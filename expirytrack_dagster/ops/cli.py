@@ -198,20 +198,12 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     """Check token, database, disk, daemon, sensors, last collection and budget; exit 1 on a FIX."""
     from expirytrack_dagster.definitions import defs
     from expirytrack_dagster.ops import doctor
-    from expirytrack_dagster.upstox.limiter import RateLimits
 
     stores = _stores()
     upstox = defs.resources["upstox"]
     instance = _instance()
     sensors = [(s.name, s.default_status.value == "RUNNING") for s in defs.sensors or []]
-    limits = RateLimits(
-        per_second=upstox.per_second,
-        per_minute=upstox.per_minute,
-        per_30_minutes=upstox.per_30_minutes,
-        time_scale=upstox.time_scale,
-        safety_margin=upstox.safety_margin,
-        latency_allowance_s=upstox.latency_allowance_s,
-    )
+    limits = upstox.client_settings().limits
     findings = [
         doctor.check_token(upstox),
         *doctor.check_database(stores.database),

@@ -44,7 +44,7 @@ from expirytrack_dagster.upstox.models import (
     parse_expiries,
 )
 from expirytrack_dagster.upstox.resilience import CircuitBreaker, RetryPolicy
-from expirytrack_dagster.upstox.spans import SpanMemory
+from expirytrack_dagster.upstox.spans import SPANS_FILE, SpanMemory
 from expirytrack_dagster.upstox.windows import split_windows
 
 log = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class UpstoxClient:
             ledger_path(state_dir, self.settings.ledger_id or token_fingerprint(access_token)),
             self.settings.limits,
         )
-        self.spans = SpanMemory(state_dir / "request_spans.sqlite")
+        self.spans = SpanMemory(state_dir / SPANS_FILE)
         self._breaker = CircuitBreaker(
             self.settings.retry.circuit_failures,
             self.settings.retry.circuit_cooldown_s,

@@ -42,6 +42,9 @@ limit can be a few days longer than what it served: spans up to this much longer
 
 FAILURE_KINDS = ("refused", "head", "tail")
 
+SPANS_FILE = "request_spans.sqlite"
+"""The span memory's file name inside the state directory (``data/state`` by default)."""
+
 
 @dataclass(frozen=True)
 class SpanFacts:

@@ -14,7 +14,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from expirytrack_dagster.calendar import trading_days_between
 from expirytrack_dagster.collection import (
     CollectionReport,
     ContractToFetch,
@@ -217,7 +216,3 @@ def test_duplicates_are_collapsed_and_conflicts_fail_only_their_day(
     report, landing = collect(sandbox, tmp_path, MONTHLY, todo, window=WINDOW)
     assert sandbox.stats()["by_kind"].get("candles", 0) - before == 1  # that one day, once
     assert_truth(sandbox, landing, MONTHLY, WINDOW)
-
-
-def test_the_days_of_a_trading_window_are_the_calendars() -> None:
-    assert trading_days_between(*WINDOW)[0] == date(2025, 5, 28)
