@@ -10,10 +10,9 @@ from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.credentials.deadline import describe_deadline, token_deadline
 from expirytrack_dagster.credentials.store import CredentialStore, CredentialStoreError, StoredToken
 from expirytrack_dagster.upstox.client import token_fingerprint
-from expirytrack_dagster.upstox.errors import TokenExpired
+from expirytrack_dagster.upstox.errors import LOGIN_FIX, TokenExpired
 
 ENV_TOKEN = "UPSTOX_ACCESS_TOKEN"
-LOGIN_FIX = "run `expirytrack login` (or set UPSTOX_ACCESS_TOKEN to a fresh token)"
 DEFAULT_MARGIN = timedelta(minutes=30)
 
 

@@ -31,6 +31,7 @@ from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.credentials.deadline import token_deadline
 from expirytrack_dagster.credentials.store import AppCredentials, StoredToken
 from expirytrack_dagster.upstox.client import UPSTOX_BASE_URL
+from expirytrack_dagster.upstox.errors import error_envelope
 
 LOOPBACK = "127.0.0.1"
 DEFAULT_PORT = 5055
@@ -209,16 +210,8 @@ class CallbackServer:
         return self._result.code
 
 
-def _error_of(response: httpx.Response) -> tuple[str | None, str]:
-    try:
-        first = response.json()["errors"][0]
-        return first.get("errorCode") or first.get("error_code"), str(first.get("message"))
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return None, f"HTTP {response.status_code} {response.reason_phrase}"
-
-
 def _exchange_failure(response: httpx.Response, app: AppCredentials) -> LoginError:
-    code, message = _error_of(response)
+    code, message = error_envelope(response)
     said = f"Upstox refused the login ({code or f'HTTP {response.status_code}'}: {message})"
     lowered = message.lower()
     if code == "UDAPI100068" or "redirect" in lowered:

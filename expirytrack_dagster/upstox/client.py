@@ -25,6 +25,7 @@ import httpx
 import pandas as pd
 
 from expirytrack_dagster.upstox.errors import (
+    LOGIN_FIX,
     InvalidDateRange,
     InvalidRequest,
     MalformedResponse,
@@ -33,6 +34,7 @@ from expirytrack_dagster.upstox.errors import (
     TokenExpired,
     UpstoxError,
     UpstoxUnavailable,
+    error_envelope,
 )
 from expirytrack_dagster.upstox.limiter import RateLimits, SharedRateLimiter
 from expirytrack_dagster.upstox.models import (
@@ -54,7 +56,6 @@ logging.getLogger("hpack").setLevel(max(logging.getLogger("hpack").level, loggin
 
 UPSTOX_BASE_URL = "https://api.upstox.com"
 API_PREFIX = "/v2/expired-instruments"
-LOGIN_HINT = "run `expirytrack login`, or set UPSTOX_ACCESS_TOKEN to a fresh token"
 
 
 @dataclass(frozen=True)
@@ -115,24 +116,14 @@ def ledger_path(state_dir: Path, ledger_id: str) -> Path:
     return state_dir / "ratelimit" / f"{safe}.sqlite"
 
 
-def _error_detail(response: httpx.Response) -> tuple[str | None, str]:
-    try:
-        body = response.json()
-        first = body["errors"][0]
-        code = first.get("errorCode") or first.get("error_code")
-        return code, str(first.get("message") or "no message")
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return None, f"{response.reason_phrase or 'error'} (body is not an Upstox error envelope)"
-
-
 def _classify(response: httpx.Response, what: str) -> UpstoxError:
     status = response.status_code
-    code, message = _error_detail(response)
+    code, message = error_envelope(response)
     text = f"{what}: {message}"
     if code == "UDAPI1149":
         return PlanRequired(text, code=code, status=status)
     if status == 401:
-        return TokenExpired(f"{text} — {LOGIN_HINT}", code=code, status=status)
+        return TokenExpired(f"{text} — {LOGIN_FIX}", code=code, status=status)
     if status == 429:
         return RateLimited(text, code=code, status=status)
     if code == "UDAPI1148" or "invalid date range" in message.lower():
@@ -159,7 +150,7 @@ class UpstoxClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not access_token:
-            raise TokenExpired(f"no Upstox access token — {LOGIN_HINT}")
+            raise TokenExpired(f"no Upstox access token — {LOGIN_FIX}")
         self.settings = settings or ClientSettings()
         self.base_url = base_url.rstrip("/")
         self.host = urlsplit(self.base_url).netloc

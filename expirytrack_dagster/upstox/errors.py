@@ -1,9 +1,34 @@
 """Typed Upstox failures: one exception class per thing a caller can do something about.
 
-Messages carry the API's own error code and text, never the access token.
+Messages carry the API's own error code and text, never the access token. Also here, because the
+client and the login flow both need them: how to read an Upstox error body, and what to tell a
+user whose token is missing or dead.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
+
+LOGIN_FIX = "run `expirytrack login` (or set UPSTOX_ACCESS_TOKEN to a fresh token)"
+"""The one remedy for a missing or dead token, worded to follow a dash or a colon."""
+
+
+def error_envelope(response: httpx.Response) -> tuple[str | None, str]:
+    """``(errorCode, message)`` of an Upstox error answer.
+
+    Upstox answers failures as ``{"status": "error", "errors": [{"errorCode": ..., "message":
+    ...}]}`` (some endpoints spell it ``error_code``). A body of another shape (an HTML page from a
+    proxy, say) gives ``(None, "<reason> (body is not an Upstox error envelope)")``.
+    """
+    try:
+        first = response.json()["errors"][0]
+        code = first.get("errorCode") or first.get("error_code")
+        return code, str(first.get("message") or "no message")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None, f"{response.reason_phrase or 'error'} (body is not an Upstox error envelope)"
 
 
 class UpstoxError(Exception):
@@ -20,7 +45,7 @@ class UpstoxError(Exception):
 class TokenExpired(UpstoxError):
     """401: the access token is missing, invalid or past its 03:30 IST deadline.
 
-    Upstox has no refresh token; the fix is a new login (``expirytrack login``) or a new
+    Upstox has no refresh token; the fix is ``LOGIN_FIX``: a new login or a new
     ``UPSTOX_ACCESS_TOKEN``.
     """
 
