@@ -19,13 +19,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
+
+from expirytrack_dagster.atomic_write import write_bytes_atomically
 
 ENV_DIR = "EXPIRYTRACK_CREDENTIALS_DIR"
 ENV_KEY = "EXPIRYTRACK_CREDENTIALS_KEY"
@@ -93,24 +94,6 @@ def _check_private(path: Path) -> None:
         )
     if st.st_uid != os.getuid():
         raise CredentialStoreError(f"{path} belongs to another user; it is not used: {RESET_HINT}")
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically, mode 0600 from the first byte (no umask window)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            if os.name == "posix":
-                os.fchmod(out.fileno(), 0o600)
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
 
 
 def _make_private_dir(directory: Path) -> None:
@@ -250,7 +233,7 @@ class CredentialStore:
             self.load()  # never silently overwrite a store this key cannot open
         fernet = self._fernet(create=True)
         _make_private_dir(self.directory)
-        _write_private(self.path, fernet.encrypt(_encode(creds)))
+        write_bytes_atomically(self.path, fernet.encrypt(_encode(creds)), private=True)
 
     def save_token(self, token: StoredToken) -> None:
         """Store ``token``, keeping the stored API app."""

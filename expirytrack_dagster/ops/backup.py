@@ -37,6 +37,7 @@ from typing import IO
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from expirytrack_dagster.atomic_write import TEMP_MARK, atomic_write, write_bytes_atomically
 from expirytrack_dagster.ops.tables import table_checksums
 from expirytrack_dagster.storage.database import connect
 
@@ -111,7 +112,7 @@ def _add_file(tar: tarfile.TarFile, source: Path, name: str, files: dict[str, st
 
 def _add_tree(tar: tarfile.TarFile, root: Path, prefix: str, files: dict[str, str]) -> None:
     for path in sorted(root.rglob("*")):
-        if path.is_file() and ".tmp-" not in path.name:
+        if path.is_file() and TEMP_MARK not in path.name:
             _add_file(tar, path, f"{prefix}/{path.relative_to(root).as_posix()}", files)
 
 
@@ -181,39 +182,37 @@ def backup(
     directory.mkdir(parents=True, exist_ok=True)
     name = f"{ARCHIVE_PREFIX}{now:%Y%m%dT%H%M%S%fZ}{ARCHIVE_SUFFIX}"
     archive = directory / name
-    partial = directory / f".{name}.partial"
     files: dict[str, str] = {}
     wal = stores.database.with_name(stores.database.name + ".wal")
-    try:
-        with tarfile.open(partial, "w:gz", compresslevel=6) as tar:
-            with connect(stores.database, read_only=True, lock_timeout_s=lock_timeout_s) as db:
-                # While this read-only connection is open no process can write the file.
-                tables = table_checksums(db)
-                for source in (stores.database, wal):
-                    if source.exists():
-                        _add_file(tar, source, f"database/{source.name}", files)
-            if stores.landing_dir.exists():
-                _add_tree(tar, stores.landing_dir, "landing", files)
-            if stores.state_dir.exists():
-                with tempfile.TemporaryDirectory(dir=directory) as staging:
-                    _snapshot_state(stores.state_dir, Path(staging))
-                    _add_tree(tar, Path(staging), "state", files)
-            if stores.settings_file.exists():
-                _add_file(tar, stores.settings_file, f"settings/{stores.settings_file.name}", files)
-            if credentials is not None:
-                sealed = seal_credentials(credentials, passphrase or "")
-                _add_bytes(tar, CREDENTIALS_MEMBER, sealed, files)
-            manifest = Manifest(
-                created_at=now.isoformat(),
-                database_name=stores.database.name,
-                tables=tables,
-                files=files,
-                credentials=credentials is not None,
-            )
-            _add_bytes(tar, MANIFEST, manifest.to_json(), {})
-        os.replace(partial, archive)
-    finally:
-        partial.unlink(missing_ok=True)
+    with (
+        atomic_write(archive) as handle,
+        tarfile.open(fileobj=handle, mode="w:gz", compresslevel=6) as tar,
+    ):
+        with connect(stores.database, read_only=True, lock_timeout_s=lock_timeout_s) as db:
+            # While this read-only connection is open no process can write the file.
+            tables = table_checksums(db)
+            for source in (stores.database, wal):
+                if source.exists():
+                    _add_file(tar, source, f"database/{source.name}", files)
+        if stores.landing_dir.exists():
+            _add_tree(tar, stores.landing_dir, "landing", files)
+        if stores.state_dir.exists():
+            with tempfile.TemporaryDirectory(dir=directory) as staging:
+                _snapshot_state(stores.state_dir, Path(staging))
+                _add_tree(tar, Path(staging), "state", files)
+        if stores.settings_file.exists():
+            _add_file(tar, stores.settings_file, f"settings/{stores.settings_file.name}", files)
+        if credentials is not None:
+            sealed = seal_credentials(credentials, passphrase or "")
+            _add_bytes(tar, CREDENTIALS_MEMBER, sealed, files)
+        manifest = Manifest(
+            created_at=now.isoformat(),
+            database_name=stores.database.name,
+            tables=tables,
+            files=files,
+            credentials=credentials is not None,
+        )
+        _add_bytes(tar, MANIFEST, manifest.to_json(), {})
     if keep is not None:
         for old in list_archives(directory)[:-keep] if keep > 0 else []:
             old.unlink()
@@ -358,11 +357,7 @@ def restore(
 
 def _write_private(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)
+    write_bytes_atomically(path, data, private=True)
 
 
 def _restore_credentials(

@@ -21,7 +21,6 @@ contract back to a file of its own.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -31,6 +30,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from expirytrack_dagster.atomic_write import atomic_write
 from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.upstox.models import CANDLE_COLUMNS, empty_candles
 
@@ -152,9 +152,8 @@ def _landed_from_outcome(path: Path, outcome: Mapping) -> LandedContract:
 
 
 def _write_atomically(table: pa.Table, path: Path, **options: object) -> None:
-    tmp = path.with_suffix(f".tmp-{os.getpid()}")
-    pq.write_table(table, tmp, compression="zstd", **options)
-    os.replace(tmp, path)
+    with atomic_write(path) as handle:
+        pq.write_table(table, handle, compression="zstd", **options)
 
 
 def _write_compacted(table: pa.Table, path: Path) -> None:
