@@ -14,8 +14,7 @@ import argparse
 import statistics
 import time
 
-from expirytrack_dagster.quality import run_quality_rules
-from expirytrack_dagster.quality.completeness import day_status
+from expirytrack_dagster.quality import day_status, run_quality_rules
 from expirytrack_dagster_tests.quality.synthetic import dirty, synthetic_partition
 
 

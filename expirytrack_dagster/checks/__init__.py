@@ -1,17 +1,10 @@
 """Asset checks: thin Dagster wrappers running the ``quality`` rules on one partition at a time."""
 
-from expirytrack_dagster.checks.candle_checks import CANDLE_RULES, candle_quality_checks
-from expirytrack_dagster.checks.contract_checks import CONTRACT_RULES, contract_quality_checks
-from expirytrack_dagster.checks.results import RULE_SEVERITY
+from expirytrack_dagster.checks.candle_checks import candle_quality_checks
+from expirytrack_dagster.checks.contract_checks import contract_quality_checks
+from expirytrack_dagster.quality import RULE_SEVERITY
 
 ALL_CHECKS = [contract_quality_checks, candle_quality_checks]
 """Every asset check, for ``Definitions(asset_checks=...)``."""
 
-__all__ = [
-    "ALL_CHECKS",
-    "CANDLE_RULES",
-    "CONTRACT_RULES",
-    "RULE_SEVERITY",
-    "candle_quality_checks",
-    "contract_quality_checks",
-]
+__all__ = ["ALL_CHECKS", "RULE_SEVERITY", "candle_quality_checks", "contract_quality_checks"]

@@ -1,13 +1,12 @@
-"""How quality rules become Dagster asset checks: one spec per rule, one result with its metadata.
+"""How quality rules become Dagster asset checks: one spec per registered rule, one result each.
 
-Severity and blocking are decided per rule here, at definition time, because Dagster needs them
-before any rule has run; each result still carries the severity its rule reported, and a test
-keeps the two in agreement.
+The specs come from the rule registry (``quality/registry.py``) at definition time, because
+Dagster needs each check's name, severity and blocking flag before any rule has run; the
+results come from running the same registry entries, so the two cannot disagree.
 """
 
 import math
 import warnings
-from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from dagster import (
@@ -19,50 +18,18 @@ from dagster import (
     PreviewWarning,
 )
 
-from expirytrack_dagster import quality
 from expirytrack_dagster.partitions import expiry_partitions
-from expirytrack_dagster.quality import RuleResult
-from expirytrack_dagster.quality.result import Severity
-
-RULE_SEVERITY: dict[str, Severity] = {
-    "ohlc_integrity": "ERROR",
-    "candle_uniqueness": "ERROR",
-    "contract_uniqueness": "ERROR",
-    "session_times": "WARN",
-    "fetch_outcomes": "ERROR",
-    "future_coverage": "ERROR",
-    "future_boundary_days": "ERROR",
-    "near_money_coverage": "WARN",
-    "far_strike_coverage": "WARN",
-    "silent_option_days": "ERROR",
-    "contract_consistency": "WARN",
-}
-"""Each rule's severity. ERROR rules block downstream assets: they mean lost or corrupt data."""
-
-_RULE_FUNCTIONS: dict[str, Callable[..., RuleResult]] = {
-    "ohlc_integrity": quality.check_ohlc,
-    "candle_uniqueness": quality.check_candle_uniqueness,
-    "contract_uniqueness": quality.check_contract_uniqueness,
-    "session_times": quality.check_sessions,
-    "fetch_outcomes": quality.check_fetch_outcomes,
-    "future_coverage": quality.check_future_coverage,
-    "future_boundary_days": quality.check_future_boundary_days,
-    "near_money_coverage": quality.check_near_money_coverage,
-    "far_strike_coverage": quality.check_far_strike_coverage,
-    "silent_option_days": quality.check_silent_option_days,
-    "contract_consistency": quality.check_contract_consistency,
-}
+from expirytrack_dagster.quality import Rule, RuleResult, rules_judging
 
 _SEVERITY = {"ERROR": AssetCheckSeverity.ERROR, "WARN": AssetCheckSeverity.WARN}
 
 
-def rule_description(rule: str) -> str:
-    """The rule's own docstring, first paragraph: what the UI shows under the check's name."""
-    doc = _RULE_FUNCTIONS[rule].__doc__ or rule
-    return " ".join(doc.strip().split("\n\n")[0].split())
+def asset_rules(asset: AssetKey) -> tuple[Rule, ...]:
+    """The registered rules judging ``asset``, in report order."""
+    return rules_judging(asset.to_user_string())
 
 
-def rule_check_specs(asset: AssetKey, rules: Sequence[str]) -> list[AssetCheckSpec]:
+def rule_check_specs(asset: AssetKey) -> list[AssetCheckSpec]:
     """One partition-aware check spec per rule on ``asset``; ERROR rules block.
 
     Partition-aware checks are a preview API in Dagster 1.13, used deliberately (a verdict per
@@ -72,14 +39,14 @@ def rule_check_specs(asset: AssetKey, rules: Sequence[str]) -> list[AssetCheckSp
         warnings.filterwarnings("ignore", category=PreviewWarning, message=".*AssetCheckSpec")
         return [
             AssetCheckSpec(
-                rule,
+                rule.name,
                 asset=asset,
-                description=rule_description(rule),
-                blocking=RULE_SEVERITY[rule] == "ERROR",
+                description=rule.description,
+                blocking=rule.blocking,
                 partitions_def=expiry_partitions,
-                metadata={"severity": RULE_SEVERITY[rule]},
+                metadata={"severity": rule.severity},
             )
-            for rule in rules
+            for rule in asset_rules(asset)
         ]
 
 
@@ -129,14 +96,3 @@ def summary(partition_key: str, result: RuleResult) -> str:
 
 def _short(value: float) -> str:
     return f"{value:.4g}" if math.isfinite(value) else str(value)
-
-
-def results_by_name(
-    results: Sequence[RuleResult], rules: Sequence[str]
-) -> Mapping[str, RuleResult]:
-    """The results of ``rules`` in that order; an absent rule is a programming error."""
-    found = {result.name: result for result in results}
-    missing = [rule for rule in rules if rule not in found]
-    if missing:
-        raise KeyError(f"the quality suite returned no result for {missing}")
-    return {rule: found[rule] for rule in rules}

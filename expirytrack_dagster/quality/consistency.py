@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from expirytrack_dagster.quality._frames import KEY
-from expirytrack_dagster.quality.result import RuleResult, percent, top_rows
+from expirytrack_dagster.quality.result import Verdict, percent, top_rows
 from expirytrack_dagster.quality.settings import PartitionScope, QualitySettings
 
 SAMPLE_COLUMNS: list[str] = [
@@ -23,7 +23,7 @@ SAMPLE_COLUMNS: list[str] = [
 
 def check_contract_consistency(
     contracts: pd.DataFrame, scope: PartitionScope, settings: QualitySettings | None = None
-) -> RuleResult:
+) -> Verdict:
     """WARN when the contract list does not look like one complete expiry.
 
     Counts: ``strikes_missing_ce`` / ``strikes_missing_pe`` (a strike listed on one side only);
@@ -82,10 +82,8 @@ def check_contract_consistency(
     found = [p for p in problems if not p.empty]
     flagged = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
     passed = sum(v for k, v in counts.items() if k not in ("contracts", "strikes")) == 0
-    return RuleResult(
-        name="contract_consistency",
+    return Verdict(
         passed=passed,
-        severity="WARN",
         description="strikes paired CE/PE, monthly expiry has its future, one expiry, "
         "consistent lot and tick sizes",
         counts=counts,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from expirytrack_dagster.quality._frames import KEY, count_by_contract, violation_samples
-from expirytrack_dagster.quality.result import RuleResult, percent, top_rows
+from expirytrack_dagster.quality.result import Verdict, percent, top_rows
 from expirytrack_dagster.quality.settings import QualitySettings
 
 OHLC_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
@@ -29,7 +29,7 @@ def ohlc_violations(candles: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
-def check_ohlc(candles: pd.DataFrame, settings: QualitySettings | None = None) -> RuleResult:
+def check_ohlc(candles: pd.DataFrame, settings: QualitySettings | None = None) -> Verdict:
     """ERROR when any candle breaks OHLC integrity; counts rows per violation kind.
 
     A row breaking several conditions counts once in ``violating_rows`` and once per kind.
@@ -45,10 +45,8 @@ def check_ohlc(candles: pd.DataFrame, settings: QualitySettings | None = None) -
         worst = top_rows(
             count_by_contract(candles[KEY][bad], "violating_rows"), settings.worst_contracts
         )
-    return RuleResult(
-        name="ohlc_integrity",
+    return Verdict(
         passed=violating == 0,
-        severity="ERROR",
         description="high >= max(open, close), low <= min(open, close), high >= low, "
         "prices > 0, volume >= 0, open interest >= 0",
         counts=counts,

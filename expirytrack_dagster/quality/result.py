@@ -1,4 +1,4 @@
-"""The result every quality rule returns, and the small markdown tables it renders for reports."""
+"""What a quality rule finds (a verdict, then its named result), and the markdown tables it renders."""
 
 from __future__ import annotations
 
@@ -13,17 +13,16 @@ Severity = Literal["ERROR", "WARN"]
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: comparing DataFrames field-wise is ambiguous
-class RuleResult:
-    """The verdict of one rule on one partition, with everything an asset check reports.
+class Verdict:
+    """What a rule function finds on one partition: pass or fail, and the figures behind it.
 
     ``counts`` hold whole numbers (rows, contracts, days); ``metrics`` hold ratios and
     percentages. ``worst`` lists the worst contracts, ``samples`` a few offending rows; both are
-    None when there is nothing to show.
+    None when there is nothing to show. The rule's name and severity are not here: the registry
+    (registry.py) declares them and adds them when it runs the rule.
     """
 
-    name: str
     passed: bool
-    severity: Severity
     description: str
     counts: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -37,6 +36,14 @@ class RuleResult:
     def samples_markdown(self) -> str:
         """The sample offending rows as a markdown table ("" when there are none)."""
         return markdown_table(self.samples)
+
+
+@dataclass(frozen=True, eq=False, kw_only=True)
+class RuleResult(Verdict):
+    """A verdict under its rule's name and severity: what an asset check reports."""
+
+    name: str
+    severity: Severity
 
     def markdown(self) -> str:
         """A short report: verdict, counts, metrics, then the worst contracts and samples."""

@@ -16,7 +16,7 @@ from expirytrack_dagster.quality._frames import (
     dates_of,
     violation_samples,
 )
-from expirytrack_dagster.quality.result import RuleResult, percent, top_rows
+from expirytrack_dagster.quality.result import Verdict, percent, top_rows
 from expirytrack_dagster.quality.settings import QualitySettings, interval_minutes
 
 
@@ -35,7 +35,7 @@ def expected_candles(session: Session, interval: int | str = 1) -> int:
 
 def check_sessions(
     candles: pd.DataFrame, interval: int | str = 1, settings: QualitySettings | None = None
-) -> RuleResult:
+) -> Verdict:
     """WARN when a candle falls on a non-trading day, outside its day's session, or off the grid.
 
     Kinds: ``not_trading_day`` (holiday or weekend per calendar.py), ``outside_session`` (a
@@ -73,10 +73,8 @@ def check_sessions(
         worst = top_rows(
             count_by_contract(candles[KEY][bad], "violating_rows"), settings.worst_contracts
         )
-    return RuleResult(
-        name="session_times",
+    return Verdict(
         passed=violating == 0,
-        severity="WARN",
         description="every candle starts inside its trading day's session (open <= start < close)",
         counts=counts,
         metrics={"violating_pct": percent(violating, len(candles))},

@@ -12,22 +12,21 @@ import numpy as np
 import pandas as pd
 
 from expirytrack_dagster.quality._frames import KEY
-from expirytrack_dagster.quality.result import RuleResult, Severity, percent, top_rows
+from expirytrack_dagster.quality.result import Verdict, percent, top_rows
 from expirytrack_dagster.quality.settings import QualitySettings
 
 
 def check_silent_option_days(
     days: pd.DataFrame, settings: QualitySettings | None = None
-) -> RuleResult:
+) -> Verdict:
     """ERROR when, on a day the underlying traded, no near-the-money option traded.
 
     Judged from the first day any option of the partition traded through expiry, on the days
     the partition's future traded (every session of that span for a weekly partition without
-    one). ``near`` is the completeness rules' moneyness against that day's reference price; a
-    day without any traded option has no reference price and counts as silent.
+    one). ``near`` is the day grid's moneyness (contract_days.py) against that day's reference
+    price; a day without any traded option has no reference price and counts as silent.
     """
     settings = settings or QualitySettings()
-    severity: Severity = "ERROR"
     options = days[days["instrument_type"].isin(("CE", "PE"))]
     futures = days[days["instrument_type"] == "FUT"]
     traded_options = options[options["stored_candles"] > 0]
@@ -35,10 +34,8 @@ def check_silent_option_days(
     if options.empty or traded_options.empty:
         passed = options.empty
         counts["silent_days"] = int(options["trading_date"].nunique()) if not passed else 0
-        return RuleResult(
-            name="silent_option_days",
+        return Verdict(
             passed=passed,
-            severity=severity,
             description=_DESCRIPTION,
             counts=counts,
             metrics={"silent_days_pct": 100.0 if not passed else 0.0},
@@ -64,10 +61,8 @@ def check_silent_option_days(
     silent = judged[judged["near_options_traded"] == 0]
     counts["days_judged"] = len(judged)
     counts["silent_days"] = len(silent)
-    return RuleResult(
-        name="silent_option_days",
+    return Verdict(
         passed=silent.empty,
-        severity=severity,
         description=_DESCRIPTION,
         counts=counts,
         metrics={"silent_days_pct": percent(len(silent), len(judged))},

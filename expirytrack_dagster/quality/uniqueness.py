@@ -12,13 +12,13 @@ from expirytrack_dagster.quality._frames import (
     count_by_contract,
     wall_clock_ns,
 )
-from expirytrack_dagster.quality.result import RuleResult, percent, top_rows
+from expirytrack_dagster.quality.result import Verdict, percent, top_rows
 from expirytrack_dagster.quality.settings import QualitySettings
 
 
 def check_candle_uniqueness(
     candles: pd.DataFrame, settings: QualitySettings | None = None
-) -> RuleResult:
+) -> Verdict:
     """ERROR when a (expired_instrument_key, timestamp) pair appears on more than one row.
 
     ``duplicate_rows`` counts the surplus rows (what a de-duplication would drop);
@@ -43,10 +43,8 @@ def check_candle_uniqueness(
             count_by_contract(candles[KEY].iloc[np.flatnonzero(surplus)], "duplicate_rows"),
             settings.worst_contracts,
         )
-    return RuleResult(
-        name="candle_uniqueness",
+    return Verdict(
         passed=duplicate_rows == 0,
-        severity="ERROR",
         description="one candle per (expired_instrument_key, timestamp)",
         counts=counts,
         metrics={"duplicate_pct": percent(duplicate_rows, len(candles))},
@@ -57,7 +55,7 @@ def check_candle_uniqueness(
 
 def check_contract_uniqueness(
     contracts: pd.DataFrame, settings: QualitySettings | None = None
-) -> RuleResult:
+) -> Verdict:
     """ERROR when an expired_instrument_key is listed more than once for the partition."""
     settings = settings or QualitySettings()
     involved = contracts[KEY].duplicated(keep=False).to_numpy()
@@ -67,10 +65,8 @@ def check_contract_uniqueness(
         samples = top_rows(
             contracts.loc[involved].sort_values(KEY, kind="stable"), settings.sample_rows
         )
-    return RuleResult(
-        name="contract_uniqueness",
+    return Verdict(
         passed=duplicate_rows == 0,
-        severity="ERROR",
         description="one contract row per expired_instrument_key",
         counts={
             "contracts": len(contracts),

@@ -12,8 +12,8 @@ from dagster import AssetCheckKey, AssetCheckSeverity, AssetKey, ExecuteInProces
 
 from expirytrack_dagster.assets import candles
 from expirytrack_dagster.calendar import trading_days_between
-from expirytrack_dagster.checks import CANDLE_RULES, CONTRACT_RULES, RULE_SEVERITY
 from expirytrack_dagster.definitions import defs
+from expirytrack_dagster.quality import RULE_SEVERITY, RULES
 from expirytrack_dagster.sandbox import FaultConfig
 from expirytrack_dagster_tests.checks.conftest import (
     EXPIRY,
@@ -32,7 +32,7 @@ from expirytrack_dagster_tests.checks.conftest import (
 )
 from expirytrack_dagster_tests.pipeline import Pipeline
 
-ALL_RULES = {*CANDLE_RULES, *CONTRACT_RULES}
+ALL_RULES = {rule.name for rule in RULES}
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +76,9 @@ def test_clean_partition_passes_every_check_and_reaches_the_report(clean) -> Non
     _, _, result = clean
     assert result.success
     assert set(evaluations(result)) == ALL_RULES
+    assert {(e.asset_key.to_user_string(), e.check_name) for e in evaluations(result).values()} == {
+        (rule.asset, rule.name) for rule in RULES
+    }
     assert failed_checks(result) == set()
     assert "coverage_report" in materialized(result)
 
@@ -109,12 +112,11 @@ def test_results_carry_the_rules_severity_and_counts_that_match_the_database(cle
 def test_each_result_is_recorded_against_its_partition(clean) -> None:
     p, key, _ = clean
     storage = p.instance.event_log_storage
-    for asset, rules in (("candles", CANDLE_RULES), ("contracts", CONTRACT_RULES)):
-        for rule in rules:
-            history = storage.get_asset_check_execution_history(
-                AssetCheckKey(AssetKey(asset), rule), limit=5
-            )
-            assert [record.partition for record in history] == [key], rule
+    for rule in RULES:
+        history = storage.get_asset_check_execution_history(
+            AssetCheckKey(AssetKey(rule.asset), rule.name), limit=5
+        )
+        assert [record.partition for record in history] == [key], rule.name
 
 
 def test_the_collect_job_runs_the_checks_and_error_rules_block() -> None:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import pandas as pd
 from dagster import AssetCheckSeverity, AssetKey, MetadataValue
 
-from expirytrack_dagster.checks import CANDLE_RULES, CONTRACT_RULES, RULE_SEVERITY
+from expirytrack_dagster.checks import RULE_SEVERITY
 from expirytrack_dagster.checks.results import (
     check_metadata,
     check_result,
@@ -15,36 +13,50 @@ from expirytrack_dagster.checks.results import (
     summary,
 )
 from expirytrack_dagster.partitions import expiry_partitions
-from expirytrack_dagster.quality import PartitionScope, RuleResult, run_quality_rules
-from expirytrack_dagster_tests.quality.frames import candles, contract, contracts, fetch_status
+from expirytrack_dagster.quality import RULES, RuleResult
 
 KEY = "NIFTY_2025-08-28"
 
 
-def test_every_rule_has_one_check_with_the_severity_the_rule_reports() -> None:
-    assert len(CANDLE_RULES) + len(CONTRACT_RULES) == len(RULE_SEVERITY)
-    assert set(CANDLE_RULES) | set(CONTRACT_RULES) == set(RULE_SEVERITY)
-    scope = PartitionScope(date(2025, 8, 28), True, date(2025, 8, 25), date(2025, 8, 28))
-    listed = contracts([contract(1, "FUT")])
-    results = run_quality_rules(candles([]), listed, fetch_status([]), scope)
-    assert {r.name: r.severity for r in results} == RULE_SEVERITY
-
-
-def test_specs_are_partitioned_and_error_rules_block() -> None:
-    specs = rule_check_specs(AssetKey("candles"), CANDLE_RULES)
-    assert [spec.name for spec in specs] == list(CANDLE_RULES)
-    for spec in specs:
+def test_every_registered_rule_has_one_spec_on_its_asset_and_error_rules_block() -> None:
+    specs = [
+        spec for asset in ("contracts", "candles") for spec in rule_check_specs(AssetKey(asset))
+    ]
+    assert sorted(spec.name for spec in specs) == sorted(rule.name for rule in RULES)
+    specs_by_name = {spec.name: spec for spec in specs}
+    for rule in RULES:
+        spec = specs_by_name[rule.name]
+        assert spec.asset_key == AssetKey(rule.asset)
         assert spec.partitions_def == expiry_partitions
-        assert spec.blocking == (RULE_SEVERITY[spec.name] == "ERROR")
-        assert spec.description and not spec.description.startswith(spec.name)
-    assert specs[0].description.startswith("ERROR when any candle breaks OHLC integrity")
+        assert spec.blocking == (rule.severity == "ERROR")
+        assert spec.metadata == {"severity": rule.severity}
+        assert spec.description == rule.description
+    assert specs_by_name["ohlc_integrity"].description.startswith(
+        "ERROR when any candle breaks OHLC"
+    )
+    blocking = {spec.name for spec in specs if spec.blocking}
+    assert blocking == {
+        "ohlc_integrity",
+        "candle_uniqueness",
+        "contract_uniqueness",
+        "fetch_outcomes",
+        "future_coverage",
+        "future_boundary_days",
+        "silent_option_days",
+    }
+
+
+def test_checks_still_export_each_rules_severity_by_name() -> None:
+    # assets/coverage.py reads it to tell a blocking failure from a warning.
+    assert list(RULE_SEVERITY) == [rule.name for rule in RULES]
+    assert RULE_SEVERITY["session_times"] == "WARN"
 
 
 def _failing() -> RuleResult:
     return RuleResult(
         name="ohlc_integrity",
-        passed=False,
         severity="ERROR",
+        passed=False,
         description="prices consistent",
         counts={"rows": 1000, "violating_rows": 2, "high_below_low": 0},
         metrics={"violating_pct": 0.2, "unknown_pct": float("nan")},
@@ -62,7 +74,7 @@ def test_metadata_has_counts_percentages_tables_and_a_summary() -> None:
     assert metadata["worst_contracts"].value.startswith("| expired_instrument_key | rows |")
     assert "NSE_FO\\|1\\|28-08-2025" in metadata["worst_contracts"].value
     assert metadata["sample_rows"].value.count("\n") == 3
-    passed = RuleResult("candle_uniqueness", True, "ERROR", "one candle", counts={"rows": 5})
+    passed = RuleResult(True, "one candle", {"rows": 5}, name="candle_uniqueness", severity="ERROR")
     assert set(check_metadata(KEY, passed)) == {"summary", "rows"}
 
 
@@ -74,7 +86,7 @@ def test_summary_names_the_rule_verdict_partition_and_what_moved() -> None:
 
 
 def test_result_keeps_the_rules_verdict_and_severity() -> None:
-    warn = RuleResult("session_times", False, "WARN", "in session", counts={"rows": 3})
+    warn = RuleResult(False, "in session", {"rows": 3}, name="session_times", severity="WARN")
     result = check_result(AssetKey("candles"), KEY, warn)
     assert (result.check_name, result.passed) == ("session_times", False)
     assert result.severity == AssetCheckSeverity.WARN

@@ -21,7 +21,6 @@ def test_valid_candles_pass_including_flat_candle_and_zero_volume() -> None:
     )
     result = check_ohlc(frame)
     assert result.passed
-    assert result.severity == "ERROR"
     assert result.counts == {
         "rows": 3,
         "violating_rows": 0,

@@ -28,7 +28,6 @@ def test_regular_and_special_sessions_are_valid() -> None:
     )
     result = check_sessions(frame)
     assert result.passed
-    assert result.severity == "WARN"
     assert result.counts == {
         "rows": 4,
         "violating_rows": 0,

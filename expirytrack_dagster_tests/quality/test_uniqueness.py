@@ -34,7 +34,6 @@ def test_duplicate_candles_are_counted_per_surplus_row_and_per_pair() -> None:
     )
     result = check_candle_uniqueness(frame)
     assert not result.passed
-    assert result.severity == "ERROR"
     assert result.counts == {"rows": 6, "duplicate_rows": 3, "duplicated_candles": 2}
     assert result.metrics["duplicate_pct"] == 50.0
     assert result.samples is not None
