@@ -6,15 +6,13 @@ Used by ``expirytrack partitions`` (keys for ``dagster job backfill``) and ``exp
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 from dagster import AssetKey, DagsterInstance
 
-from expirytrack_dagster.calendar import IST
-from expirytrack_dagster.instruments import underlying_for
+from expirytrack_dagster.expiry_listing import final_expiries
 from expirytrack_dagster.partitions import (
     build_partition_key,
     expiry_partitions,
@@ -22,16 +20,6 @@ from expirytrack_dagster.partitions import (
     split_partition_keys,
 )
 from expirytrack_dagster.resources import UpstoxResource
-from expirytrack_dagster.sensors import is_final, list_expiries
-
-
-def final_expiries(
-    upstox: UpstoxResource, symbols: Iterable[str], delay: timedelta
-) -> dict[str, list[date]]:
-    """Each symbol's listed expiries that are final (session closed plus ``delay``), ascending."""
-    listed = asyncio.run(list_expiries(upstox, [underlying_for(s) for s in symbols]))
-    now = datetime.now(IST)
-    return {symbol: [d for d in days if is_final(d, now, delay)] for symbol, days in listed.items()}
 
 
 def discover(

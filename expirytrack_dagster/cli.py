@@ -191,8 +191,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )
         from dagster import DagsterInstance
 
-        from expirytrack_dagster.backfill import final_expiries
         from expirytrack_dagster.definitions import defs
+        from expirytrack_dagster.expiry_listing import final_expiries
         from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
 
         upstox = defs.resources["upstox"]
@@ -292,29 +292,38 @@ def cmd_partitions(args: argparse.Namespace) -> int:
         return _remove_foreign(args)
     if args.symbol is None:
         raise UsageError("name an underlying, e.g. `expirytrack partitions NIFTY --missing`")
+    instance = _instance_for(args)
+    print(",".join(_select(instance, args, discover=args.discover)))
+    return 0
+
+
+def _instance_for(args: argparse.Namespace) -> DagsterInstance:
+    """Check ``args.symbol`` and the date range, then open the project's Dagster instance."""
     _watched([args.symbol])
     _check_range(args)
     _dagster_home()
     from dagster import DagsterInstance
 
-    from expirytrack_dagster.backfill import discover, select_partitions
+    return DagsterInstance.get()
+
+
+def _select(instance: DagsterInstance, args: argparse.Namespace, *, discover: bool) -> list[str]:
+    """The partition keys of ``args.symbol`` that ``args`` selects, in expiry order.
+
+    With ``discover``, Upstox's list of final expiries is asked first and added as partitions.
+    Keys that are not ours are named once on stderr and skipped.
+    """
+    from expirytrack_dagster import backfill
     from expirytrack_dagster.definitions import defs
 
-    instance = DagsterInstance.get()
     _report_foreign(instance)
-    if args.discover:
+    if discover:
         collection = defs.resources["collection"]
         delay = timedelta(minutes=collection.final_after_close_minutes)
-        discover(instance, defs.resources["upstox"], args.symbol, delay)
-    keys = select_partitions(
-        instance,
-        args.symbol,
-        missing=args.missing,
-        start=args.since,
-        end=args.until,
+        backfill.discover(instance, defs.resources["upstox"], args.symbol, delay)
+    return backfill.select_partitions(
+        instance, args.symbol, missing=args.missing, start=args.since, end=args.until
     )
-    print(",".join(keys))
-    return 0
 
 
 def _remove_foreign(args: argparse.Namespace) -> int:
@@ -357,34 +366,20 @@ def _verified_span(upstox: object, interval: str) -> int | None:
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     """Discover an underlying's expiries and collect the selected partitions here, one run each."""
-    _watched([args.symbol])
-    _check_range(args)
-    _dagster_home()
-    from dagster import DagsterInstance
-
-    from expirytrack_dagster.backfill import (
-        describe_budget,
-        discover,
-        estimate_requests,
-        select_partitions,
-    )
-    from expirytrack_dagster.definitions import defs
-
-    instance = DagsterInstance.get()
+    instance = _instance_for(args)
     if not args.dry_run:
         _fail_orphans(instance)
-    _report_foreign(instance)
-    upstox = defs.resources["upstox"]
-    collection = defs.resources["collection"]
-    discover(instance, upstox, args.symbol, timedelta(minutes=collection.final_after_close_minutes))
-    keys = select_partitions(
-        instance, args.symbol, missing=args.missing, start=args.since, end=args.until
-    )
+    keys = _select(instance, args, discover=True)
     if args.limit:
         keys = keys[-args.limit :]
     if not keys:
         print(f"No partitions of {args.symbol} to collect with these options.")
         return 0
+    from expirytrack_dagster.backfill import describe_budget, estimate_requests
+    from expirytrack_dagster.definitions import defs
+
+    upstox = defs.resources["upstox"]
+    collection = defs.resources["collection"]
     window_days = collection.lookback_months * 31
     verified = _verified_span(upstox, collection.interval)
     span = min(d for d in (upstox.max_span_days, verified, window_days) if d)

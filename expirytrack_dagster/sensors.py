@@ -48,13 +48,14 @@ from dagster import (
 # Private path, public class: the run storage tells whether every run executes on this machine.
 from dagster._core.storage.runs import SqliteRunStorage
 
-from expirytrack_dagster.calendar import IST, REGULAR_CLOSE, session_for
+from expirytrack_dagster.calendar import IST
+from expirytrack_dagster.expiry_listing import BudgetTaken, is_final, list_expiries
 from expirytrack_dagster.instruments import Underlying, watched_underlyings
 from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.upstox.errors import TokenExpired
-from expirytrack_dagster.upstox.limiter import BudgetWait, format_duration
+from expirytrack_dagster.upstox.limiter import format_duration
 
 logger = logging.getLogger(__name__)
 
@@ -65,21 +66,6 @@ SENSOR_API_DEADLINE_S = 40.0
 """A tick's requests give up after this long; Dagster stops a sensor evaluation at 60 s."""
 BUDGET_WAIT_ALLOWANCE_S = 10.0
 """A tick goes ahead when the rate budget has room within this long, and skips otherwise."""
-
-
-class BudgetTaken(Exception):
-    """The shared rate budget has no room for a tick's requests soon enough."""
-
-    def __init__(self, budget: BudgetWait) -> None:
-        super().__init__(budget.describe())
-        self.budget = budget
-
-
-def is_final(expiry: date, now: datetime, delay: timedelta) -> bool:
-    """True once the expiry day's session has closed and ``delay`` has passed."""
-    session = session_for(expiry)
-    close = session.close if session else datetime.combine(expiry, REGULAR_CLOSE, tzinfo=IST)
-    return now >= close + delay
 
 
 @dataclass
@@ -115,27 +101,6 @@ def plan_new_expiries(
             final[-1], date.fromisoformat(seen) if seen else final[-1]
         ).isoformat()
     return plan
-
-
-async def list_expiries(
-    upstox: UpstoxResource,
-    underlyings: Iterable[Underlying],
-    *,
-    max_budget_wait_s: float | None = None,
-) -> dict[str, list[date]]:
-    """Each underlying's listed expiries, through one client (one request each).
-
-    With ``max_budget_wait_s``, first ask the shared rate ledger (without taking anything) when
-    there is room for all the requests, and raise ``BudgetTaken`` instead of waiting longer.
-    """
-    underlyings = list(underlyings)
-    async with upstox.client() as client:
-        if max_budget_wait_s is not None and underlyings:
-            smallest = min(w.limit for w in client.limiter.limits.windows())
-            budget = client.limiter.budget_wait(min(len(underlyings), smallest))
-            if budget.wait_s > max_budget_wait_s:
-                raise BudgetTaken(budget)
-        return {u.symbol: await client.get_expiries(u.instrument_key) for u in underlyings}
 
 
 async def _poll_within_tick(

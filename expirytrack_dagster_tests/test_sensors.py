@@ -6,7 +6,8 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from expirytrack_dagster.calendar import IST
-from expirytrack_dagster.sensors import is_final, plan_new_expiries
+from expirytrack_dagster.expiry_listing import is_final
+from expirytrack_dagster.sensors import plan_new_expiries
 
 HOUR = timedelta(hours=1)
 
