@@ -206,8 +206,20 @@ class UpstoxResource(ConfigurableResource):
             user = token.stored.user_id if token.stored is not None else None
             return UpstoxClient(self.base_url, token.access_token, self.client_settings(user))
         if self.sandbox_url:
-            return UpstoxClient(self.sandbox_url, self.sandbox_token or "", self.client_settings())
+            return UpstoxClient(
+                self.sandbox_url,
+                self.sandbox_token or "",
+                self.client_settings(),
+                transport=_sandbox_transport(self.sandbox_url),
+            )
         if self._embedded is None:
             self._start_embedded_sandbox()  # outside a Dagster run (CLI, notebook)
         # Settings after the start: they name the embedded sandbox's CA certificate.
         return UpstoxClient(self._embedded.base_url, EMBEDDED_SANDBOX_TOKEN, self.client_settings())
+
+
+def _sandbox_transport(url: str) -> Any:
+    """The in-process sandbox's transport for its ``….sandbox.invalid`` address, else None."""
+    from expirytrack_dagster.sandbox import inprocess
+
+    return inprocess.transport_for(url) if inprocess.is_in_process(url) else None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from dagster import DagsterInstance, instance_for_test, materialize
 from expirytrack_dagster.assets import candles, contracts, expiries
 from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
 from expirytrack_dagster.resources import UpstoxResource
-from expirytrack_dagster.sandbox import Sandbox, SandboxConfig, run_sandbox
+from expirytrack_dagster.sandbox import DEFAULT_PROFILES, Sandbox, SandboxConfig, run_sandbox
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.storage.database import connect
 from expirytrack_dagster.storage.io_manager import ExpiryTrackIOManager
@@ -42,7 +42,7 @@ class Pipeline:
             "source": "sandbox",
             "sandbox_url": self.sandbox.base_url,
             "sandbox_token": self.sandbox.access_token,
-            "ca_cert_path": str(self.sandbox.ca_cert_path),
+            "ca_cert_path": str(self.sandbox.ca_cert_path) if self.sandbox.ca_cert_path else None,
             "state_dir": str(self.root / "state"),
             "retry_base_delay_s": 0.01,
             "max_attempts": 3,
@@ -99,6 +99,11 @@ class Pipeline:
 
 RELIANCE_KEY = "NSE_EQ|INE002A01018"
 STOCK_TODAY = date(2025, 10, 1)
+SMALL_RELIANCE = replace(
+    next(p for p in DEFAULT_PROFILES if p.symbol == "RELIANCE"), strike_step=40
+)
+"""RELIANCE with strikes 40 apart instead of 10: a dozen contracts a month instead of 139.
+A pipeline test proves the same on either; the smaller one collects in a fraction of the time."""
 
 
 def watch_underlying(
@@ -114,9 +119,10 @@ def watch_underlying(
 
 @contextmanager
 def stock_pipeline(root: Path) -> Iterator[Pipeline]:
-    """RELIANCE over one month (monthly expiries only, a few dozen contracts): the small real
-    partition most pipeline tests collect."""
-    with pipeline(root, sandbox_config(seed=21, today=STOCK_TODAY), lookback_months=1) as p:
+    """RELIANCE over one month (monthly expiries only, strikes 40 apart: a dozen contracts):
+    the small real partition most pipeline tests collect."""
+    config = sandbox_config(seed=21, today=STOCK_TODAY, extra_profiles=(SMALL_RELIANCE,))
+    with pipeline(root, config, lookback_months=1) as p:
         yield p
 
 
@@ -129,8 +135,15 @@ def sandbox_config(**fields: Any) -> SandboxConfig:
 
 
 @contextmanager
-def pipeline(root: Path, sandbox_config: SandboxConfig, **collection: Any) -> Iterator[Pipeline]:
-    """Start a sandbox and a temporary Dagster instance; yield a Pipeline; clean up."""
+def pipeline(
+    root: Path, sandbox_config: SandboxConfig, *, served: bool = False, **collection: Any
+) -> Iterator[Pipeline]:
+    """Start a sandbox and a temporary Dagster instance; yield a Pipeline; clean up.
+
+    The sandbox runs in-process (its ASGI app behind httpx's ASGI transport: same endpoints,
+    faults and counters, no socket); ``served=True`` serves it over TLS and HTTP/2 on loopback
+    instead, for the tests whose subject is the wire.
+    """
     fields = {
         "database": str(root / "expirytrack.duckdb"),
         "landing_dir": str(root / "landing"),
@@ -138,7 +151,7 @@ def pipeline(root: Path, sandbox_config: SandboxConfig, **collection: Any) -> It
     }
     (root / "dagster").mkdir(parents=True, exist_ok=True)
     with (
-        run_sandbox(sandbox_config) as sb,
+        run_sandbox(sandbox_config, in_process=not served) as sb,
         instance_for_test(temp_dir=str(root / "dagster")) as instance,
     ):
         yield Pipeline(root, sb, instance, CollectionSettings(**fields))

@@ -14,6 +14,8 @@ from typing import Any
 
 from starlette.types import Scope, Send
 
+from expirytrack_dagster.sandbox.inprocess import IN_PROCESS_SCOPE_KEY, DroppedRequest
+
 log = logging.getLogger(__name__)
 
 
@@ -39,6 +41,8 @@ async def _reset_h2_stream(send: Send) -> bool:
 
 async def drop_request(scope: Scope, send: Send) -> None:
     """End the request so that the client gets a transport error and no HTTP answer."""
+    if scope.get(IN_PROCESS_SCOPE_KEY):
+        raise DroppedRequest  # the in-process transport turns it into httpx.ReadError
     if scope.get("http_version") == "2" and await _reset_h2_stream(send):
         return
     # Headers announcing a body that never comes: hypercorn closes the connection.

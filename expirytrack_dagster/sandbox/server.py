@@ -20,6 +20,7 @@ from hypercorn.asyncio import serve
 from hypercorn.config import Config as HypercornConfig
 from starlette.types import Message, Receive, Scope, Send
 
+from expirytrack_dagster.sandbox import inprocess
 from expirytrack_dagster.sandbox.app import build_app
 from expirytrack_dagster.sandbox.config import SandboxConfig
 from expirytrack_dagster.sandbox.faults import FaultConfig
@@ -62,12 +63,19 @@ class Sandbox:
         self._shutdown: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+        self._in_process_url: str | None = None
 
     # ---- what clients need ----------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
-        """``https://127.0.0.1:<port>``: the sandbox's stand-in for ``https://api.upstox.com``."""
+        """``https://127.0.0.1:<port>``: the sandbox's stand-in for ``https://api.upstox.com``.
+
+        In-process (``start(in_process=True)``) an ``http://….sandbox.invalid`` name that only
+        ``sandbox.inprocess.transport_for`` can reach, from this process.
+        """
+        if self._in_process_url is not None:
+            return self._in_process_url
         if self.port is None:
             raise RuntimeError("the sandbox is not running")
         return f"https://{HOST}:{self.port}"
@@ -171,10 +179,19 @@ class Sandbox:
 
     # ---- lifecycle ------------------------------------------------------------------------
 
-    def start(self, timeout: float = 30.0) -> Sandbox:
-        """Start serving in a daemon thread and return once the server accepts requests."""
-        if self._thread is not None:
+    def start(self, timeout: float = 30.0, *, in_process: bool = False) -> Sandbox:
+        """Start serving in a daemon thread and return once the server accepts requests.
+
+        ``in_process=True``: no server, socket or TLS; clients in this process reach the same app
+        through ``sandbox.inprocess.transport_for(base_url)`` (fast, for tests and the embedded
+        sandbox). HTTP/2, TLS, connection rotation and stream resets need the served one.
+        """
+        if self._thread is not None or self._in_process_url is not None:
             raise RuntimeError("the sandbox is already running")
+        if in_process:
+            self.state.market.warm_up()
+            self._in_process_url = inprocess.register(build_app(self.state))
+            return self
         self._ready.clear()
         self._error = None
         self.state.market.warm_up()
@@ -232,6 +249,9 @@ class Sandbox:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop serving and delete the TLS files. Safe to call twice."""
+        if self._in_process_url is not None:
+            inprocess.unregister(self._in_process_url)
+            self._in_process_url = None
         thread, loop, shutdown = self._thread, self._loop, self._shutdown
         if thread is not None:
             if loop is not None and shutdown is not None and not loop.is_closed():
@@ -272,10 +292,15 @@ class _ReadySignal:
 
 
 @contextmanager
-def run_sandbox(config: SandboxConfig | None = None) -> Iterator[Sandbox]:
-    """A running sandbox for the ``with`` block; stopped (and its files removed) on exit."""
+def run_sandbox(
+    config: SandboxConfig | None = None, *, in_process: bool = False
+) -> Iterator[Sandbox]:
+    """A running sandbox for the ``with`` block; stopped (and its files removed) on exit.
+
+    ``in_process=True`` serves it without a socket (see ``Sandbox.start``).
+    """
     sandbox = Sandbox(config)
-    sandbox.start()
+    sandbox.start(in_process=in_process)
     try:
         yield sandbox
     finally:

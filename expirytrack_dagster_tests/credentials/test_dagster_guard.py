@@ -28,7 +28,8 @@ DATA_KINDS = ("expiries", "option_contracts", "future_contracts", "candles")
 @pytest.fixture
 def logged_in(tmp_path: Path) -> Iterator[tuple[Pipeline, str]]:
     """A pipeline on a fresh sandbox, and a token obtained by a real browser-style login."""
-    with pipeline(tmp_path, SandboxConfig(seed=7, today=TODAY)) as p:
+    # Served: the real-source path connects to Upstox's address over TLS; here, the sandbox's.
+    with pipeline(tmp_path, SandboxConfig(seed=7, today=TODAY), served=True) as p:
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             redirect_uri = f"http://127.0.0.1:{probe.getsockname()[1]}/upstox/callback"

@@ -18,7 +18,13 @@ from expirytrack_dagster.storage.stores import (
     check_stores,
     landing_source,
 )
-from expirytrack_dagster_tests.pipeline import ASSETS, Pipeline, pipeline, sandbox_config
+from expirytrack_dagster_tests.pipeline import (
+    ASSETS,
+    SMALL_RELIANCE,
+    Pipeline,
+    pipeline,
+    sandbox_config,
+)
 
 EXPIRY = date(2025, 8, 28)
 RELIANCE_KEY = "NSE_EQ|INE002A01018"
@@ -38,9 +44,9 @@ def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def stock(tmp_path: Path):
-    with pipeline(
-        tmp_path, sandbox_config(seed=21, today=date(2025, 10, 1)), lookback_months=1
-    ) as p:
+    # Served: the real-source run below connects over TLS to the sandbox posing as Upstox.
+    config = sandbox_config(seed=21, today=date(2025, 10, 1), extra_profiles=(SMALL_RELIANCE,))
+    with pipeline(tmp_path, config, served=True, lookback_months=1) as p:
         p.sandbox.add_token(TOKEN)
         yield p
 
