@@ -17,7 +17,14 @@ from datetime import UTC, date, datetime
 from typing import NoReturn
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, Failure, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
 from expirytrack_dagster.assets.expiries import WRITER_POOL
 from expirytrack_dagster.collection import (
@@ -37,8 +44,12 @@ from expirytrack_dagster.ops.api_usage import (
 from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
-from expirytrack_dagster.storage.io_manager import StagedCandles, publish_partition
-from expirytrack_dagster.storage.landing import FINAL_STATUSES, CandleLanding
+from expirytrack_dagster.storage.io_manager import (
+    CANDLES_TABLE,
+    StagedCandles,
+    publish_candles,
+)
+from expirytrack_dagster.storage.landing import DAY_STATUSES, FINAL_STATUSES, CandleLanding
 from expirytrack_dagster.upstox.client import RequestStats
 
 PROGRESS_PREFIX = "candles: "
@@ -107,6 +118,12 @@ async def _collect(
         return report, client.stats.as_metadata(), (client.stats, client.limiter.snapshot())
 
 
+def contract_days(status: pd.DataFrame) -> dict[str, int]:
+    """``contract_days_<status>``: how many (contract, trading day) rows have each status."""
+    counts = status["status"].value_counts()
+    return {f"contract_days_{name}": int(counts.get(name, 0)) for name in DAY_STATUSES}
+
+
 @asset(
     partitions_def=expiry_partitions,
     metadata={"partition_expr": "partition_key"},
@@ -120,7 +137,7 @@ def candles(
     upstox: UpstoxResource,
     collection: CollectionSettings,
     contracts: pd.DataFrame,
-) -> StagedCandles:
+) -> MaterializeResult:
     """Candles of every contract from ``lookback_months`` before expiry through expiry day.
 
     Timestamps are candle starts in IST. Per (contract, trading day) ``candle_fetch_status``
@@ -128,6 +145,28 @@ def candles(
     (answered at a span not verified yet: asked again next run) or ``failed`` (with the error:
     asked again next run).
     """
+    staged = _collect_partition(context, config, upstox, collection, contracts)
+    published = publish_candles(
+        collection.database, staged, source=upstox.resolved_source(), skip_unchanged=True
+    )
+    return MaterializeResult(
+        metadata={
+            **staged.metadata,
+            "dagster/row_count": MetadataValue.int(published.rows),
+            "dagster/table_name": CANDLES_TABLE,
+            "published": published.outcome,
+        },
+    )
+
+
+def _collect_partition(
+    context: AssetExecutionContext,
+    config: CandlesConfig,
+    upstox: UpstoxResource,
+    collection: CollectionSettings,
+    contracts: pd.DataFrame,
+) -> StagedCandles:
+    """Collect what the partition still lacks into the landing zone; stage it for publishing."""
     started = time.monotonic()
     partition = parse_partition_key(context.partition_key)
     if contracts.empty:
@@ -167,7 +206,7 @@ def candles(
             )
         )
     except FATAL_ERRORS as exc:
-        _publish_stopped(context, collection, landing, todo, window, exc)
+        _publish_stopped(context, collection, upstox.resolved_source(), landing, todo, window, exc)
     for event in report.events:
         context.log.warning(event)
     if report.rechecked_contracts:
@@ -195,10 +234,10 @@ def candles(
         budget=budget,
     )
     record_api_usage(collection.database, usage)
-    by_status = status["status"].value_counts().to_dict()
-    if by_status.get("unconfirmed", 0):
+    days = contract_days(status)
+    if unconfirmed := days["contract_days_unconfirmed"]:
         context.log.warning(
-            f"{by_status['unconfirmed']} contract-days were answered at a request span that is "
+            f"{unconfirmed} contract-days were answered at a request span that is "
             "not verified: they are not final and are asked again on the next run"
         )
     metadata = {
@@ -209,10 +248,7 @@ def candles(
         "contracts_fetched": len(report.fetched),
         "contracts_reused": len(report.reused),
         "contracts_failed": len(report.failed),
-        "contract_days_complete": int(by_status.get("complete", 0)),
-        "contract_days_no_trades": int(by_status.get("no_trades", 0)),
-        "contract_days_unconfirmed": int(by_status.get("unconfirmed", 0)),
-        "contract_days_failed": int(by_status.get("failed", 0)),
+        **days,
         **report.as_metadata(),
         "api_requests": stats["api_requests"],
         "api_retries": stats["api_retries"],
@@ -239,6 +275,7 @@ def candles(
 def _publish_stopped(
     context: AssetExecutionContext,
     collection: CollectionSettings,
+    source: str,
     landing: CandleLanding,
     todo: list[ContractToFetch],
     window: tuple[date, date],
@@ -249,9 +286,8 @@ def _publish_stopped(
     status, files = fetch_status(
         landing, context.partition_key, [c.expired_instrument_key for c in todo], *window
     )
-    rows = publish_partition(
-        collection.database, StagedCandles(context.partition_key, tuple(files), status, {})
-    )
+    staged = StagedCandles(context.partition_key, tuple(files), status)
+    rows = publish_candles(collection.database, staged, source=source).rows
     failed = int((status["status"] == "failed").sum())
     raise Failure(
         description=(

@@ -1,16 +1,20 @@
-"""The DuckDB IO manager: dagster-duckdb's, with every partition write in one transaction.
+"""Partition writes to DuckDB, each in one transaction: the IO manager and the candle publish.
 
-dagster-duckdb writes a partition as DELETE-then-INSERT on separate statements; a crash between
-them leaves the partition half gone. Here the connection is opened inside a transaction that
-commits only when the whole write succeeded, so readers see the old partition or the new one,
-never a mix. Tables are created with explicit types (``storage.schema``) rather than inferred from
-the first DataFrame, and inserts go by column name, not position.
+Every write here opens one connection and runs DuckDB's ``BEGIN TRANSACTION`` … ``COMMIT`` on it
+(:func:`transaction`): the old rows of the partition are deleted and the new ones inserted inside
+it, so readers see the old partition or the new one, never a mix, and an error (or a killed
+process) before ``COMMIT`` leaves the stored partition as it was. Tables have explicit types
+(``storage.schema``) and inserts go by column name, not position.
 
-Before a step runs (and so before its first API request) the stores are checked
-(``storage.stores``): a damaged database or one holding the other data source stops the run.
-A candle partition whose landed data is already published exactly as staged is not written again
-(no DELETE, no INSERT, no file growth); when rows really were replaced, a checkpoint hands the
-space of the old rows back for reuse.
+- :class:`ExpiryTrackIOManager` stores the DataFrame assets (``expiries``, ``contracts``,
+  ``coverage_report``): one table per asset, named after the asset. Before a step runs (and so
+  before its first API request) it checks the stores (``storage.stores``): a damaged database or
+  one holding the other data source stops the run.
+- :func:`publish_candles` publishes a candle partition: its ``candles`` and
+  ``candle_fetch_status`` rows replaced together. The ``candles`` step calls it (both tables are
+  its assets), as do ``expirytrack rebuild`` and a step stopped by a fatal error. A partition
+  already published exactly as staged can be left alone (no DELETE, no INSERT, no file growth);
+  when rows really were replaced, a checkpoint hands the space of the old rows back for reuse.
 """
 
 from __future__ import annotations
@@ -18,48 +22,45 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pandas as pd
 import pyarrow.parquet as pq
-from dagster import InputContext, MetadataValue, OutputContext
-from dagster._core.definitions.metadata.metadata_set import TableMetadataSet
-from dagster._core.errors import DagsterInvalidMetadata
-from dagster._core.storage.db_io_manager import DbIOManager, DbTypeHandler, TableSlice
-from dagster_duckdb import DuckDBIOManager
-from dagster_duckdb.io_manager import DuckDbClient
+from dagster import (
+    ConfigurableIOManagerFactory,
+    InputContext,
+    IOManager,
+    MetadataValue,
+    OutputContext,
+)
 from pydantic import Field
 
 from expirytrack_dagster.storage.database import connect
-from expirytrack_dagster.storage.schema import SCHEMA, create_tables
+from expirytrack_dagster.storage.schema import SCHEMA
 from expirytrack_dagster.storage.stores import check_stores, claim_source
 
+CANDLES_TABLE = f"{SCHEMA}.candles"
+FETCH_STATUS_TABLE = f"{SCHEMA}.candle_fetch_status"
 
-class TransactionalDuckDbClient(DuckDbClient):
-    """Opens the project's database inside a transaction; commit on success, roll back on error."""
 
-    @staticmethod
-    @contextmanager
-    def connect(
-        context: OutputContext | InputContext, _: TableSlice
-    ) -> Iterator[duckdb.DuckDBPyConnection]:
-        with connect(context.resource_config["database"]) as connection:
-            connection.execute("BEGIN TRANSACTION")
-            try:
-                yield connection
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-            connection.execute("COMMIT")
+@contextmanager
+def transaction(database: Path | str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A write connection to ``database`` inside one transaction: commit on success, else roll back.
 
-    @staticmethod
-    def ensure_schema_exists(
-        context: OutputContext, table_slice: TableSlice, connection: duckdb.DuckDBPyConnection
-    ) -> None:
-        create_tables(connection)
+    Everything run on the connection inside the ``with`` commits together or not at all. The
+    caller must be the only writer (a step of the ``duckdb_writer`` pool, or no run active).
+    """
+    with connect(database) as connection:
+        connection.execute("BEGIN TRANSACTION")
+        try:
+            yield connection
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
 
 
 def insert_frame(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> None:
@@ -74,100 +75,174 @@ def insert_frame(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.Da
             connection.unregister("_expirytrack_frame")
 
 
-def _table(table_slice: TableSlice) -> str:
-    return f"{table_slice.schema}.{table_slice.table}"
-
-
-class DataFrameHandler(DbTypeHandler[pd.DataFrame]):
-    """Writes a pandas DataFrame into its typed table by column name; loads one back."""
-
-    def handle_output(
-        self,
-        context: OutputContext,
-        table_slice: TableSlice,
-        obj: pd.DataFrame,
-        connection: duckdb.DuckDBPyConnection,
-    ) -> Mapping[str, Any]:
-        insert_frame(connection, _table(table_slice), obj)
-        return {"dagster/row_count": len(obj)}
-
-    def load_input(
-        self, context: InputContext, table_slice: TableSlice, connection: duckdb.DuckDBPyConnection
-    ) -> pd.DataFrame:
-        exists = connection.execute(
+def _table_exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".", 1)
+    return bool(
+        connection.execute(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-            [table_slice.schema, table_slice.table],
-        ).fetchone()[0]
-        if not exists:
-            # Nothing was ever stored for this asset: an empty input, which the downstream
-            # asset refuses with a message naming what to materialise first.
-            return pd.DataFrame()
-        return connection.execute(DuckDbClient.get_select_statement(table_slice)).fetchdf()
+            [schema, name],
+        ).fetchall()[0][0]
+    )
+
+
+def _partition_rows(connection: duckdb.DuckDBPyConnection, table: str, partition_key: str) -> int:
+    return int(
+        connection.execute(
+            f"SELECT count(*) FROM {table} WHERE partition_key = ?", [partition_key]
+        ).fetchall()[0][0]
+    )
+
+
+# -- The IO manager: DataFrame assets ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """Where an asset's rows live: its table, and which partitions (None: the whole table)."""
+
+    table: str
+    column: str | None
+    keys: tuple[str, ...] | None
 
     @property
-    def supported_types(self) -> Sequence[type[object]]:
-        return [pd.DataFrame]
+    def where(self) -> str:
+        if self.keys is None:
+            return ""
+        return f" WHERE {self.column} IN ({', '.join('?' * len(self.keys))})"
+
+    @property
+    def params(self) -> list[str]:
+        return list(self.keys or ())
+
+    def describe(self) -> str:
+        """The query that reads the slice back, as the UI shows it."""
+        quoted = ", ".join("'" + k.replace("'", "''") + "'" for k in self.keys or ())
+        where = f" WHERE {self.column} IN ({quoted})" if self.keys is not None else ""
+        return f"SELECT * FROM {self.table}{where}"
+
+
+def _slice(
+    schema: str, asset_key_path: Sequence[str], partitioned: bool, keys: Sequence[str], meta: Any
+) -> _Slice:
+    table = f"{schema}.{asset_key_path[-1]}"
+    if not partitioned:
+        return _Slice(table, None, None)
+    column = (meta or {}).get("partition_expr")
+    if not column:
+        raise ValueError(
+            f"{table} is partitioned: give its asset metadata={{'partition_expr': '<column>'}}"
+        )
+    return _Slice(table, str(column), tuple(keys))
+
+
+class PartitionTableIOManager(IOManager):
+    """Writes a DataFrame over its partition's rows in one transaction; reads partitions back."""
+
+    def __init__(self, database: str, schema: str, source: str | None) -> None:
+        self.database, self.schema, self.source = database, schema, source
+
+    def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
+        if not isinstance(obj, pd.DataFrame):
+            raise TypeError(
+                f"{context.asset_key.to_user_string()} returned {type(obj).__name__}: this IO "
+                "manager stores pandas DataFrames (an asset writing its own tables returns "
+                "MaterializeResult)"
+            )
+        where = _slice(
+            self.schema,
+            context.asset_key.path,
+            context.has_asset_partitions,
+            context.asset_partition_keys if context.has_asset_partitions else (),
+            context.definition_metadata,
+        )
+        with transaction(self.database) as connection:
+            if self.source is not None:
+                claim_source(connection, self.source, f"the database {self.database}")
+            connection.execute(f"DELETE FROM {where.table}{where.where}", where.params)
+            insert_frame(connection, where.table, obj)
+        context.add_output_metadata(
+            {
+                "dagster/row_count": MetadataValue.int(len(obj)),
+                "dagster/table_name": where.table,
+                "Query": where.describe(),
+            }
+        )
+
+    def load_input(self, context: InputContext) -> pd.DataFrame:
+        upstream = context.upstream_output
+        where = _slice(
+            self.schema,
+            context.asset_key.path,
+            context.has_asset_partitions,
+            context.asset_partition_keys if context.has_asset_partitions else (),
+            upstream.definition_metadata if upstream is not None else None,
+        )
+        if not Path(self.database).exists():
+            return pd.DataFrame()
+        with connect(self.database, read_only=True) as connection:
+            if not _table_exists(connection, where.table):
+                # Nothing was ever stored for this asset: an empty input, which the downstream
+                # asset refuses with a message naming what to materialise first.
+                return pd.DataFrame()
+            return connection.execute(
+                f"SELECT * FROM {where.table}{where.where}", where.params
+            ).fetchdf()
+
+
+class ExpiryTrackIOManager(ConfigurableIOManagerFactory):
+    """Stores each DataFrame asset in the one DuckDB file: a typed table per asset, per partition.
+
+    Set ``database`` to the file (default ``data/expirytrack.duckdb``). Partitioned assets name
+    their partition column with ``metadata={"partition_expr": "partition_key"}``. With ``source``
+    set, every step first checks the stores (``storage.stores.check_stores``) and every write
+    marks the database as holding that source.
+    """
+
+    database: str = Field(description="Path to the DuckDB database.")
+    schema_: str | None = Field(
+        default=None, alias="schema", description="Schema of the tables (default 'main')."
+    )
+    source: str | None = Field(
+        default=None, description="'upstox' or 'sandbox': what this database may hold."
+    )
+    landing_dir: str | None = Field(
+        default=None, description="The landing zone, marked with the source before a run."
+    )
+
+    def create_io_manager(self, context: Any) -> PartitionTableIOManager:
+        check_stores(self.database, self.landing_dir, self.source)
+        return PartitionTableIOManager(self.database, self.schema_ or SCHEMA, self.source)
+
+
+# -- The candle publish: candles and candle_fetch_status together --------------------------
 
 
 @dataclass(frozen=True)
 class StagedCandles:
-    """The candles asset's output: a partition's landed Parquet files and its fetch status.
+    """A candle partition ready to publish: its landed Parquet files and its fetch status.
 
-    Publishing it inserts every file's rows and the status rows in the same transaction.
+    Publishing it replaces the partition's ``candles`` rows (from the files) and its
+    ``candle_fetch_status`` rows (``status``) in one transaction. ``metadata`` is what the step
+    reports with it.
     """
 
     partition_key: str
     files: tuple[Path, ...]
     status: pd.DataFrame
-    metadata: Mapping[str, Any]
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-def publish_staged(connection: duckdb.DuckDBPyConnection, table: str, staged: StagedCandles) -> int:
-    """Insert a partition's landed candles and its status; return the partition's candle rows.
-
-    Call inside the transaction that deleted the partition's old rows (the IO manager does).
-    """
-    if staged.files:
-        connection.execute(
-            f"INSERT INTO {table} BY NAME "
-            'SELECT * FROM read_parquet(?) ORDER BY expired_instrument_key, "timestamp"',
-            [list(dict.fromkeys(str(path) for path in staged.files))],
-        )
-    rows = connection.execute(
-        f"SELECT count(*) FROM {table} WHERE partition_key = ?", [staged.partition_key]
-    ).fetchone()[0]
-    connection.execute(
-        f"DELETE FROM {SCHEMA}.candle_fetch_status WHERE partition_key = ?",
-        [staged.partition_key],
-    )
-    insert_frame(connection, f"{SCHEMA}.candle_fetch_status", staged.status)
-    return int(rows)
+PUBLISHED_NEW = "new rows"
+PUBLISHED_REPLACED = "replaced the stored rows"
+PUBLISHED_UNCHANGED = "unchanged since the last run: nothing written"
 
 
-def publish_partition(database: Path | str, staged: StagedCandles) -> int:
-    """Replace a partition's candles and fetch status in one transaction, outside a Dagster output.
+@dataclass(frozen=True)
+class Published:
+    """What publishing a candle partition did: its candle rows now, and one of the PUBLISHED_*."""
 
-    For ``expirytrack rebuild`` (and a step that stops on a fatal error): returns the partition's
-    candle rows. Replaced rows are followed by a checkpoint that frees their space. The caller
-    must be the only writer (a step of the ``duckdb_writer`` pool, or no run active).
-    """
-    table = f"{SCHEMA}.candles"
-    with connect(database) as connection:
-        connection.execute("BEGIN TRANSACTION")
-        try:
-            create_tables(connection)
-            replaced = _has_rows(connection, table, staged.partition_key)
-            connection.execute(
-                f"DELETE FROM {table} WHERE partition_key = ?", [staged.partition_key]
-            )
-            rows = publish_staged(connection, table, staged)
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
-        if replaced:
-            connection.execute("CHECKPOINT")
-    return rows
+    rows: int
+    outcome: str
 
 
 _STATUS_COLUMNS = (
@@ -181,29 +256,25 @@ def staged_rows(staged: StagedCandles) -> int:
     return sum(pq.read_metadata(path).num_rows for path in dict.fromkeys(map(str, staged.files)))
 
 
-def is_published(connection: duckdb.DuckDBPyConnection, table: str, staged: StagedCandles) -> bool:
+def is_published(connection: duckdb.DuckDBPyConnection, staged: StagedCandles) -> bool:
     """True when the database already holds exactly this staged partition.
 
     Every landed day record carries the time it was fetched, so equal fetch-status rows (each
     contract-day's status, candle count, error and fetch time) and an equal candle row count
     mean the landed data has not changed since it was published.
     """
-    exists = connection.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-        [SCHEMA, table.rsplit(".", 1)[-1]],
-    ).fetchall()[0][0]
-    if not exists or staged.status.empty:
+    if staged.status.empty or not _table_exists(connection, CANDLES_TABLE):
         return False
     connection.register("_expirytrack_staged_status", staged.status)
     try:
         differing = connection.execute(
             f"""SELECT count(*) FROM (
-                (SELECT {_STATUS_COLUMNS} FROM {SCHEMA}.candle_fetch_status
+                (SELECT {_STATUS_COLUMNS} FROM {FETCH_STATUS_TABLE}
                  WHERE partition_key = $1
                  EXCEPT ALL SELECT {_STATUS_COLUMNS} FROM _expirytrack_staged_status)
                 UNION ALL
                 (SELECT {_STATUS_COLUMNS} FROM _expirytrack_staged_status
-                 EXCEPT ALL SELECT {_STATUS_COLUMNS} FROM {SCHEMA}.candle_fetch_status
+                 EXCEPT ALL SELECT {_STATUS_COLUMNS} FROM {FETCH_STATUS_TABLE}
                  WHERE partition_key = $1))""",
             [staged.partition_key],
         ).fetchall()[0][0]
@@ -211,128 +282,55 @@ def is_published(connection: duckdb.DuckDBPyConnection, table: str, staged: Stag
         connection.unregister("_expirytrack_staged_status")
     if differing:
         return False
-    rows = connection.execute(
-        f"SELECT count(*) FROM {table} WHERE partition_key = ?", [staged.partition_key]
-    ).fetchall()[0][0]
-    return int(rows) == staged_rows(staged)
+    return _partition_rows(connection, CANDLES_TABLE, staged.partition_key) == staged_rows(staged)
 
 
-class StagedCandlesHandler(DbTypeHandler[StagedCandles]):
-    """Publishes landed candle files straight from Parquet, sorted for zone-map pruning."""
-
-    def handle_output(
-        self,
-        context: OutputContext,
-        table_slice: TableSlice,
-        obj: StagedCandles,
-        connection: duckdb.DuckDBPyConnection,
-    ) -> Mapping[str, Any]:
-        rows = publish_staged(connection, _table(table_slice), obj)
-        return {**obj.metadata, "dagster/row_count": MetadataValue.int(rows)}
-
-    def load_input(
-        self, context: InputContext, table_slice: TableSlice, connection: duckdb.DuckDBPyConnection
-    ) -> StagedCandles:
-        raise TypeError("load candles as a pandas DataFrame (annotate the input pd.DataFrame)")
-
-    @property
-    def supported_types(self) -> Sequence[type[object]]:
-        return [StagedCandles]
-
-
-class PublishingDbIOManager(DbIOManager):
-    """``DbIOManager`` that marks the database's source and skips already-published partitions."""
-
-    def __init__(self, *, source: str | None, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._source = source
-
-    def handle_output(self, context: OutputContext, obj: object) -> None:
-        if obj is None:
-            super().handle_output(context, obj)  # Dagster's error for an unexpected None
-            return
-        self._check_supported_type(type(obj))
-        table_slice = self._get_table_slice(context, context)
-        table = _table(table_slice)
-        replaced = False
-        with self._db_client.connect(context, table_slice) as connection:
-            self._db_client.ensure_schema_exists(context, table_slice, connection)
-            if self._source is not None:
-                claim_source(connection, self._source, f"the database {self._database}")
-            if isinstance(obj, StagedCandles) and is_published(connection, table, obj):
-                metadata: Mapping[str, Any] = {
-                    **obj.metadata,
-                    "dagster/row_count": MetadataValue.int(staged_rows(obj)),
-                    "published": "unchanged since the last run: nothing written",
-                }
-            else:
-                if isinstance(obj, StagedCandles):
-                    replaced = _has_rows(connection, table, obj.partition_key)
-                self._db_client.delete_table_slice(context, table_slice, connection)
-                handler = self._resolve_handler(type(obj))
-                metadata = handler.handle_output(context, table_slice, obj, connection) or {}
-                if isinstance(obj, StagedCandles):
-                    metadata = {
-                        **metadata,
-                        "published": "replaced the stored rows" if replaced else "new rows",
-                    }
-        if replaced:
-            # Old rows were deleted: a checkpoint frees their blocks for the next writes, so
-            # repeated re-collection does not grow the file.
-            with connect(self._database) as connection:
-                connection.execute("CHECKPOINT")
-        context.add_output_metadata(
-            {**metadata, "Query": self._db_client.get_select_statement(table_slice)}
+def _replace(connection: duckdb.DuckDBPyConnection, staged: StagedCandles) -> None:
+    """Delete the partition's candle and status rows and insert the staged ones (no commit)."""
+    for table in (CANDLES_TABLE, FETCH_STATUS_TABLE):
+        connection.execute(f"DELETE FROM {table} WHERE partition_key = ?", [staged.partition_key])
+    if staged.files:
+        connection.execute(
+            f"INSERT INTO {CANDLES_TABLE} BY NAME "
+            'SELECT * FROM read_parquet(?) ORDER BY expired_instrument_key, "timestamp"',
+            [list(dict.fromkeys(str(path) for path in staged.files))],
         )
-        with contextlib.suppress(DagsterInvalidMetadata):
-            context.add_output_metadata(
-                dict(TableMetadataSet(table_name=self._db_client.get_table_name(table_slice)))
-            )
+    insert_frame(connection, FETCH_STATUS_TABLE, staged.status)
 
 
-def _has_rows(connection: duckdb.DuckDBPyConnection, table: str, partition_key: str) -> bool:
-    try:
-        return bool(
-            connection.execute(
-                f"SELECT count(*) FROM {table} WHERE partition_key = ?", [partition_key]
-            ).fetchall()[0][0]
-        )
-    except duckdb.CatalogException:
-        return False
+def publish_candles(
+    database: Path | str,
+    staged: StagedCandles,
+    *,
+    source: str | None = None,
+    skip_unchanged: bool = False,
+) -> Published:
+    """Replace a partition's candles and fetch status in one transaction; say what was done.
 
-
-class ExpiryTrackIOManager(DuckDBIOManager):
-    """Stores every asset in the one DuckDB file, one typed table per asset, per partition.
-
-    Set ``database`` to the file (default ``data/expirytrack.duckdb``). Assets name their partition
-    column with ``metadata={"partition_expr": "partition_key"}``. With ``source`` set, every step
-    first checks the stores (``storage.stores.check_stores``) and every write marks the database
-    as holding that source.
+    With ``source``, the database is marked as holding it (or the other source refuses, and
+    nothing is written). With ``skip_unchanged``, a partition already published exactly as staged
+    is not written again. Replaced rows are followed by a checkpoint that frees their space. The
+    caller must be the only writer (a step of the ``duckdb_writer`` pool, or no run active).
     """
+    with transaction(database) as connection:
+        if source is not None:
+            claim_source(connection, source, f"the database {database}")
+        if skip_unchanged and is_published(connection, staged):
+            return Published(staged_rows(staged), PUBLISHED_UNCHANGED)
+        replaced = _partition_rows(connection, CANDLES_TABLE, staged.partition_key) > 0
+        _replace(connection, staged)
+        rows = _partition_rows(connection, CANDLES_TABLE, staged.partition_key)
+    if replaced:
+        # Old rows were deleted: a checkpoint frees their blocks for the next writes, so
+        # repeated re-collection does not grow the file.
+        with connect(database) as connection:
+            connection.execute("CHECKPOINT")
+    return Published(rows, PUBLISHED_REPLACED if replaced else PUBLISHED_NEW)
 
-    source: str | None = Field(
-        default=None, description="'upstox' or 'sandbox': what this database may hold."
-    )
-    landing_dir: str | None = Field(
-        default=None, description="The landing zone, marked with the source before a run."
-    )
 
-    @staticmethod
-    def type_handlers() -> Sequence[DbTypeHandler]:
-        return [DataFrameHandler(), StagedCandlesHandler()]
+def publish_partition(database: Path | str, staged: StagedCandles) -> int:
+    """Replace a partition's candles and fetch status (always); return its candle rows.
 
-    @staticmethod
-    def default_load_type() -> type | None:
-        return pd.DataFrame
-
-    def create_io_manager(self, context: Any) -> DbIOManager:
-        check_stores(self.database, self.landing_dir, self.source)
-        return PublishingDbIOManager(
-            source=self.source,
-            db_client=TransactionalDuckDbClient(),
-            database=self.database,
-            schema=self.schema_ or SCHEMA,
-            type_handlers=self.type_handlers(),
-            default_load_type=self.default_load_type(),
-            io_manager_name="ExpiryTrackIOManager",
-        )
+    For ``expirytrack rebuild``: :func:`publish_candles` without a source mark or a skip.
+    """
+    return publish_candles(database, staged).rows
