@@ -17,16 +17,17 @@ from expirytrack_dagster.backfill import (
     select_partitions,
 )
 from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
-from expirytrack_dagster_tests.pipeline import pipeline, sandbox_config
-
-RELIANCE = "NSE_EQ|INE002A01018"
+from expirytrack_dagster_tests.pipeline import (
+    RELIANCE_KEY,
+    pipeline,
+    sandbox_config,
+    watch_underlying,
+)
 
 
 @pytest.fixture(autouse=True)
 def watch_reliance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = tmp_path / "expirytrack.yaml"
-    settings.write_text(f'underlyings:\n  - symbol: RELIANCE\n    instrument_key: "{RELIANCE}"\n')
-    monkeypatch.setenv("EXPIRYTRACK_CONFIG", str(settings))
+    watch_underlying(tmp_path, monkeypatch)
 
 
 def test_missing_partitions_of_one_underlying(tmp_path: Path) -> None:
@@ -37,7 +38,7 @@ def test_missing_partitions_of_one_underlying(tmp_path: Path) -> None:
         contract_types=["FUT"],
     ) as p:
         keys = discover(p.instance, p.upstox(), "RELIANCE", timedelta(hours=1))
-        listed = p.sandbox.market.expiries(RELIANCE)
+        listed = p.sandbox.market.expiries(RELIANCE_KEY)
         assert keys == [build_partition_key("RELIANCE", d) for d in listed]
         collected = build_partition_key("RELIANCE", date(2025, 8, 28))
         assert p.materialize(collected).success
