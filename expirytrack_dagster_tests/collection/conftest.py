@@ -27,8 +27,8 @@ TINY = UnderlyingProfile.from_mapping(
         "volatility": 0.13,
         "strike_band": 0.02,
         "weekly_strike_band": 0.02,
-        "max_strikes": 9,
-        "weekly_max_strikes": 7,
+        "max_strikes": 3,
+        "weekly_max_strikes": 3,
         "liquidity": 1.0,
         "eras": [{"weekly": "THU", "monthly": "THU", "end": "2025-08-31"}],
     }

@@ -21,6 +21,7 @@ from expirytrack_dagster.collection import (
     fetch_status,
 )
 from expirytrack_dagster.sandbox import FaultConfig, Sandbox, run_sandbox
+from expirytrack_dagster.sandbox.inprocess import transport_for
 from expirytrack_dagster.storage.landing import CANDLE_FILE_COLUMNS, CandleLanding
 from expirytrack_dagster.upstox.client import ClientSettings, UpstoxClient
 from expirytrack_dagster.upstox.resilience import RetryPolicy
@@ -35,7 +36,8 @@ COLUMNS = ["timestamp", "open", "high", "low", "close", "volume", "open_interest
 
 @pytest.fixture
 def sandbox() -> Iterator[Sandbox]:
-    with run_sandbox(sandbox_config(seed=4, today=TODAY, extra_profiles=(TINY,))) as sb:
+    config = sandbox_config(seed=4, today=TODAY, extra_profiles=(TINY,))
+    with run_sandbox(config, in_process=True) as sb:
         yield sb
 
 
@@ -59,13 +61,15 @@ def collect(
     window = window or ((pd.Timestamp(expiry) - pd.DateOffset(months=3)).date(), expiry)
     landing = CandleLanding(root / "landing", "1minute")
     settings = ClientSettings(
-        ca_cert_path=sb.ca_cert_path,
         state_dir=root / "state",
         retry=RetryPolicy(max_attempts=2, base_delay_s=0.01),
     )
 
     async def go() -> CollectionReport:
-        async with UpstoxClient(sb.base_url, sb.access_token, settings) as client:
+        transport = transport_for(sb.base_url)
+        async with UpstoxClient(
+            sb.base_url, sb.access_token, settings, transport=transport
+        ) as client:
             return await collect_candles(
                 client, landing, f"TINY_{expiry}", todo, *window, underlying_key=underlying
             )
