@@ -31,6 +31,7 @@ from expirytrack_dagster.quality.settings import interval_minutes
 from expirytrack_dagster.storage.landing import CandleLanding, DayRecord, LandedContract
 from expirytrack_dagster.upstox.client import UpstoxClient
 from expirytrack_dagster.upstox.errors import (
+    LOGIN_FIX,
     CircuitOpen,
     InvalidDateRange,
     PlanRequired,
@@ -48,7 +49,7 @@ FATAL_ERRORS: tuple[type[UpstoxError], ...] = (TokenExpired, PlanRequired, Circu
 """Failures that would fail every remaining contract the same way: stop the partition."""
 
 STOP_FIXES: dict[type[UpstoxError], str] = {
-    TokenExpired: "log in again (`expirytrack login`) or set a fresh UPSTOX_ACCESS_TOKEN",
+    TokenExpired: LOGIN_FIX,
     PlanRequired: "the expired-instruments API needs an Upstox Plus plan on this account",
     CircuitOpen: "Upstox kept failing (5xx answers or timeouts): wait a few minutes",
     RateLimited: (
