@@ -7,6 +7,7 @@ export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
 
 .PHONY: install demo test lint format validate dev sandbox bench clean
 
+# ".[dev]" includes the "sandbox" extra: the demo and the tests run against the built-in sandbox.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

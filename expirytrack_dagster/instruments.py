@@ -12,13 +12,24 @@ touching code::
 
 from __future__ import annotations
 
-import os
+from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from expirytrack_dagster.partitions import validate_symbol
-from expirytrack_dagster.settings import SECTIONS, SettingsError, check_keys
+from expirytrack_dagster.settings_errors import SettingsError, check_keys
+from expirytrack_dagster.settings_file import config_path, load_user_config
+
+__all__ = [
+    "DEFAULT_UNDERLYINGS",
+    "Underlying",
+    "config_path",
+    "load_user_config",
+    "merge_underlyings",
+    "pick_underlying",
+    "underlying_for",
+    "watched_underlyings",
+]
 
 
 @dataclass(frozen=True)
@@ -39,42 +50,11 @@ DEFAULT_UNDERLYINGS: tuple[Underlying, ...] = (
     Underlying("BANKEX", "BSE_INDEX|BANKEX"),
 )
 
-DEFAULT_CONFIG_PATH = Path("data/expirytrack.yaml")
-
-
-def config_path() -> Path:
-    """Where the user's settings live: ``$EXPIRYTRACK_CONFIG`` or ``data/expirytrack.yaml``."""
-    return Path(os.environ.get("EXPIRYTRACK_CONFIG", DEFAULT_CONFIG_PATH))
-
-
-def load_user_config(path: Path | None = None) -> dict[str, Any]:
-    """The settings file as a dict (empty when the file does not exist).
-
-    ``SettingsError`` (one line) when the file is not YAML, not a mapping, or has a top-level
-    key other than ``underlyings``, ``collection`` and ``upstox``.
-    """
-    import yaml  # dagster depends on PyYAML
-
-    path = path or config_path()
-    if not path.exists():
-        return {}
-    try:
-        loaded = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise SettingsError(f"{path}: not valid YAML: {problem}{where}") from None
-    if not isinstance(loaded, dict):
-        raise SettingsError(f"{path}: expected a mapping of {', '.join(SECTIONS)} at the top level")
-    check_keys(str(path), "", loaded, SECTIONS)
-    return loaded
-
-
 _UNDERLYING_KEYS = ("symbol", "instrument_key")
 
 
 def _parse_underlyings(entries: Any, source: str) -> list[Underlying]:
+    """The ``underlyings:`` entries of ``source``; ``SettingsError`` (one line) for a bad one."""
     if not isinstance(entries, list):
         raise SettingsError(
             f"{source}: underlyings = {entries!r}: must be a list of "
@@ -96,22 +76,36 @@ def _parse_underlyings(entries: Any, source: str) -> list[Underlying]:
     return out
 
 
-def watched_underlyings(config: dict[str, Any] | None = None) -> tuple[Underlying, ...]:
-    """Defaults plus the user's additions; a user entry with a default's symbol replaces it."""
-    config = load_user_config() if config is None else config
-    extra = _parse_underlyings(config.get("underlyings") or [], str(config_path()))
+def merge_underlyings(entries: Any, source: str) -> tuple[Underlying, ...]:
+    """Defaults plus the ``underlyings:`` entries of ``source``; a user entry with a default's
+    symbol replaces it."""
     by_symbol = {u.symbol: u for u in DEFAULT_UNDERLYINGS}
-    for underlying in extra:
+    for underlying in _parse_underlyings(entries or [], source):
         by_symbol[underlying.symbol] = underlying
     return tuple(by_symbol.values())
 
 
+def watched_underlyings(config: dict[str, Any] | None = None) -> tuple[Underlying, ...]:
+    """Defaults plus the additions in ``config`` (the settings file when None).
+
+    Inside runs and sensors, read ``CollectionSettings.underlyings`` instead: the settings as
+    loaded once with the definitions.
+    """
+    config = load_user_config() if config is None else config
+    return merge_underlyings(config.get("underlyings"), str(config_path()))
+
+
 def underlying_for(symbol: str, config: dict[str, Any] | None = None) -> Underlying:
-    """The watched underlying called ``symbol``; a clear error naming the choices otherwise."""
-    watched = {u.symbol: u for u in watched_underlyings(config)}
-    if symbol not in watched:
+    """The watched underlying called ``symbol`` (settings file when ``config`` is None)."""
+    return pick_underlying(symbol, watched_underlyings(config))
+
+
+def pick_underlying(symbol: str, watched: Iterable[Underlying]) -> Underlying:
+    """The underlying of ``watched`` called ``symbol``; a clear error naming the choices otherwise."""
+    by_symbol = {u.symbol: u for u in watched}
+    if symbol not in by_symbol:
         raise KeyError(
-            f"{symbol!r} is not a watched underlying ({', '.join(watched)}); add it under "
+            f"{symbol!r} is not a watched underlying ({', '.join(by_symbol)}); add it under "
             f"'underlyings:' in {config_path()}"
         )
-    return watched[symbol]
+    return by_symbol[symbol]

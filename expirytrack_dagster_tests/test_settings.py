@@ -213,3 +213,68 @@ def test_the_cli_answers_a_bad_setting_in_one_line(
         f"{path}: unknown key 'colection' (did you mean 'collection'?); "
         "allowed: underlyings, collection, upstox, notifications"
     )
+
+
+def test_the_environment_wins_over_the_file_and_the_file_over_the_defaults(
+    tmp_path: Path,
+) -> None:
+    from expirytrack_dagster.project_settings import load_settings
+    from expirytrack_dagster.upstox.limiter import RateLimits
+
+    path = tmp_path / "expirytrack.yaml"
+    path.write_text(
+        "collection:\n  database: from-file.duckdb\n  landing_dir: file-landing\n"
+        "upstox:\n  per_30_minutes: 1000\n  state_dir: file-state\n"
+    )
+    env = {
+        "EXPIRYTRACK_CONFIG": str(path),
+        "EXPIRYTRACK_DATABASE": "from-env.duckdb",
+        "EXPIRYTRACK_STATE_DIR": "env-state",
+    }
+    settings = load_settings(env=env)
+    assert settings.settings_file == path
+    assert settings.collection.database == "from-env.duckdb"  # environment over file
+    assert settings.collection.landing_dir == "file-landing"  # file over default
+    assert settings.upstox.state_dir == "env-state"
+    assert settings.upstox.per_30_minutes == 1000
+    assert settings.upstox.per_second == RateLimits().per_second  # the client's own default
+    assert "EXPIRYTRACK_DATABASE" not in os.environ  # a mapping, not this process's variables
+
+
+def test_the_watched_underlyings_are_a_field_of_the_collection_resource(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from expirytrack_dagster.project_settings import load_settings
+
+    monkeypatch.setenv("EXPIRYTRACK_CONFIG", str(tmp_path / "absent.yaml"))
+    settings = load_settings({"underlyings": [{"symbol": "RELIANCE", "instrument_key": "K"}]})
+    collection = settings.collection
+    assert collection.underlying("RELIANCE").instrument_key == "K"
+    assert collection.underlying("NIFTY").instrument_key == "NSE_INDEX|Nifty 50"
+    assert collection.watched() == settings.underlyings and len(settings.underlyings) == 8
+    with pytest.raises(KeyError, match="add it under 'underlyings:'"):
+        collection.underlying("TCS")
+    # Resource configuration, so a run sees the list the definitions were loaded with.
+    assert build_definitions(settings).resources["collection"].underlyings["RELIANCE"] == "K"
+
+
+def test_underlyings_are_listed_at_the_top_not_under_collection(settings_file) -> None:
+    message = settings_file("collection:\n  underlyings: {TCS: x}\n")
+    assert message.startswith("unknown key 'collection.underlyings'")
+
+
+def test_the_source_picks_the_resource_class(tmp_path: Path) -> None:
+    from expirytrack_dagster.project_settings import load_settings
+    from expirytrack_dagster.resources import UpstoxResource
+    from expirytrack_dagster.sandbox_resource import SandboxResource
+
+    env = {"EXPIRYTRACK_CONFIG": str(tmp_path / "absent.yaml"), "UPSTOX_ACCESS_TOKEN": "secret"}
+    real = load_settings(env=env).upstox
+    assert type(real) is UpstoxResource
+    assert real.access_token != "secret"  # passed as EnvVar: read at run time, never stored
+    # The file's sandbox keys are kept for when the source is the sandbox; the token is not its.
+    config = {"upstox": {"sandbox_url": "https://127.0.0.1:1", "base_url": "https://x"}}
+    sandbox = load_settings(config, env={**env, "EXPIRYTRACK_SOURCE": "sandbox"}).upstox
+    assert type(sandbox) is SandboxResource
+    assert sandbox.describe_source() == "Upstox sandbox (synthetic data) at https://127.0.0.1:1"
+    assert sandbox.state_dir == "data/sandbox/state"
