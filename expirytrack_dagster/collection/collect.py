@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from asyncio import to_thread
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -24,7 +25,12 @@ from datetime import UTC, date, datetime
 import pandas as pd
 
 from expirytrack_dagster.calendar import IST, trading_days_between
-from expirytrack_dagster.collection.answers import clean_answer, failed_days, merge_days
+from expirytrack_dagster.collection.answers import (
+    WindowAnswer,
+    clean_answer,
+    failed_days,
+    merge_days,
+)
 from expirytrack_dagster.collection.canaries import CanaryFinder
 from expirytrack_dagster.collection.span_probe import SpanDecision, head_witnessed, settle_span
 from expirytrack_dagster.quality.settings import interval_minutes
@@ -200,6 +206,15 @@ class _Run:
     def load(self, key: str) -> LandedContract | None:
         return self.landing.load(self.partition_key, key, self.days)
 
+    def load_all(self, contracts: Sequence[ContractToFetch]) -> dict[str, LandedContract | None]:
+        return {c.expired_instrument_key: self.load(c.expired_instrument_key) for c in contracts}
+
+    def promote_all(
+        self, landed: dict[str, LandedContract | None], pending: dict[str, list[date]]
+    ) -> dict[str, LandedContract | None]:
+        """``promote`` every contract with pending days; what each has landed now."""
+        return {key: self.promote(key, item) for key, item in landed.items() if pending[key]}
+
     def promote(self, key: str, landed: LandedContract | None) -> LandedContract | None:
         """Make days asked at a span now verified final, without a request."""
         verified = self.decision.facts.verified if self.decision else None
@@ -245,7 +260,7 @@ class _Run:
                 else:
                     frame = cached
             except InvalidDateRange:
-                self._wrong_span("refused", span_days(start, end), f"{key} {start}..{end}")
+                await self._wrong_span("refused", span_days(start, end), f"{key} {start}..{end}")
                 break
             except FATAL_ERRORS:
                 raise
@@ -257,7 +272,7 @@ class _Run:
             if contract.instrument_type == "FUT" and decision.verified:
                 wrong = await self._future_contradicts(frame, start, end)
                 if wrong is not None:
-                    self._wrong_span(wrong, span_days(start, end), f"{key} {start}..{end}")
+                    await self._wrong_span(wrong, span_days(start, end), f"{key} {start}..{end}")
                     break
             answer = clean_answer(
                 key,
@@ -277,6 +292,11 @@ class _Run:
             answers.append(answer)
         if not answers and not failures:
             return
+        # Reading, merging and writing Parquet blocks: a worker thread, not the event loop.
+        self.report.duplicates_collapsed += await to_thread(self._land, key, answers, failures)
+
+    def _land(self, key: str, answers: list[WindowAnswer], failures: dict[date, DayRecord]) -> int:
+        """Merge the answers into what landed for ``key`` and save; the duplicates dropped."""
         landed = self.load(key)
         old = self.landing.candles(landed) if landed else empty_candles()
         # The same zone object as the client's answers: pandas concatenates 'Asia/Kolkata' and
@@ -286,9 +306,9 @@ class _Run:
             old, dict(landed.days) if landed else {}, answers, failures
         )
         earlier = landed.duplicates_collapsed if landed else 0
-        self.report.duplicates_collapsed += dropped
         collapsed = earlier + dropped + sum(a.duplicates for a in answers)
         self.landing.save(self.partition_key, key, candles, days, collapsed)
+        return dropped
 
     async def _future_contradicts(self, frame: pd.DataFrame, start: date, end: date) -> str | None:
         """'tail' or 'head' when the future's answer shows the verified span no longer holds.
@@ -311,9 +331,11 @@ class _Run:
             )
         return "head" if kept is False else None
 
-    def _wrong_span(self, kind: str, days: int, where: str) -> None:
+    async def _wrong_span(self, kind: str, days: int, where: str) -> None:
         if not self.respan.is_set():
-            self.client.spans.record_failure(self.client.host, self.interval, kind, days)
+            self.respan.set()  # before the await: concurrent fetches stop asking at once
+            spans, host = self.client.spans, self.client.host
+            await to_thread(spans.record_failure, host, self.interval, kind, days)
             what = "refused" if kind == "refused" else f"came back without its {kind}"
             verified = self.decision is not None and self.decision.verified
             believed = "a span believed verified" if verified else "an unverified span"
@@ -360,8 +382,15 @@ async def collect_candles(
         first_pending = await _rounds(run, contracts, force, max_in_flight, progress)
     except FATAL_ERRORS as exc:
         keys = [c.expired_instrument_key for c in contracts]
-        left = record_stopped(
-            landing, partition_key, keys, run.days, stop_reason(exc), _now(), started
+        left = await to_thread(
+            record_stopped,
+            landing,
+            partition_key,
+            keys,
+            run.days,
+            stop_reason(exc),
+            _now(),
+            started,
         )
         log.warning("%s: stopped; %d contract-days recorded failed: %s", partition_key, left, exc)
         raise
@@ -385,7 +414,7 @@ async def _rounds(
     client, report = run.client, run.report
     first_pending: dict[str, list[date]] = {}
     for round_number in range(MAX_ROUNDS):
-        landed = {c.expired_instrument_key: run.load(c.expired_instrument_key) for c in contracts}
+        landed = await to_thread(run.load_all, contracts)
         pending = {
             key: (list(run.days) if force and round_number == 0 else pending_days(item, run.days))
             for key, item in landed.items()
@@ -406,9 +435,8 @@ async def _rounds(
         report.events.extend(run.decision.events)
         report.span_days, report.span_verified = run.decision.span_days, run.decision.verified
         if not (force and round_number == 0):
-            for key, item in landed.items():
-                if pending[key]:
-                    pending[key] = pending_days(run.promote(key, item), run.days)
+            promoted = await to_thread(run.promote_all, landed, pending)
+            pending.update({key: pending_days(item, run.days) for key, item in promoted.items()})
         todo = [c for c in contracts if pending[c.expired_instrument_key]]
         if round_number == 0 and run.decision.verified:
             report.minimum_requests = sum(

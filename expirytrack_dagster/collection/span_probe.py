@@ -18,6 +18,7 @@ same window is not asked for again when the partition's future is fetched.
 from __future__ import annotations
 
 import logging
+from asyncio import to_thread
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -74,10 +75,11 @@ async def settle_span(
     memory, host = client.spans, client.host
     window_days = span_days(*window)
     requests_before = client.stats.total
-    decision = SpanDecision(window_days, False, memory.facts(host, interval))
+    facts = await to_thread(memory.facts, host, interval)
+    decision = SpanDecision(window_days, False, facts)
     hint: int | None = None
     for _ in range(MAX_PROBES):
-        facts = memory.facts(host, interval)
+        facts = await to_thread(memory.facts, host, interval)
         span = next_probe(window_days, facts, hint, cap)
         if span is None:
             break
@@ -86,7 +88,7 @@ async def settle_span(
             break
         if not probe.ok:
             hint = probe.hint  # what a cut answer served stays the estimate until the next cut
-    facts = memory.facts(host, interval)
+    facts = await to_thread(memory.facts, host, interval)
     decision.facts = facts
     decision.probe_requests = client.stats.total - requests_before
     settled = settled_span(window_days, facts, cap)
@@ -124,7 +126,7 @@ async def _probe(
     minutes = interval_minutes(interval)
     ends = answer_ends(answer, start, tail.expiry, minutes)
     if not ends.tail_full:
-        memory.record_failure(host, interval, "tail", span)
+        await to_thread(memory.record_failure, host, interval, "tail", span)
         served = ends.served_from_start(start)
         decision.events.append(
             f"{span}-day {interval} window came back without its last day "
@@ -132,9 +134,9 @@ async def _probe(
             f"{served if served else 'no'} days"
         )
         return _Probe(ok=False, hint=served)
-    memory.record_proof(host, interval, "tail", span)
+    await to_thread(memory.record_proof, host, interval, "tail", span)
     if ends.head_full:
-        memory.record_proof(host, interval, "head", span)
+        await to_thread(memory.record_proof, host, interval, "head", span)
         decision.answers[(tail.expired_instrument_key, start, tail.expiry)] = answer
         return _Probe(ok=True)
     served = ends.served_from_head(tail.expiry)
@@ -143,10 +145,10 @@ async def _probe(
         decision.events.append(f"no front-month future on {start} to prove a {span}-day head")
         return _Probe(ok=False, unprovable=True)
     if witnessed:
-        memory.record_proof(host, interval, "head", span)
+        await to_thread(memory.record_proof, host, interval, "head", span)
         decision.answers[(tail.expired_instrument_key, start, tail.expiry)] = answer
         return _Probe(ok=True)
-    memory.record_failure(host, interval, "head", span)
+    await to_thread(memory.record_failure, host, interval, "head", span)
     decision.events.append(
         f"{span}-day {interval} window came back without its first day: the API kept only "
         f"the most recent {served if served else 'no'} days"
@@ -195,7 +197,7 @@ async def _ask(
     try:
         return await client.get_candles(canary.expired_instrument_key, interval, start, end)
     except InvalidDateRange:
-        client.spans.record_failure(client.host, interval, "refused", span)
+        await to_thread(client.spans.record_failure, client.host, interval, "refused", span)
         decision.events.append(f"{span}-day {interval} window refused (UDAPI1148)")
         log.info("%s-day %s window refused", span, interval)
         return None

@@ -320,7 +320,7 @@ class UpstoxClient:
                         log.warning(
                             "429 from Upstox; pausing every user of this token %.2fs", pause
                         )
-                        self.limiter.pause(pause, reason="429 from Upstox")
+                        await self.limiter.pause_async(pause, reason="429 from Upstox")
                         continue  # the limiter's pause is the backoff
             self._breaker.record_failure()
             if attempt < policy.max_attempts:

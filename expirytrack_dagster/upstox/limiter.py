@@ -499,10 +499,13 @@ class SharedRateLimiter:
 
     async def acquire_async(self) -> float:
         """Like ``acquire`` but waits with ``asyncio.sleep`` (or the clock's ``sleep_async``).
-        The ledger transaction itself takes tens of microseconds and runs inline."""
+
+        The ledger transaction runs in a worker thread: it is usually tens of microseconds, but
+        under contention from other processes it retries on the file lock for up to seconds,
+        and the event loop must keep serving the requests already in flight meanwhile."""
         sleep_async = getattr(self.clock, "sleep_async", None)
         start = self.clock.now()
-        while (wait := self.try_acquire()) > 0.0:
+        while (wait := await asyncio.to_thread(self.try_acquire)) > 0.0:
             self._log_wait(wait)
             if sleep_async is not None:
                 await sleep_async(wait)
@@ -511,6 +514,10 @@ class SharedRateLimiter:
         return max(0.0, self.clock.now() - start)
 
     # -- pause after a 429 -----------------------------------------------------------------
+
+    async def pause_async(self, seconds: float, reason: str = "") -> None:
+        """``pause`` from async code: the ledger write runs in a worker thread."""
+        await asyncio.to_thread(self.pause, seconds, reason)
 
     def pause(self, seconds: float, reason: str = "") -> None:
         """Make every user of this ledger wait until ``now + seconds``.
