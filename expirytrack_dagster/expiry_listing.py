@@ -6,10 +6,10 @@ turn the expiries Upstox lists into partitions once they are final.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
+from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.calendar import IST, REGULAR_CLOSE, session_for
 from expirytrack_dagster.instruments import Underlying, underlying_for
 from expirytrack_dagster.resources import UpstoxResource
@@ -59,6 +59,6 @@ def final_expiries(
     upstox: UpstoxResource, symbols: Iterable[str], delay: timedelta
 ) -> dict[str, list[date]]:
     """Each watched symbol's listed expiries that are final (session closed plus ``delay``)."""
-    listed = asyncio.run(list_expiries(upstox, [underlying_for(s) for s in symbols]))
+    listed = run_async(list_expiries(upstox, [underlying_for(s) for s in symbols]))
     now = datetime.now(IST)
     return {symbol: [d for d in days if is_final(d, now, delay)] for symbol, days in listed.items()}

@@ -48,6 +48,7 @@ from dagster import (
 # Private path, public class: the run storage tells whether every run executes on this machine.
 from dagster._core.storage.runs import SqliteRunStorage
 
+from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.expiry_listing import BudgetTaken, is_final, list_expiries
 from expirytrack_dagster.instruments import Underlying, watched_underlyings
@@ -126,7 +127,7 @@ def new_expiry_sensor(
         return SkipReason(f"not polling Upstox and launching no runs: {exc.message}")
     underlyings = watched_underlyings()
     try:
-        listed = asyncio.run(_poll_within_tick(upstox, underlyings))
+        listed = run_async(_poll_within_tick(upstox, underlyings))
     except BudgetTaken as exc:
         reason = (
             f"Upstox rate budget taken ({exc.budget.describe()}); this tick needs "

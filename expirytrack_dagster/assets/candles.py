@@ -11,7 +11,6 @@ what landed is still published with its status, the days left recorded ``failed`
 and the step fails naming the reason and the fix. The partition is not marked materialised.
 """
 
-import asyncio
 import time
 from datetime import UTC, date, datetime
 from typing import NoReturn
@@ -27,6 +26,7 @@ from dagster import (
 )
 
 from expirytrack_dagster.assets.expiries import WRITER_POOL
+from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.collection import (
     FATAL_ERRORS,
     CollectionReport,
@@ -192,7 +192,7 @@ def _collect_partition(
     )
     run_started = datetime.now(UTC)
     try:
-        report, stats, (request_stats, budget) = asyncio.run(
+        report, stats, (request_stats, budget) = run_async(
             _collect(
                 upstox,
                 landing,

@@ -1,6 +1,5 @@
 """The ``contracts`` asset: every CE, PE and FUT of the partition's expiry, with full metadata."""
 
-import asyncio
 import dataclasses
 from datetime import date
 
@@ -8,6 +7,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, Failure, asset
 
 from expirytrack_dagster.assets.expiries import WRITER_POOL
+from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.instruments import underlying_for
 from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
@@ -66,7 +66,7 @@ def contracts(
     partition = parse_partition_key(context.partition_key)
     require_upstream_row(collection.database, "expiries", context.partition_key, "contracts")
     underlying = underlying_for(partition.symbol)
-    found, stats = asyncio.run(
+    found, stats = run_async(
         _fetch_contracts(
             upstox, underlying.instrument_key, partition.expiry, collection.contract_types
         )

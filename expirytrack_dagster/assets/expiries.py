@@ -1,11 +1,11 @@
 """The ``expiries`` asset: the partition's expiry record, confirmed against the Upstox expiry list."""
 
-import asyncio
 from datetime import UTC, date, datetime
 
 import pandas as pd
 from dagster import AssetExecutionContext, Failure, MetadataValue, asset
 
+from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.instruments import underlying_for
 from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
@@ -45,7 +45,7 @@ def expiries(context: AssetExecutionContext, upstox: UpstoxResource) -> pd.DataF
     """
     partition = parse_partition_key(context.partition_key)
     underlying = underlying_for(partition.symbol)
-    listed, is_monthly, stats = asyncio.run(
+    listed, is_monthly, stats = run_async(
         _expiry_facts(upstox, underlying.instrument_key, partition.expiry)
     )
     if partition.expiry not in listed:
