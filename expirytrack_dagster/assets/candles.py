@@ -25,7 +25,6 @@ from dagster import (
     asset,
 )
 
-from expirytrack_dagster.assets.expiries import WRITER_POOL
 from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.collection import (
     FATAL_ERRORS,
@@ -44,6 +43,7 @@ from expirytrack_dagster.ops.api_usage import (
 from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
+from expirytrack_dagster.storage.database import WRITER_POOL
 from expirytrack_dagster.storage.io_manager import (
     CANDLES_TABLE,
     StagedCandles,

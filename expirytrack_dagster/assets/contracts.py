@@ -6,12 +6,12 @@ from datetime import date
 import pandas as pd
 from dagster import AssetExecutionContext, Failure, asset
 
-from expirytrack_dagster.assets.expiries import WRITER_POOL
 from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.instruments import underlying_for
 from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
+from expirytrack_dagster.storage.database import WRITER_POOL
 from expirytrack_dagster.storage.upstream import require_upstream_row
 from expirytrack_dagster.upstox.models import Contract
 

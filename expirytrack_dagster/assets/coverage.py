@@ -21,7 +21,6 @@ from dagster import (
 )
 
 from expirytrack_dagster.assets.candles import candles
-from expirytrack_dagster.assets.expiries import WRITER_POOL
 from expirytrack_dagster.coverage_report import (
     build_report,
     coverage_metadata,
@@ -30,6 +29,7 @@ from expirytrack_dagster.coverage_report import (
 )
 from expirytrack_dagster.partitions import expiry_partitions, split_partition_keys
 from expirytrack_dagster.settings import CollectionSettings
+from expirytrack_dagster.storage.database import WRITER_POOL
 
 COVERAGE_REFRESH = AutomationCondition.eager().without(~AutomationCondition.any_deps_missing())
 """Refresh after any ``candles`` partition updates, once no partition is being collected.

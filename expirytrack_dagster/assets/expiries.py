@@ -9,9 +9,7 @@ from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.instruments import underlying_for
 from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
-
-WRITER_POOL = "duckdb_writer"
-"""Every asset that writes DuckDB runs in this concurrency pool (limit 1: one writer per file)."""
+from expirytrack_dagster.storage.database import WRITER_POOL
 
 
 async def _expiry_facts(

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dagster import AssetCheckExecutionContext, AssetCheckResult, multi_asset_check
 
 from expirytrack_dagster.assets.candles import candles
-from expirytrack_dagster.assets.expiries import WRITER_POOL
 from expirytrack_dagster.checks.partition_data import (
     load_candles,
     load_contracts,
@@ -20,7 +19,7 @@ from expirytrack_dagster.checks.partition_data import (
 from expirytrack_dagster.checks.results import asset_rules, check_result, rule_check_specs
 from expirytrack_dagster.quality import PartitionData
 from expirytrack_dagster.settings import CollectionSettings
-from expirytrack_dagster.storage.database import connect
+from expirytrack_dagster.storage.database import WRITER_POOL, connect
 
 
 @multi_asset_check(

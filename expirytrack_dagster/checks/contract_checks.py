@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from dagster import AssetCheckExecutionContext, AssetCheckResult, multi_asset_check
 
 from expirytrack_dagster.assets.contracts import contracts
-from expirytrack_dagster.assets.expiries import WRITER_POOL
 from expirytrack_dagster.checks.partition_data import load_contracts, partition_scope
 from expirytrack_dagster.checks.results import asset_rules, check_result, rule_check_specs
 from expirytrack_dagster.quality import PartitionData
 from expirytrack_dagster.settings import CollectionSettings
-from expirytrack_dagster.storage.database import connect
+from expirytrack_dagster.storage.database import WRITER_POOL, connect
 
 
 @multi_asset_check(

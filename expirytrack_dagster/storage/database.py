@@ -24,6 +24,10 @@ from expirytrack_dagster.storage.schema import migrate
 DEFAULT_DATABASE = Path("data/expirytrack.duckdb")
 DEFAULT_MEMORY_LIMIT = "4GB"
 
+WRITER_POOL = "duckdb_writer"
+"""The Dagster pool of every step that opens the DuckDB file (limit 1: DuckDB allows one writer
+per file, and a reader cannot open it while another process writes)."""
+
 
 class DatabaseLocked(RuntimeError):
     """The database file stayed locked by another process for the whole retry budget."""
