@@ -113,32 +113,21 @@ def test_weekly_expiry_without_a_future_is_a_real_empty_answer(tmp_path: Path) -
     assert expiry_row == [(False,)]
 
 
-def _fail_candles_after(p: Pipeline, requests: int) -> threading.Thread:
-    """Once ``requests`` candle requests were served, every further one gets a 500."""
-
-    def watch() -> None:
-        deadline = time.monotonic() + 60
-        while p.candle_requests() < requests and time.monotonic() < deadline:
-            time.sleep(0.005)
-        p.sandbox.set_faults(FaultConfig(server_error=1.0, only_paths=("historical-candle",)))
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    return thread
-
-
 def test_failure_mid_partition_resumes_without_refetch_and_no_partial_rows(stock: Pipeline) -> None:
     key = stock.partition("RELIANCE", EXPIRY)
-    watcher = _fail_candles_after(stock, 40)
-    failed = stock.materialize(key, raise_on_error=False, max_attempts=2)
-    watcher.join()
+    served = stock.sandbox.market.contracts(RELIANCE_KEY, EXPIRY)
+    # One contract at a time, in stored order (future, calls, puts): every put's candle request
+    # fails, and eight failures in a row open the circuit, which stops the run midway.
+    stock.collection = stock.collection.model_copy(update={"max_in_flight": 1})
+    puts = frozenset(c["instrument_key"] for c in served if c["instrument_type"] == "PE")
+    stock.sandbox.set_faults(FaultConfig(fail_keys=puts))
+    failed = stock.materialize(key, raise_on_error=False, max_attempts=2, circuit_min_failing_s=0.0)
     assert not failed.success
     failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
     assert "run stopped by CircuitOpen" in str(failure.event_specific_data)
     assert key not in stock.instance.get_materialized_partitions(candles.key)
     landing = CandleLanding(stock.collection.landing_dir, "1minute")
     days = trading_days_between(*WINDOW)
-    served = stock.sandbox.market.contracts(RELIANCE_KEY, EXPIRY)
     keys = [c["instrument_key"] for c in served]
     final = []  # contracts whose every day landed final before the outage
     landed_candles = 0
