@@ -26,12 +26,9 @@ from typing import TYPE_CHECKING, NoReturn
 from expirytrack_dagster.credentials.cli import add_credential_commands
 from expirytrack_dagster.credentials.guard import has_stored_token
 from expirytrack_dagster.ops.cli import add_ops_commands
-from expirytrack_dagster.sandbox.cli import DESCRIPTION as SANDBOX_HELP
-from expirytrack_dagster.sandbox.cli import add_arguments as add_sandbox_arguments
-from expirytrack_dagster.sandbox.cli import serve as serve_sandbox
 
 if TYPE_CHECKING:  # dagster is imported lazily: `expirytrack status` should start fast
-    from dagster import DagsterInstance
+    from dagster import DagsterInstance, Definitions
 
 DEMO_UNDERLYINGS = ("NIFTY", "BANKNIFTY", "SENSEX")
 DEMO_SANDBOX_TIME_SCALE = 0.02
@@ -148,16 +145,29 @@ def _dagster_home() -> Path:
     return home
 
 
-def _start_sandbox(stack: ExitStack) -> object:
-    from expirytrack_dagster.sandbox import SandboxConfig, run_sandbox
+def _definitions(env: dict[str, str] | None = None) -> Definitions:
+    """The project's definitions for this process's settings, with ``env`` over its variables."""
+    from expirytrack_dagster.definitions import build_definitions
+    from expirytrack_dagster.project_settings import load_settings
 
-    sandbox = stack.enter_context(run_sandbox(SandboxConfig(time_scale=DEMO_SANDBOX_TIME_SCALE)))
-    os.environ["EXPIRYTRACK_SOURCE"] = "sandbox"
-    os.environ["EXPIRYTRACK_SANDBOX_URL"] = sandbox.base_url
-    os.environ["EXPIRYTRACK_SANDBOX_TOKEN"] = sandbox.access_token
-    os.environ["EXPIRYTRACK_SANDBOX_CA"] = str(sandbox.ca_cert_path)
-    os.environ["EXPIRYTRACK_TIME_SCALE"] = str(DEMO_SANDBOX_TIME_SCALE)
-    return sandbox
+    return build_definitions(load_settings(env={**os.environ, **(env or {})}))
+
+
+def _start_sandbox(stack: ExitStack) -> tuple[object, dict[str, str]]:
+    """A served sandbox for the demo's runs, and the settings variables that point them at it."""
+    from expirytrack_dagster.sandbox_resource import import_sandbox
+
+    sandbox_module = import_sandbox()
+    config = sandbox_module.SandboxConfig(time_scale=DEMO_SANDBOX_TIME_SCALE)
+    sandbox = stack.enter_context(sandbox_module.run_sandbox(config))
+    env = {
+        "EXPIRYTRACK_SOURCE": "sandbox",
+        "EXPIRYTRACK_SANDBOX_URL": sandbox.base_url,
+        "EXPIRYTRACK_SANDBOX_TOKEN": sandbox.access_token,
+        "EXPIRYTRACK_SANDBOX_CA": str(sandbox.ca_cert_path),
+        "EXPIRYTRACK_TIME_SCALE": str(DEMO_SANDBOX_TIME_SCALE),
+    }
+    return sandbox, env
 
 
 def _human_bytes(size: float) -> str:
@@ -174,7 +184,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     symbols = _watched([s.strip() for s in args.underlyings.split(",") if s.strip()])
     home = _dagster_home()
     with ExitStack() as stack:
-        sandbox = None
+        sandbox, sandbox_env = None, {}
         if os.environ.get("UPSTOX_ACCESS_TOKEN"):
             print("Source: the real Upstox API (UPSTOX_ACCESS_TOKEN is set).")
         elif has_stored_token(None):
@@ -182,7 +192,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         else:
             from expirytrack_dagster.sandbox_stores import use_sandbox_dagster_home
 
-            sandbox = _start_sandbox(stack)
+            sandbox, sandbox_env = _start_sandbox(stack)
             home = use_sandbox_dagster_home()
             print(
                 f"Source: the built-in Upstox SANDBOX at {sandbox.base_url} — synthetic data, no "
@@ -191,10 +201,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             )
         from dagster import DagsterInstance
 
-        from expirytrack_dagster.definitions import defs
         from expirytrack_dagster.expiry_listing import final_expiries
         from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
 
+        defs = _definitions(sandbox_env)
         upstox = defs.resources["upstox"]
         collection = defs.resources["collection"]
         if sandbox is not None:
@@ -214,10 +224,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"Collecting {plural(len(keys), 'partition')}: {', '.join(keys)}", flush=True)
         from expirytrack_dagster.runs import EXIT_INTERRUPTED, report_coverage
 
-        code = _collect(instance, keys)
+        code = _collect(instance, keys, sandbox_env)
         if code != EXIT_INTERRUPTED and Path(collection.database).exists():
             # The table and picture of every partition the README shows after the demo.
-            code = code or (0 if report_coverage(instance) else 1)
+            code = code or (0 if report_coverage(instance, defs.resources) else 1)
         if Path(collection.database).exists():  # not when stopped before anything was written
             _print_summary(Path(collection.database), keys, sandbox, time.monotonic() - started)
         return code
@@ -236,11 +246,12 @@ def _fail_orphans(instance: DagsterInstance) -> None:
         )
 
 
-def _collect(instance: DagsterInstance, keys: list[str]) -> int:
-    """Run the partitions (see ``expirytrack_dagster.runs``); the exit code: 0, 1 or 130."""
+def _collect(instance: DagsterInstance, keys: list[str], env: dict[str, str] | None = None) -> int:
+    """Run the partitions (see ``expirytrack_dagster.runs``; ``env``: settings variables for
+    their processes); the exit code: 0, 1 or 130."""
     from expirytrack_dagster.runs import EXIT_INTERRUPTED, collect
 
-    outcome = collect(instance, keys)
+    outcome = collect(instance, keys, env)
     if outcome.stopped_by:
         print(
             f"Stopped by {outcome.stopped_by} after {plural(len(outcome.statuses), 'run')} of "
@@ -314,8 +325,8 @@ def _select(instance: DagsterInstance, args: argparse.Namespace, *, discover: bo
     Keys that are not ours are named once on stderr and skipped.
     """
     from expirytrack_dagster import backfill
-    from expirytrack_dagster.definitions import defs
 
+    defs = _definitions()  # every setting is checked, also when nothing is discovered
     _report_foreign(instance)
     if discover:
         collection = defs.resources["collection"]
@@ -376,8 +387,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         print(f"No partitions of {args.symbol} to collect with these options.")
         return 0
     from expirytrack_dagster.backfill import describe_budget, estimate_requests
-    from expirytrack_dagster.definitions import defs
 
+    defs = _definitions()
     upstox = defs.resources["upstox"]
     collection = defs.resources["collection"]
     window_days = collection.lookback_months * 31
@@ -460,6 +471,27 @@ def cmd_dev(args: argparse.Namespace) -> int:
     return child.returncode
 
 
+def _add_sandbox_command(commands: argparse._SubParsersAction) -> None:
+    """``expirytrack sandbox``; without the sandbox extra, a command that says how to get it."""
+    help_text = "serve the synthetic Upstox API on loopback"
+    try:
+        from expirytrack_dagster.sandbox import cli as sandbox_cli
+    except ModuleNotFoundError as exc:
+        from expirytrack_dagster.sandbox_resource import SANDBOX_EXTRA_HINT
+
+        missing = f"the sandbox needs {exc.name!r}, which is not installed: {SANDBOX_EXTRA_HINT}"
+
+        def unavailable(args: argparse.Namespace) -> int:
+            raise UsageError(missing)
+
+        parser = commands.add_parser("sandbox", help=help_text, description=missing)
+        parser.set_defaults(func=unavailable)
+        return
+    parser = commands.add_parser("sandbox", help=help_text, description=sandbox_cli.DESCRIPTION)
+    sandbox_cli.add_arguments(parser)
+    parser.set_defaults(func=sandbox_cli.serve)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="expirytrack", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -513,11 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser("dev", help="start the Dagster UI + daemon (sensors, backfills)")
     dev.add_argument("--port", type=_port, default=3000)
     dev.set_defaults(func=cmd_dev)
-    sandbox = commands.add_parser(
-        "sandbox", help="serve the synthetic Upstox API on loopback", description=SANDBOX_HELP
-    )
-    add_sandbox_arguments(sandbox)
-    sandbox.set_defaults(func=serve_sandbox)
+    _add_sandbox_command(commands)
     add_credential_commands(commands)
     add_ops_commands(commands)
     from expirytrack_dagster.ops.rebuild_cli import add_rebuild_command

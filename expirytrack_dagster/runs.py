@@ -29,11 +29,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # dagster is imported lazily, as in the CLI
     from dagster import DagsterInstance, DagsterRun
@@ -201,14 +201,21 @@ class StoppedAtOnce(Exception):
     """A second signal stopped the loop without waiting for the run's clean-up."""
 
 
-def _run_once(instance: DagsterInstance, key: str, stop: Stopper) -> str:
-    """Run ``collect_expiry`` for ``key`` in a child process; return the run's final status."""
+def _run_once(
+    instance: DagsterInstance, key: str, stop: Stopper, env: Mapping[str, str] | None = None
+) -> str:
+    """Run ``collect_expiry`` for ``key`` in a child process; return the run's final status.
+
+    ``env``: variables the child gets on top of this process's (the child loads its own
+    definitions from them, e.g. the demo's ``EXPIRYTRACK_SOURCE=sandbox``).
+    """
     from dagster import DagsterRunStatus
 
     run_id = str(uuid.uuid4())  # the form of Dagster's own run ids
     child = subprocess.Popen(
         [sys.executable, "-m", "expirytrack_dagster.runs", key, run_id],
         start_new_session=True,  # a terminal's Ctrl-C reaches this process only; it forwards
+        env={**os.environ, **env} if env else None,
     )
     forwarded = False
     watch = RunWatch(instance, run_id, key)
@@ -267,35 +274,37 @@ class Outcome:
         return [key for key, status in self.statuses.items() if status != "ok"]
 
 
-def collect(instance: DagsterInstance, keys: list[str]) -> Outcome:
+def collect(
+    instance: DagsterInstance, keys: list[str], env: Mapping[str, str] | None = None
+) -> Outcome:
     """Run ``collect_expiry`` once per key, in order, each in a child process printing one line.
 
-    Stops after the current run on the first SIGINT/SIGTERM; raises :class:`StoppedAtOnce` on a
-    second.
+    ``env``: settings variables the children get on top of this process's environment. Stops
+    after the current run on the first SIGINT/SIGTERM; raises :class:`StoppedAtOnce` on a second.
     """
     outcome = Outcome()
     with stopper() as stop:
         for key in keys:
             if stop.requested:
                 break
-            outcome.statuses[key] = _run_once(instance, key, stop)
+            outcome.statuses[key] = _run_once(instance, key, stop, env)
         outcome.stopped_by = stop.name
     return outcome
 
 
-def report_coverage(instance: DagsterInstance) -> bool:
+def report_coverage(instance: DagsterInstance, resources: Mapping[str, Any]) -> bool:
     """Materialise ``coverage_report`` (every partition's completeness and checks) here; one line.
 
-    The demo's last run, so that the table and picture the README shows exist after it.
+    The demo's last run, so that the table the README shows exists after it. ``resources``: the
+    definitions' (``build_definitions(settings).resources``).
     """
     from dagster import materialize
 
     from expirytrack_dagster.assets.coverage import coverage_report
-    from expirytrack_dagster.definitions import defs
 
     started = time.monotonic()
     result = materialize(
-        [coverage_report], instance=instance, resources=defs.resources, raise_on_error=False
+        [coverage_report], instance=instance, resources=resources, raise_on_error=False
     )
     verdict = "ok" if result.success else "FAILED (see its run log in the UI)"
     rows = ""

@@ -1,8 +1,8 @@
 """Where synthetic (sandbox) runs keep their data: ``data/sandbox/``, apart from real data.
 
 A sandbox run gets its own database, landing zone, rate/span state (see ``settings.SANDBOX_PATHS``,
-applied by ``definitions`` whenever the source is ``sandbox``) and its own Dagster instance, so
-synthetic runs and partitions never show up among real ones.
+applied by ``project_settings`` whenever the source is ``sandbox``) and its own Dagster instance,
+so synthetic runs and partitions never show up among real ones.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -10,10 +11,13 @@ from datetime import date
 from pathlib import Path
 
 import duckdb
-from dagster import DefaultSensorStatus, Definitions
+from dagster import DefaultSensorStatus, Definitions, instance_for_test, materialize
 
+from expirytrack_dagster.assets import expiries
 from expirytrack_dagster.definitions import build_definitions, defs
-from expirytrack_dagster.partitions import expiry_partitions
+from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
+from expirytrack_dagster.project_settings import load_settings
+from expirytrack_dagster.sandbox_resource import SandboxResource
 from expirytrack_dagster_tests.pipeline import sandbox_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +38,38 @@ def test_settings_file_configures_collection(tmp_path: Path) -> None:
     built = build_definitions({"collection": {"interval": "5minute", "lookback_months": 2}})
     collection = built.resources["collection"]
     assert (collection.interval, collection.lookback_months) == ("5minute", 2)
+
+
+def test_an_embedded_sandbox_serves_a_run_in_process(tmp_path: Path) -> None:
+    """Settings given as a mapping pick the sandbox resource; its sandbox lives in the run."""
+    env = {
+        "EXPIRYTRACK_CONFIG": str(tmp_path / "absent.yaml"),
+        "EXPIRYTRACK_SOURCE": "sandbox",
+        "EXPIRYTRACK_DATABASE": str(tmp_path / "expirytrack.duckdb"),
+        "EXPIRYTRACK_LANDING_DIR": str(tmp_path / "landing"),
+        "EXPIRYTRACK_STATE_DIR": str(tmp_path / "state"),
+    }
+    built = build_definitions(load_settings(env=env))
+    upstox = built.resources["upstox"]
+    assert isinstance(upstox, SandboxResource) and not upstox.sandbox_url
+
+    async def last_expiry() -> date:
+        async with upstox.client() as client:  # a sandbox like the run's: same seed, same days
+            return (await client.get_expiries("NSE_INDEX|Nifty 50"))[-1]
+
+    expiry = asyncio.run(last_expiry())
+    upstox.teardown_after_execution(None)
+    key = build_partition_key("NIFTY", expiry)
+    with instance_for_test() as instance:
+        instance.add_dynamic_partitions(expiry_partitions.name, [key])
+        result = materialize(
+            [expiries], partition_key=key, resources=built.resources, instance=instance
+        )
+    assert result.success
+    metadata = result.asset_materializations_for_node("expiries")[0].metadata
+    assert metadata["data_source"].value == "embedded Upstox sandbox (synthetic data)"
+    with duckdb.connect(env["EXPIRYTRACK_DATABASE"], read_only=True) as db:
+        assert db.execute("SELECT data_source FROM expiries").fetchall() == [("sandbox",)]
 
 
 RUN_ONE = """

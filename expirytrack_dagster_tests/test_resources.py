@@ -72,10 +72,14 @@ try:
     SandboxResource().client()
 except ImportError as exc:
     print(exc)
+from expirytrack_dagster.cli import main
+print(main(["sandbox"]))
 """
 
 
-def test_the_real_api_needs_no_sandbox_extra_and_the_sandbox_names_it(tmp_path: Path) -> None:
+def test_the_real_api_and_the_cli_need_no_sandbox_extra_and_the_sandbox_names_it(
+    tmp_path: Path,
+) -> None:
     result = subprocess.run(
         [sys.executable, "-c", WITHOUT_SANDBOX_EXTRA],
         cwd=tmp_path,
@@ -85,6 +89,10 @@ def test_the_real_api_needs_no_sandbox_extra_and_the_sandbox_names_it(tmp_path: 
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    described, error = result.stdout.strip().splitlines()
+    described, error, exit_code = result.stdout.strip().splitlines()
+    hint = 'install the optional sandbox extra: pip install -e ".[sandbox]"'
     assert described == "Upstox API at https://api.upstox.com"
-    assert error.endswith('install the optional sandbox extra: pip install -e ".[sandbox]"')
+    assert error.endswith(hint)
+    # The command works without the extra, and `expirytrack sandbox` says how to get it.
+    assert exit_code == "2"
+    assert result.stderr.strip().endswith(hint)

@@ -8,6 +8,7 @@ import pytest
 
 from expirytrack_dagster.definitions import build_definitions
 from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.sandbox_resource import SandboxResource
 from expirytrack_dagster.sandbox_stores import use_sandbox_dagster_home
 
 PATH_VARS = (
@@ -31,6 +32,7 @@ def test_the_default_source_is_upstox_and_never_falls_back_to_the_sandbox() -> N
     defs = build_definitions({})
     upstox = defs.resources["upstox"]
     assert upstox.resolved_source() == "upstox"  # no token configured or stored, still Upstox
+    assert type(upstox) is UpstoxResource
     assert UpstoxResource(source="auto").resolved_source() == "upstox"
     assert defs.resources["collection"].database == "data/expirytrack.duckdb"
     assert defs.resources["io_manager"].source == "upstox"
@@ -42,6 +44,7 @@ def test_sandbox_runs_default_to_their_own_stores(monkeypatch: pytest.MonkeyPatc
     collection = defs.resources["collection"]
     assert collection.database == "data/sandbox/expirytrack.duckdb"
     assert collection.landing_dir == "data/sandbox/landing"
+    assert isinstance(defs.resources["upstox"], SandboxResource)  # chosen, not a fallback
     assert defs.resources["upstox"].state_dir == "data/sandbox/state"
     io_manager = defs.resources["io_manager"]
     assert (io_manager.source, io_manager.landing_dir) == ("sandbox", "data/sandbox/landing")
