@@ -116,7 +116,7 @@ class _SettingsFileSource(PydanticBaseSettingsSource):
 class ExpiryTrackSettings(BaseSettings):
     """Every setting of the project, typed, validated, from defaults, file and environment."""
 
-    model_config = SettingsConfigDict(arbitrary_types_allowed=True, frozen=True)
+    model_config = SettingsConfigDict(frozen=True)
 
     settings_file: Path = Field(description="The settings file the file layer was read from.")
     underlyings: tuple[Underlying, ...] = DEFAULT_UNDERLYINGS
