@@ -151,7 +151,7 @@ class RunWatch:
                 return
 
     def _say_slot_wait(self, now: float) -> None:
-        from expirytrack_dagster.assets.expiries import WRITER_POOL
+        from expirytrack_dagster.storage.database import WRITER_POOL
 
         if now - self.last_slot < SLOT_WAIT_EVERY_S:
             return
