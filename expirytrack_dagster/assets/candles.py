@@ -22,9 +22,9 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
-    asset,
 )
 
+from expirytrack_dagster.assets.partitioned import expiry_asset
 from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.collection import (
     FATAL_ERRORS,
@@ -40,10 +40,9 @@ from expirytrack_dagster.ops.api_usage import (
     record_api_usage,
     usage_from_stats,
 )
-from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
+from expirytrack_dagster.partitions import parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
-from expirytrack_dagster.storage.database import WRITER_POOL
 from expirytrack_dagster.storage.io_manager import (
     CANDLES_TABLE,
     StagedCandles,
@@ -124,13 +123,7 @@ def contract_days(status: pd.DataFrame) -> dict[str, int]:
     return {f"contract_days_{name}": int(counts.get(name, 0)) for name in DAY_STATUSES}
 
 
-@asset(
-    partitions_def=expiry_partitions,
-    metadata={"partition_expr": "partition_key"},
-    pool=WRITER_POOL,
-    group_name="expired_fno",
-    kinds={"duckdb"},
-)
+@expiry_asset()
 def candles(
     context: AssetExecutionContext,
     config: CandlesConfig,

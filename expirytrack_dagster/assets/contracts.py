@@ -4,14 +4,14 @@ import dataclasses
 from datetime import date
 
 import pandas as pd
-from dagster import AssetExecutionContext, Failure, asset
+from dagster import AssetExecutionContext, Failure
 
+from expirytrack_dagster.assets.partitioned import expiry_asset
 from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.instruments import underlying_for
-from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
+from expirytrack_dagster.partitions import parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.settings import CollectionSettings
-from expirytrack_dagster.storage.database import WRITER_POOL
 from expirytrack_dagster.storage.upstream import require_upstream_row
 from expirytrack_dagster.upstox.models import Contract
 
@@ -47,14 +47,7 @@ def contracts_frame(partition_key: str, contracts: list[Contract]) -> pd.DataFra
     )
 
 
-@asset(
-    partitions_def=expiry_partitions,
-    metadata={"partition_expr": "partition_key"},
-    pool=WRITER_POOL,
-    group_name="expired_fno",
-    kinds={"duckdb"},
-    deps=["expiries"],
-)
+@expiry_asset(deps=["expiries"])
 def contracts(
     context: AssetExecutionContext, upstox: UpstoxResource, collection: CollectionSettings
 ) -> pd.DataFrame:

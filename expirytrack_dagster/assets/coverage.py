@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from expirytrack_dagster.assets.candles import candles
+from expirytrack_dagster.assets.partitioned import GROUP
 from expirytrack_dagster.coverage_report import (
     build_report,
     coverage_metadata,
@@ -44,7 +45,7 @@ after deployment (or a click on Materialize).
 @asset(
     deps=[candles],
     pool=WRITER_POOL,  # reads DuckDB, and its output is written there
-    group_name="expired_fno",
+    group_name=GROUP,
     kinds={"duckdb"},
     automation_condition=COVERAGE_REFRESH,
 )

@@ -3,13 +3,13 @@
 from datetime import UTC, date, datetime
 
 import pandas as pd
-from dagster import AssetExecutionContext, Failure, MetadataValue, asset
+from dagster import AssetExecutionContext, Failure, MetadataValue
 
+from expirytrack_dagster.assets.partitioned import expiry_asset
 from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.instruments import underlying_for
-from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
+from expirytrack_dagster.partitions import parse_partition_key
 from expirytrack_dagster.resources import UpstoxResource
-from expirytrack_dagster.storage.database import WRITER_POOL
 
 
 async def _expiry_facts(
@@ -24,13 +24,7 @@ async def _expiry_facts(
         return listed, has_future, client.stats.as_metadata()
 
 
-@asset(
-    partitions_def=expiry_partitions,
-    metadata={"partition_expr": "partition_key"},
-    pool=WRITER_POOL,
-    group_name="expired_fno",
-    kinds={"duckdb"},
-)
+@expiry_asset()
 def expiries(context: AssetExecutionContext, upstox: UpstoxResource) -> pd.DataFrame:
     """One row per partition: underlying, expiry date, monthly or weekly, and the data source.
 
