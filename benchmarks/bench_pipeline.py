@@ -55,15 +55,14 @@ def _materialize(root: str, base_url: str, token: str, ca: str, out: mp.Queue) -
 
     from expirytrack_dagster.assets import candles, contracts, expiries
     from expirytrack_dagster.partitions import expiry_partitions
-    from expirytrack_dagster.resources import UpstoxResource
+    from expirytrack_dagster.sandbox_resource import SandboxResource
     from expirytrack_dagster.settings import CollectionSettings
     from expirytrack_dagster.storage.io_manager import ExpiryTrackIOManager
 
     database = str(Path(root) / "expirytrack.duckdb")
     (Path(root) / "dagster").mkdir(exist_ok=True)
     resources = {
-        "upstox": UpstoxResource(
-            source="sandbox",
+        "upstox": SandboxResource(
             sandbox_url=base_url,
             sandbox_token=token,
             ca_cert_path=ca,

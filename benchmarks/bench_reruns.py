@@ -23,8 +23,8 @@ from dagster import instance_for_test, materialize
 
 from expirytrack_dagster.assets import candles, contracts, expiries
 from expirytrack_dagster.partitions import expiry_partitions
-from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.sandbox import SandboxConfig, run_sandbox
+from expirytrack_dagster.sandbox_resource import SandboxResource
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.storage.io_manager import ExpiryTrackIOManager
 
@@ -53,8 +53,7 @@ def _bench(root: Path, reruns: int) -> None:
     ):
         database = root / "expirytrack.duckdb"
         instance.add_dynamic_partitions(expiry_partitions.name, [KEY])
-        upstox = UpstoxResource(
-            source="sandbox",
+        upstox = SandboxResource(
             sandbox_url=sb.base_url,
             sandbox_token=sb.access_token,
             ca_cert_path=str(sb.ca_cert_path),

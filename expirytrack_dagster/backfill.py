@@ -19,11 +19,11 @@ from expirytrack_dagster.partitions import (
     parse_partition_key,
     split_partition_keys,
 )
-from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.resources import UpstoxApi
 
 
 def discover(
-    instance: DagsterInstance, upstox: UpstoxResource, symbol: str, delay: timedelta
+    instance: DagsterInstance, upstox: UpstoxApi, symbol: str, delay: timedelta
 ) -> list[str]:
     """Add a partition for every final expiry Upstox lists for ``symbol``; return all its keys."""
     keys = [build_partition_key(symbol, d) for d in final_expiries(upstox, [symbol], delay)[symbol]]

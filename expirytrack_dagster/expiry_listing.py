@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.calendar import IST, REGULAR_CLOSE, session_for
 from expirytrack_dagster.instruments import Underlying, underlying_for
-from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.resources import UpstoxApi
 from expirytrack_dagster.upstox.limiter import BudgetWait
 
 
@@ -35,7 +35,7 @@ def is_final(expiry: date, now: datetime, delay: timedelta) -> bool:
 
 
 async def list_expiries(
-    upstox: UpstoxResource,
+    upstox: UpstoxApi,
     underlyings: Iterable[Underlying],
     *,
     max_budget_wait_s: float | None = None,
@@ -56,7 +56,7 @@ async def list_expiries(
 
 
 def final_expiries(
-    upstox: UpstoxResource, symbols: Iterable[str], delay: timedelta
+    upstox: UpstoxApi, symbols: Iterable[str], delay: timedelta
 ) -> dict[str, list[date]]:
     """Each watched symbol's listed expiries that are final (session closed plus ``delay``)."""
     listed = run_async(list_expiries(upstox, [underlying_for(s) for s in symbols]))

@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 from dagster import ConfigurableResource, InitResourceContext, get_dagster_logger
-from pydantic import Field, PrivateAttr, field_validator
+from pydantic import Field, field_validator
 
 from expirytrack_dagster.credentials.guard import (
     DEFAULT_MARGIN,
@@ -142,10 +141,6 @@ class UpstoxApi(ConfigurableResource):
 
 UPSTOX_SOURCES = ("auto", "upstox")
 """The ``source`` values that mean the real API (``auto`` is kept for older settings files)."""
-LEGACY_SANDBOX = "sandbox"
-"""``UpstoxResource(source="sandbox", sandbox_url=...)``, as callers that predate
-``SandboxResource`` build it: every call goes to the ``SandboxResource`` those fields describe.
-``build_definitions`` never builds one; new code builds ``SandboxResource`` itself."""
 
 
 class UpstoxResource(UpstoxApi):
@@ -169,66 +164,28 @@ class UpstoxResource(UpstoxApi):
         description="The Upstox user whose budget the requests count against; default: the "
         "user `expirytrack login` recorded, else a hash of the token.",
     )
-    # Read only with source="sandbox" (LEGACY_SANDBOX); SandboxResource documents them.
-    sandbox_url: str | None = None
-    sandbox_token: str | None = None
-    sandbox_token_expires_at: str | None = None
-
-    _sandbox: Any = PrivateAttr(default=None)
 
     @field_validator("source")
     @classmethod
     def _known_source(cls, value: str) -> str:
-        if value not in (*UPSTOX_SOURCES, LEGACY_SANDBOX):
+        if value not in UPSTOX_SOURCES:
             raise ValueError(
                 f"must be one of {', '.join(UPSTOX_SOURCES)} (the sandbox is "
                 "expirytrack_dagster.sandbox_resource.SandboxResource)"
             )
         return value
 
-    def _legacy_sandbox(self) -> Any:
-        """The ``SandboxResource`` this one stands for (``LEGACY_SANDBOX``), else None."""
-        if self.source != LEGACY_SANDBOX:
-            return None
-        if self._sandbox is None:
-            from expirytrack_dagster.sandbox_resource import SandboxResource
-
-            fields = {name: getattr(self, name) for name in SandboxResource.model_fields}
-            self._sandbox = SandboxResource(**fields)
-        return self._sandbox
-
     def resolved_source(self) -> str:
-        return "sandbox" if self.source == LEGACY_SANDBOX else "upstox"
+        return "upstox"
 
     def describe_source(self) -> str:
-        if sandbox := self._legacy_sandbox():
-            return sandbox.describe_source()
         return f"Upstox API at {self.base_url}"
-
-    def setup_for_execution(self, context: InitResourceContext) -> None:
-        if sandbox := self._legacy_sandbox():
-            sandbox.setup_for_execution(context)
-        else:
-            super().setup_for_execution(context)
-
-    def teardown_after_execution(self, context: InitResourceContext) -> None:
-        if sandbox := self._legacy_sandbox():
-            sandbox.teardown_after_execution(context)
-
-    def client_settings(
-        self, ledger_id: str | None = None, ca_cert_path: str | Path | None = None
-    ) -> ClientSettings:
-        if sandbox := self._legacy_sandbox():
-            return sandbox.client_settings(ledger_id, ca_cert_path)
-        return super().client_settings(ledger_id, ca_cert_path)
 
     def check_token_deadline(self, now: datetime | None = None) -> ActiveToken | None:
         """The token runs would use, or ``TokenExpired`` naming ``expirytrack login``.
 
         Refuses a missing token, a dead one, and one that dies within ``token_margin_minutes``.
         """
-        if sandbox := self._legacy_sandbox():
-            return sandbox.check_token_deadline(now)
         if not self.access_token and not has_stored_token(self.credentials_dir):
             # Never a fallback to synthetic data: say how to log in, and how to ask for it.
             raise TokenExpired(
@@ -245,8 +202,6 @@ class UpstoxResource(UpstoxApi):
         )
 
     def client(self) -> UpstoxClient:
-        if sandbox := self._legacy_sandbox():
-            return sandbox.client()
         token = self.check_token_deadline()
         assert token is not None
         user = token.stored.user_id if token.stored is not None else None

@@ -51,9 +51,9 @@ from dagster._core.storage.runs import SqliteRunStorage
 from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.expiry_listing import BudgetTaken, is_final, list_expiries
-from expirytrack_dagster.instruments import Underlying, watched_underlyings
+from expirytrack_dagster.instruments import Underlying
 from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
-from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.resources import UpstoxApi
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.upstox.errors import TokenExpired
 from expirytrack_dagster.upstox.limiter import format_duration
@@ -105,7 +105,7 @@ def plan_new_expiries(
 
 
 async def _poll_within_tick(
-    upstox: UpstoxResource, underlyings: Iterable[Underlying]
+    upstox: UpstoxApi, underlyings: Iterable[Underlying]
 ) -> dict[str, list[date]]:
     async with asyncio.timeout(SENSOR_API_DEADLINE_S):
         return await list_expiries(upstox, underlyings, max_budget_wait_s=BUDGET_WAIT_ALLOWANCE_S)
@@ -119,13 +119,13 @@ async def _poll_within_tick(
     description=__doc__.split("\n\n")[0],
 )
 def new_expiry_sensor(
-    context: SensorEvaluationContext, upstox: UpstoxResource, collection: CollectionSettings
+    context: SensorEvaluationContext, upstox: UpstoxApi, collection: CollectionSettings
 ) -> SensorResult | SkipReason:
     try:
         upstox.check_token_deadline()
     except TokenExpired as exc:
         return SkipReason(f"not polling Upstox and launching no runs: {exc.message}")
-    underlyings = watched_underlyings()
+    underlyings = collection.watched()
     try:
         listed = run_async(_poll_within_tick(upstox, underlyings))
     except BudgetTaken as exc:

@@ -14,9 +14,11 @@ import pandas as pd
 from dagster import DagsterInstance, instance_for_test, materialize
 
 from expirytrack_dagster.assets import candles, contracts, expiries
+from expirytrack_dagster.instruments import watched_underlyings
 from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
-from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.resources import UpstoxApi, UpstoxResource
 from expirytrack_dagster.sandbox import DEFAULT_PROFILES, Sandbox, SandboxConfig, run_sandbox
+from expirytrack_dagster.sandbox_resource import SandboxResource
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.storage.database import connect
 from expirytrack_dagster.storage.io_manager import ExpiryTrackIOManager
@@ -37,9 +39,10 @@ class Pipeline:
     def database(self) -> Path:
         return Path(self.collection.database)
 
-    def upstox(self, **overrides: Any) -> UpstoxResource:
+    def upstox(self, **overrides: Any) -> UpstoxApi:
+        """The sandbox resource aimed at this pipeline's sandbox; with ``source="upstox"`` the
+        real-Upstox resource (token auth) aimed at it instead, without the sandbox's fields."""
         fields: dict[str, Any] = {
-            "source": "sandbox",
             "sandbox_url": self.sandbox.base_url,
             "sandbox_token": self.sandbox.access_token,
             "ca_cert_path": str(self.sandbox.ca_cert_path) if self.sandbox.ca_cert_path else None,
@@ -53,7 +56,10 @@ class Pipeline:
             "per_30_minutes": 10_000_000,
         }
         fields.update(overrides)
-        return UpstoxResource(**fields)
+        if fields.pop("source", "sandbox") == "upstox":
+            real = {k: v for k, v in fields.items() if k in UpstoxResource.model_fields}
+            return UpstoxResource(source="upstox", **real)
+        return SandboxResource(**fields)
 
     def resources(self, **upstox_overrides: Any) -> dict[str, Any]:
         return {
@@ -122,8 +128,13 @@ def stock_pipeline(root: Path) -> Iterator[Pipeline]:
     """RELIANCE over one month (monthly expiries only, strikes 40 apart: a dozen contracts):
     the small real partition most pipeline tests collect."""
     config = sandbox_config(seed=21, today=STOCK_TODAY, extra_profiles=(SMALL_RELIANCE,))
-    with pipeline(root, config, lookback_months=1) as p:
+    with pipeline(root, config, lookback_months=1, underlyings=with_reliance()) as p:
         yield p
+
+
+def with_reliance() -> dict[str, str]:
+    """The watched underlyings plus RELIANCE, as a settings file listing it would make them."""
+    return {**{u.symbol: u.instrument_key for u in watched_underlyings()}, "RELIANCE": RELIANCE_KEY}
 
 
 def sandbox_config(**fields: Any) -> SandboxConfig:
@@ -147,6 +158,9 @@ def pipeline(
     fields = {
         "database": str(root / "expirytrack.duckdb"),
         "landing_dir": str(root / "landing"),
+        # The defaults and what the test's settings file adds (``watch_underlying``), as the
+        # definitions would load them.
+        "underlyings": {u.symbol: u.instrument_key for u in watched_underlyings()},
         **collection,
     }
     (root / "dagster").mkdir(parents=True, exist_ok=True)

@@ -51,16 +51,6 @@ def test_each_resource_refuses_the_other_source() -> None:
     assert UpstoxResource(source="auto").resolved_source() == "upstox"
 
 
-def test_an_upstox_resource_built_for_the_sandbox_hands_over_to_the_sandbox_resource() -> None:
-    fields = {"sandbox_url": "https://127.0.0.1:1", "sandbox_token": "t", "state_dir": "s"}
-    legacy = UpstoxResource(source="sandbox", **fields)
-    sandbox = SandboxResource(**fields)
-    assert legacy.resolved_source() == sandbox.resolved_source() == "sandbox"
-    assert legacy.describe_source() == sandbox.describe_source()
-    assert legacy.client_settings() == sandbox.client_settings()
-    assert legacy.check_token_deadline() is None
-
-
 WITHOUT_SANDBOX_EXTRA = """
 import sys
 for name in ("hypercorn", "starlette", "trustme"):

@@ -34,14 +34,13 @@ from expirytrack_dagster.collection import (
     fetch_status,
 )
 from expirytrack_dagster.collection.collect import stop_reason
-from expirytrack_dagster.instruments import underlying_for
 from expirytrack_dagster.ops.api_usage import (
     candles_fetched_since,
     record_api_usage,
     usage_from_stats,
 )
 from expirytrack_dagster.partitions import parse_partition_key
-from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.resources import UpstoxApi
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.storage.io_manager import (
     CANDLES_TABLE,
@@ -88,7 +87,7 @@ class _ProgressLog:
 
 
 async def _collect(
-    upstox: UpstoxResource,
+    upstox: UpstoxApi,
     landing: CandleLanding,
     partition_key: str,
     todo: list[ContractToFetch],
@@ -127,7 +126,7 @@ def contract_days(status: pd.DataFrame) -> dict[str, int]:
 def candles(
     context: AssetExecutionContext,
     config: CandlesConfig,
-    upstox: UpstoxResource,
+    upstox: UpstoxApi,
     collection: CollectionSettings,
     contracts: pd.DataFrame,
 ) -> MaterializeResult:
@@ -155,7 +154,7 @@ def candles(
 def _collect_partition(
     context: AssetExecutionContext,
     config: CandlesConfig,
-    upstox: UpstoxResource,
+    upstox: UpstoxApi,
     collection: CollectionSettings,
     contracts: pd.DataFrame,
 ) -> StagedCandles:
@@ -178,7 +177,7 @@ def _collect_partition(
     ]
     underlying_key = str(contracts["underlying_key"].iloc[0])
     if not underlying_key:
-        underlying_key = underlying_for(partition.symbol).instrument_key
+        underlying_key = collection.underlying(partition.symbol).instrument_key
     context.log.info(
         f"{len(todo)} contracts, {collection.interval} candles {window[0]} … {window[1]}, "
         f"from {upstox.describe_source()}"

@@ -8,9 +8,8 @@ from dagster import AssetExecutionContext, Failure
 
 from expirytrack_dagster.assets.partitioned import expiry_asset
 from expirytrack_dagster.async_runner import run_async
-from expirytrack_dagster.instruments import underlying_for
 from expirytrack_dagster.partitions import parse_partition_key
-from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.resources import UpstoxApi
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.storage.upstream import require_upstream_row
 from expirytrack_dagster.upstox.models import Contract
@@ -19,7 +18,7 @@ CONTRACT_COLUMNS = [f.name for f in dataclasses.fields(Contract)]
 
 
 async def _fetch_contracts(
-    upstox: UpstoxResource, instrument_key: str, expiry: date, types: list[str]
+    upstox: UpstoxApi, instrument_key: str, expiry: date, types: list[str]
 ) -> tuple[list[Contract], dict]:
     async with upstox.client() as client:
         found: list[Contract] = []
@@ -49,7 +48,7 @@ def contracts_frame(partition_key: str, contracts: list[Contract]) -> pd.DataFra
 
 @expiry_asset(deps=["expiries"])
 def contracts(
-    context: AssetExecutionContext, upstox: UpstoxResource, collection: CollectionSettings
+    context: AssetExecutionContext, upstox: UpstoxApi, collection: CollectionSettings
 ) -> pd.DataFrame:
     """Every expired option and future of the expiry (only the configured contract types).
 
@@ -58,7 +57,7 @@ def contracts(
     """
     partition = parse_partition_key(context.partition_key)
     require_upstream_row(collection.database, "expiries", context.partition_key, "contracts")
-    underlying = underlying_for(partition.symbol)
+    underlying = collection.underlying(partition.symbol)
     found, stats = run_async(
         _fetch_contracts(
             upstox, underlying.instrument_key, partition.expiry, collection.contract_types

@@ -7,13 +7,13 @@ from dagster import AssetExecutionContext, Failure, MetadataValue
 
 from expirytrack_dagster.assets.partitioned import expiry_asset
 from expirytrack_dagster.async_runner import run_async
-from expirytrack_dagster.instruments import underlying_for
 from expirytrack_dagster.partitions import parse_partition_key
-from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.resources import UpstoxApi
+from expirytrack_dagster.settings import CollectionSettings
 
 
 async def _expiry_facts(
-    upstox: UpstoxResource, instrument_key: str, expiry: date
+    upstox: UpstoxApi, instrument_key: str, expiry: date
 ) -> tuple[list[date], bool, dict]:
     """The underlying's listed expiries, and whether ``expiry`` has a future (monthly)."""
     async with upstox.client() as client:
@@ -25,7 +25,9 @@ async def _expiry_facts(
 
 
 @expiry_asset()
-def expiries(context: AssetExecutionContext, upstox: UpstoxResource) -> pd.DataFrame:
+def expiries(
+    context: AssetExecutionContext, upstox: UpstoxApi, collection: CollectionSettings
+) -> pd.DataFrame:
     """One row per partition: underlying, expiry date, monthly or weekly, and the data source.
 
     Monthly means Upstox lists a future for the expiry: weekly expiries have none. (The last
@@ -36,7 +38,7 @@ def expiries(context: AssetExecutionContext, upstox: UpstoxResource) -> pd.DataF
     the underlying (a typo in a partition key, or an expiry that has aged out of Upstox's list).
     """
     partition = parse_partition_key(context.partition_key)
-    underlying = underlying_for(partition.symbol)
+    underlying = collection.underlying(partition.symbol)
     listed, is_monthly, stats = run_async(
         _expiry_facts(upstox, underlying.instrument_key, partition.expiry)
     )

@@ -57,7 +57,7 @@ from expirytrack_dagster.notifications.channels import deliver
 from expirytrack_dagster.notifications.messages import CheckVerdict, Notification
 from expirytrack_dagster.notifications.settings import NotificationSettings
 from expirytrack_dagster.partitions import expiry_partitions, split_partition_keys
-from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.resources import UpstoxApi
 
 PARTITION_TAG = "dagster/partition"
 CANDLES = AssetKey("candles")
@@ -293,7 +293,7 @@ def token_notice(
     return None, state
 
 
-def upstox_token(upstox: UpstoxResource) -> tuple[ActiveToken | None, str | None]:
+def upstox_token(upstox: UpstoxApi) -> tuple[ActiveToken | None, str | None]:
     """The token Upstox runs would use now, or None and why (the store could not be read).
 
     Read from the resource's configuration, not an initialised resource: initialising it
@@ -339,7 +339,7 @@ def requested_runs(instance: DagsterInstance, keys: Iterable[str]) -> dict[str, 
 
 
 def notification_sensors(
-    settings: NotificationSettings, upstox: UpstoxResource
+    settings: NotificationSettings, upstox: UpstoxApi
 ) -> list[SensorDefinition]:
     """The five notification sensors for ``settings`` (none when no channel is configured);
     ``upstox`` is the configured resource whose token the deadline sensor watches."""

@@ -22,7 +22,7 @@ from dagster._daemon.controller import get_daemon_statuses
 from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.credentials.deadline import describe_deadline, format_duration
 from expirytrack_dagster.ops.api_usage import budget_chart, budget_history
-from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.resources import UpstoxApi
 from expirytrack_dagster.storage.database import DatabaseLocked, connect
 from expirytrack_dagster.storage.schema import CURRENT_VERSION, SchemaError, schema_version
 from expirytrack_dagster.upstox.errors import TokenExpired
@@ -63,7 +63,7 @@ def _mb(size: float) -> str:
     return f"{size / 1e6:,.1f} MB"
 
 
-def check_token(upstox: UpstoxResource, now: datetime | None = None) -> Finding:
+def check_token(upstox: UpstoxApi, now: datetime | None = None) -> Finding:
     """The token runs would use, and when it dies."""
     now = now or datetime.now(IST)
     try:

@@ -20,11 +20,14 @@ contract back to a file of its own.
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pandas as pd
 import pyarrow as pa
@@ -33,6 +36,8 @@ import pyarrow.parquet as pq
 from expirytrack_dagster.atomic_write import atomic_write
 from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.upstox.models import CANDLE_COLUMNS, empty_candles
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 CANDLE_FILE_COLUMNS: tuple[str, ...] = (
     "partition_key",
@@ -167,6 +172,17 @@ def _write_compacted(table: pa.Table, path: Path) -> None:
     )
 
 
+def _serialized(method: _F) -> _F:
+    """Run ``method`` holding the landing's lock (see ``CandleLanding.__init__``)."""
+
+    @functools.wraps(method)
+    def locked(self: CandleLanding, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return locked  # type: ignore[return-value]
+
+
 class CandleLanding:
     """Landed candles under ``root/<interval>/<partition_key>/``."""
 
@@ -175,6 +191,9 @@ class CandleLanding:
         self.interval = interval
         self._compacted: dict[Path, tuple[int, dict[str, dict]]] = {}
         self._settled: set[str] = set()
+        # Saves of different contracts rewrite the one compacted file of their partition, and
+        # collection saves from worker threads: every file operation holds this lock.
+        self._lock = threading.RLock()
 
     def partition_dir(self, partition_key: str) -> Path:
         return self.root / self.interval / partition_key
@@ -183,6 +202,7 @@ class CandleLanding:
         base = self.partition_dir(partition_key) / _file_stem(expired_instrument_key)
         return base.with_suffix(".parquet"), base.with_suffix(".failed.json")
 
+    @_serialized
     def save(
         self,
         partition_key: str,
@@ -215,6 +235,7 @@ class CandleLanding:
         self._drop_from_compacted(partition_key, expired_instrument_key)
         return _landed_from_outcome(path, outcome)
 
+    @_serialized
     def load(
         self, partition_key: str, expired_instrument_key: str, window_days: Iterable[date]
     ) -> LandedContract | None:
@@ -252,6 +273,7 @@ class CandleLanding:
             return _landed_from_outcome(compacted, outcome)
         return None
 
+    @_serialized
     def candles(self, landed: LandedContract) -> pd.DataFrame:
         """The candles of a landed contract (ascending, IST), as the client parsed them."""
         if not landed.path.exists():
@@ -263,6 +285,7 @@ class CandleLanding:
         frame["timestamp"] = frame["timestamp"].dt.tz_convert(IST)
         return frame.reset_index(drop=True)
 
+    @_serialized
     def candles_per_day(self, landed: LandedContract) -> dict[date, int]:
         """Stored candles per trading date (IST) of the landed contract."""
         if landed.day_candles is not None:
@@ -272,6 +295,7 @@ class CandleLanding:
         stamps = self.candles(landed)["timestamp"]
         return _trading_dates(stamps).value_counts().to_dict()
 
+    @_serialized
     def files(self, partition_key: str) -> list[Path]:
         """Every landed candle file of the partition (each contract's candles in exactly one)."""
         self._settle(partition_key)
@@ -283,6 +307,7 @@ class CandleLanding:
         base = self.root / self.interval
         return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.exists() else []
 
+    @_serialized
     def contract_keys(self, partition_key: str) -> list[str]:
         """Every contract with candles or day records landed for the partition, sorted."""
         self._settle(partition_key)
@@ -318,6 +343,7 @@ class CandleLanding:
             self._compacted[path] = cached
         return cached[1]
 
+    @_serialized
     def compact(self, partition_key: str, keys: Iterable[str]) -> Path:
         """Merge the contracts' files into one zstd file for the partition; remove their files.
 

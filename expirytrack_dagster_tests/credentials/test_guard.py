@@ -13,6 +13,7 @@ from expirytrack_dagster.credentials.guard import active_token, check_deadline
 from expirytrack_dagster.credentials.store import CredentialStore, StoredToken
 from expirytrack_dagster.resources import UpstoxResource
 from expirytrack_dagster.sandbox import Sandbox
+from expirytrack_dagster.sandbox_resource import SandboxResource
 from expirytrack_dagster.sensors import new_expiry_sensor
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.upstox.errors import TokenExpired
@@ -117,11 +118,10 @@ def test_resource_takes_the_stored_token_and_checks_it(sandbox: Sandbox, tmp_pat
 
 
 def test_sandbox_is_exempt_unless_it_has_a_deadline(tmp_path: Path) -> None:
-    free = UpstoxResource(source="sandbox", sandbox_url="https://127.0.0.1:1", sandbox_token="t")
+    free = SandboxResource(sandbox_url="https://127.0.0.1:1", sandbox_token="t")
     assert free.check_token_deadline() is None
     past = (datetime.now(IST) - timedelta(minutes=1)).isoformat()
-    dated = UpstoxResource(
-        source="sandbox",
+    dated = SandboxResource(
         sandbox_url="https://127.0.0.1:1",
         sandbox_token="t",
         sandbox_token_expires_at=past,

@@ -32,6 +32,7 @@ from expirytrack_dagster.notifications.sensors import notification_sensors
 from expirytrack_dagster.notifications.settings import NotificationSettings, WebhookSettings
 from expirytrack_dagster.partitions import expiry_partitions
 from expirytrack_dagster.resources import UpstoxResource
+from expirytrack_dagster.sandbox_resource import SandboxResource
 from expirytrack_dagster.upstox.client import token_fingerprint
 from expirytrack_dagster_tests.notifications.conftest import SECRETS, WEBHOOK_TOKEN
 
@@ -389,7 +390,7 @@ def test_a_dead_token_is_reported_once_a_day(instance, sensors, receiver) -> Non
 
 def test_a_sandbox_source_has_no_token_to_watch(instance, receiver, monkeypatch) -> None:
     monkeypatch.setenv("ET_SLACK_TOKEN", WEBHOOK_TOKEN)
-    sensor = notifying_sensors(receiver, UpstoxResource(source="sandbox"))["notify_token_deadline"]
+    sensor = notifying_sensors(receiver, SandboxResource())["notify_token_deadline"]
 
     result = sensor(build_sensor_context(instance=instance))
 

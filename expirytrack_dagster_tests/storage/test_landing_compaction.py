@@ -106,3 +106,29 @@ def test_a_compaction_interrupted_before_removing_files_is_finished(tmp_path) ->
     reader = CandleLanding(tmp_path, "1minute")
     assert [p.name for p in reader.files(KEY)] == [COMPACTED_NAME]
     assert snapshot(reader) == before
+
+
+def test_contracts_saved_again_from_many_threads_each_keep_their_own_candles(tmp_path) -> None:
+    """Collection saves from worker threads; every save rewrites the one compacted file."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [f"NSE_FO|{n}|28-08-2025" for n in range(42000, 42016)]
+    landing = CandleLanding(tmp_path, "1minute")
+    days = {d: DayRecord("complete", 30, None, AT) for d in DAYS[:2]}
+    for seed, key in enumerate(keys):
+        landing.save(KEY, key, candles(seed), days)
+    landing.compact(KEY, keys)
+
+    def save_again(seed_key: tuple[int, str]) -> None:
+        seed, key = seed_key
+        landing.save(KEY, key, candles(100 + seed), days)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(save_again, enumerate(keys)))
+
+    fresh = CandleLanding(tmp_path, "1minute")  # read back as a new run would, no cached state
+    for seed, key in enumerate(keys):
+        landed = fresh.load(KEY, key, DAYS)
+        got = fresh.candles(landed).reset_index(drop=True)
+        assert got["open"].tolist() == candles(100 + seed)["open"].tolist(), key
+    assert not fresh.is_compacted(KEY)  # every contract left the compacted file

@@ -24,6 +24,7 @@ from expirytrack_dagster_tests.pipeline import (
     Pipeline,
     pipeline,
     sandbox_config,
+    with_reliance,
 )
 
 EXPIRY = date(2025, 8, 28)
@@ -46,7 +47,9 @@ def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def stock(tmp_path: Path):
     # Served: the real-source run below connects over TLS to the sandbox posing as Upstox.
     config = sandbox_config(seed=21, today=date(2025, 10, 1), extra_profiles=(SMALL_RELIANCE,))
-    with pipeline(tmp_path, config, served=True, lookback_months=1) as p:
+    with pipeline(
+        tmp_path, config, served=True, lookback_months=1, underlyings=with_reliance()
+    ) as p:
         p.sandbox.add_token(TOKEN)
         yield p
 
@@ -58,6 +61,7 @@ def run(p: Pipeline, key: str, root: Path, store_source: str, **upstox: object):
         database=str(root / "db.duckdb"),
         landing_dir=str(root / "landing"),
         lookback_months=p.collection.lookback_months,
+        underlyings=p.collection.underlyings,
     )
     resources["collection"] = collection
     resources["io_manager"] = ExpiryTrackIOManager(
