@@ -18,7 +18,7 @@ from expirytrack_dagster.definitions import build_definitions, defs
 from expirytrack_dagster.partitions import build_partition_key, expiry_partitions
 from expirytrack_dagster.project_settings import load_settings
 from expirytrack_dagster.sandbox_resource import SandboxResource
-from expirytrack_dagster_tests.pipeline import sandbox_config
+from expirytrack_dagster_tests.pipeline import SMALL_RELIANCE, sandbox_config
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,12 +92,14 @@ def test_two_concurrent_runs_both_succeed(tmp_path: Path) -> None:
     settings = tmp_path / "expirytrack.yaml"
     settings.write_text(
         'underlyings:\n  - symbol: RELIANCE\n    instrument_key: "NSE_EQ|INE002A01018"\n'
-        "collection:\n  lookback_months: 1\n"
+        # The subject is two runs sharing one DuckDB file: futures alone prove it.
+        "collection:\n  lookback_months: 1\n  contract_types: [FUT]\n"
         "upstox:\n  per_second: 100000\n  per_minute: 1000000\n  per_30_minutes: 10000000\n"
     )
     database = tmp_path / "expirytrack.duckdb"
     keys = ["RELIANCE_2025-07-31", "RELIANCE_2025-08-28"]
-    with run_sandbox(sandbox_config(seed=21, today=date(2025, 10, 1))) as sb:
+    config = sandbox_config(seed=21, today=date(2025, 10, 1), extra_profiles=(SMALL_RELIANCE,))
+    with run_sandbox(config) as sb:
         env = {
             **os.environ,
             "DAGSTER_HOME": str(home),
