@@ -110,6 +110,11 @@ SMALL_RELIANCE = replace(
 )
 """RELIANCE with strikes 40 apart instead of 10: a dozen contracts a month instead of 139.
 A pipeline test proves the same on either; the smaller one collects in a fraction of the time."""
+SMALL_NIFTY = replace(
+    next(p for p in DEFAULT_PROFILES if p.symbol == "NIFTY"), max_strikes=5, weekly_max_strikes=5
+)
+"""NIFTY's calendar and prices with 5 strikes an expiry instead of ~97: for tests that need an
+index (weekly expiries, no future on a weekly) but not its size."""
 
 
 def watch_underlying(

@@ -17,7 +17,13 @@ from expirytrack_dagster.checks import ALL_CHECKS
 from expirytrack_dagster.storage.database import connect
 from expirytrack_dagster_tests.assets.conftest import RELIANCE_KEY, TODAY
 from expirytrack_dagster_tests.assets.conftest import settings_file as settings_file  # autouse
-from expirytrack_dagster_tests.pipeline import ASSETS, Pipeline, pipeline, sandbox_config
+from expirytrack_dagster_tests.pipeline import (
+    ASSETS,
+    SMALL_RELIANCE,
+    Pipeline,
+    pipeline,
+    sandbox_config,
+)
 
 EXPIRY = date(2025, 8, 28)
 WINDOW = (date(2025, 7, 28), EXPIRY)  # lookback_months=1: a month before expiry through expiry
@@ -36,9 +42,10 @@ def reliance_watched(root: Path) -> Iterator[None]:
 
 @contextmanager
 def reliance_pipeline(root: Path, **fields: Any) -> Iterator[Pipeline]:
-    """A RELIANCE pipeline over one month; sandbox fields (``faults``…) and collection fields
+    """A RELIANCE pipeline over one month (strikes 40 apart: ``SMALL_RELIANCE``); sandbox fields (``faults``…) and collection fields
     (``contract_types``…) are told apart by name."""
     collection = {k: fields.pop(k) for k in ("contract_types", "interval") if k in fields}
+    fields.setdefault("extra_profiles", (SMALL_RELIANCE,))
     with pipeline(
         root, sandbox_config(seed=21, today=TODAY, **fields), lookback_months=1, **collection
     ) as p:
