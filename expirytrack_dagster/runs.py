@@ -21,6 +21,7 @@ naming that run and its partition, here and in its run log, at most once per ``S
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -348,6 +349,10 @@ def run_partition(key: str, run_id: str) -> int:
     """The child's work: one ``collect_expiry`` run for ``key`` here, one line printed."""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # An interrupt that lands while SQLAlchemy closes one of Dagster's SQLite connections is
+    # logged by SQLAlchemy with a traceback before it propagates; the run is then cancelled and
+    # this process exits, so that connection no longer matters. Keep the console to one line.
+    logging.getLogger("sqlalchemy.pool").setLevel(logging.CRITICAL)
     started = time.monotonic()
     try:
         _watch_parent()
