@@ -5,32 +5,28 @@ blocking failure here stops ``candles`` before it spends the API budget on a bro
 list. (One multi-check over both assets could not do that: it would need the candles first.)
 """
 
-from collections.abc import Iterator
-
-from dagster import AssetCheckExecutionContext, AssetCheckResult, multi_asset_check
+import duckdb
 
 from expirytrack_dagster.assets.contracts import contracts
 from expirytrack_dagster.checks.partition_data import load_contracts, partition_scope
-from expirytrack_dagster.checks.results import asset_rules, check_result, rule_check_specs
+from expirytrack_dagster.checks.rule_checks import rule_checks
 from expirytrack_dagster.quality import PartitionData
 from expirytrack_dagster.settings import CollectionSettings
-from expirytrack_dagster.storage.database import WRITER_POOL, connect
 
 
-@multi_asset_check(
-    specs=rule_check_specs(contracts.key),
-    description="Quality rules on the partition's contract list.",
-    pool=WRITER_POOL,  # DuckDB: a read-only connection cannot open while another process writes
+def load_contract_rule_data(
+    db: duckdb.DuckDBPyConnection, partition_key: str, collection: CollectionSettings
+) -> PartitionData:
+    """The partition's scope and contract list (no candles are read)."""
+    return PartitionData(
+        scope=partition_scope(db, partition_key, collection),
+        contracts=load_contracts(db, partition_key),
+    )
+
+
+contract_quality_checks = rule_checks(
+    "contract_quality_checks",
+    contracts.key,
+    "Quality rules on the partition's contract list.",
+    load_contract_rule_data,
 )
-def contract_quality_checks(
-    context: AssetCheckExecutionContext, collection: CollectionSettings
-) -> Iterator[AssetCheckResult]:
-    """Run the contract rules on the partition's stored contracts (no candles are read)."""
-    partition_key = context.partition_key
-    with connect(collection.database, read_only=True) as db:
-        data = PartitionData(
-            scope=partition_scope(db, partition_key, collection),
-            contracts=load_contracts(db, partition_key),
-        )
-    for rule in asset_rules(contracts.key):
-        yield check_result(contracts.key, partition_key, rule.run(data))
