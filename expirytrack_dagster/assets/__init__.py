@@ -1,4 +1,4 @@
-"""The partitioned assets: expiries → contracts → candles."""
+"""The partitioned assets: expiries → contracts → candles and candle_fetch_status (one step)."""
 
 from expirytrack_dagster.assets.candles import candles
 from expirytrack_dagster.assets.contracts import contracts

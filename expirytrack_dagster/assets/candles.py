@@ -1,10 +1,14 @@
-"""The ``candles`` asset: OHLCV + open interest of every contract of the partition.
+"""The candle collection step: the ``candles`` and ``candle_fetch_status`` assets, written together.
+
+``candles`` holds OHLCV + open interest of every contract of the partition; ``candle_fetch_status``
+how each (contract, trading day) was answered. One Dagster step (a multi-asset) produces both and
+publishes them in one transaction (``storage.io_manager.publish_candles``), so they always
+describe the same collection; they are materialised, and selected, together.
 
 Spends the API budget once: days that already landed final (``storage.landing``) are not asked for
 again unless ``force_refetch`` is set, so a retry after a crash, or a re-run of a complete
 partition, makes no candle requests. Days asked at a request span that is not verified are
-``unconfirmed`` and asked again on the next run (see ``collection``). The partition is then
-published to DuckDB in one transaction together with its per-(contract, day) fetch status.
+``unconfirmed`` and asked again on the next run (see ``collection``).
 
 A fatal error (a dead token, an open circuit, a persistent 429, no Plus plan) stops the partition:
 what landed is still published with its status, the days left recorded ``failed`` with the reason,
@@ -12,19 +16,23 @@ and the step fails naming the reason and the fix. The partition is not marked ma
 """
 
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import NoReturn
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
     Config,
     Failure,
     MaterializeResult,
     MetadataValue,
+    multi_asset,
 )
 
-from expirytrack_dagster.assets.partitioned import expiry_asset
+from expirytrack_dagster.assets.partitioned import GROUP
 from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.collection import (
     FATAL_ERRORS,
@@ -39,16 +47,21 @@ from expirytrack_dagster.ops.api_usage import (
     record_api_usage,
     usage_from_stats,
 )
-from expirytrack_dagster.partitions import parse_partition_key
+from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
 from expirytrack_dagster.resources import UpstoxApi
 from expirytrack_dagster.settings import CollectionSettings
+from expirytrack_dagster.storage.database import WRITER_POOL
 from expirytrack_dagster.storage.io_manager import (
     CANDLES_TABLE,
+    FETCH_STATUS_TABLE,
     StagedCandles,
     publish_candles,
 )
 from expirytrack_dagster.storage.landing import DAY_STATUSES, FINAL_STATUSES, CandleLanding
 from expirytrack_dagster.upstox.client import RequestStats
+
+CANDLES = AssetKey("candles")
+CANDLE_FETCH_STATUS = AssetKey("candle_fetch_status")
 
 PROGRESS_PREFIX = "candles: "
 """How the progress lines in the run log start (``expirytrack backfill``/``demo`` show them)."""
@@ -122,30 +135,67 @@ def contract_days(status: pd.DataFrame) -> dict[str, int]:
     return {f"contract_days_{name}": int(counts.get(name, 0)) for name in DAY_STATUSES}
 
 
-@expiry_asset()
+def _table_spec(key: AssetKey, description: str) -> AssetSpec:
+    """A table the step writes, one partition per (underlying, expiry), read from ``contracts``."""
+    return AssetSpec(
+        key,
+        description=description,
+        deps=["contracts"],
+        partitions_def=expiry_partitions,
+        metadata={"partition_expr": "partition_key"},
+        group_name=GROUP,
+        kinds={"duckdb"},
+    )
+
+
+@multi_asset(
+    name="candles",
+    specs=[
+        _table_spec(
+            CANDLES,
+            "Candles of every contract from `lookback_months` before expiry through expiry day; "
+            "timestamps are candle starts in IST.",
+        ),
+        _table_spec(
+            CANDLE_FETCH_STATUS,
+            "How each (contract, trading day) was answered: complete / no_trades (answered at a "
+            "verified request span), unconfirmed (at a span not verified yet) or failed (with "
+            "the error); the last two are asked again next run. Written with `candles`.",
+        ),
+    ],
+    pool=WRITER_POOL,
+)
 def candles(
     context: AssetExecutionContext,
     config: CandlesConfig,
     upstox: UpstoxApi,
     collection: CollectionSettings,
     contracts: pd.DataFrame,
-) -> MaterializeResult:
-    """Candles of every contract from ``lookback_months`` before expiry through expiry day.
+) -> Iterator[MaterializeResult]:
+    """Collect the partition's candles, then publish ``candles`` and ``candle_fetch_status``.
 
-    Timestamps are candle starts in IST. Per (contract, trading day) ``candle_fetch_status``
-    says ``complete`` / ``no_trades`` (answered at a verified request span), ``unconfirmed``
-    (answered at a span not verified yet: asked again next run) or ``failed`` (with the error:
-    asked again next run).
+    Both tables are replaced in one transaction (or left alone when the landed data has not
+    changed since they were published); a failure before the commit leaves both as they were.
     """
     staged = _collect_partition(context, config, upstox, collection, contracts)
     published = publish_candles(
         collection.database, staged, source=upstox.resolved_source(), skip_unchanged=True
     )
-    return MaterializeResult(
+    yield MaterializeResult(
+        asset_key=CANDLES,
         metadata={
             **staged.metadata,
             "dagster/row_count": MetadataValue.int(published.rows),
             "dagster/table_name": CANDLES_TABLE,
+            "published": published.outcome,
+        },
+    )
+    yield MaterializeResult(
+        asset_key=CANDLE_FETCH_STATUS,
+        metadata={
+            "dagster/row_count": MetadataValue.int(len(staged.status)),
+            "dagster/table_name": FETCH_STATUS_TABLE,
+            **contract_days(staged.status),
             "published": published.outcome,
         },
     )
@@ -217,7 +267,7 @@ def _collect_partition(
         *window,
     )
     usage = usage_from_stats(
-        context.run_id,
+        context.run.run_id,
         context.partition_key,
         request_stats,
         candles_fetched=candles_fetched_since(status, run_started),

@@ -8,9 +8,10 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from dagster import materialize
+from dagster import AssetKey, materialize
 
 from expirytrack_dagster.assets import candles, contracts
+from expirytrack_dagster.assets.candles import CANDLE_FETCH_STATUS, CANDLES
 from expirytrack_dagster.calendar import trading_days_between
 from expirytrack_dagster.collection import pending_days
 from expirytrack_dagster.sandbox import FaultConfig
@@ -38,6 +39,20 @@ def stock(tmp_path: Path):
 
 def expected_candles(p: Pipeline, keys: list[str]) -> int:
     return sum(len(p.sandbox.market.candles(k, "1minute", *WINDOW)) for k in keys)
+
+
+def test_one_step_declares_both_candle_tables_and_they_go_together() -> None:
+    """The lineage the UI shows: contracts → (candles, candle_fetch_status), one step."""
+    assert candles.keys == {CANDLES, CANDLE_FETCH_STATUS}
+    assert candles.asset_deps == {
+        CANDLES: {AssetKey("contracts")},
+        CANDLE_FETCH_STATUS: {AssetKey("contracts")},
+    }
+    assert {spec.partitions_def for spec in candles.specs} == {contracts.partitions_def}
+    assert candles.node_def.name == "candles"  # run config stays {"ops": {"candles": ...}}
+    # Written in one transaction, so never materialised one without the other: a selection
+    # naming one of them is refused (DagsterInvalidSubsetError) rather than half-run.
+    assert not candles.can_subset
 
 
 def test_partition_stores_typed_rows_equal_to_what_the_sandbox_served(stock: Pipeline) -> None:
@@ -75,9 +90,16 @@ def test_partition_stores_typed_rows_equal_to_what_the_sandbox_served(stock: Pip
         [future],
     )
     assert {n for (n,) in per_day} == {375}
-    candle_meta = result.asset_materializations_for_node("candles")[0].metadata
+    candle_meta, status_meta = (
+        m.metadata for m in result.asset_materializations_for_node("candles")
+    )
     assert candle_meta["contracts_fetched"].value == len(keys)
     assert "sandbox" in candle_meta["data_source"].value
+    assert candle_meta["dagster/row_count"].value == expected_candles(stock, keys)
+    assert status_meta["dagster/row_count"].value == sum(status.values())
+    assert status_meta["contract_days_complete"].value == status["complete"]
+    for asset_key in (CANDLES, CANDLE_FETCH_STATUS):
+        assert stock.instance.get_materialized_partitions(asset_key) == {key}
 
 
 def test_rerun_of_a_complete_partition_makes_zero_candle_requests(stock: Pipeline) -> None:
@@ -126,7 +148,8 @@ def test_failure_mid_partition_resumes_without_refetch_and_no_partial_rows(stock
     assert not failed.success
     failure = next(e for e in failed.all_events if e.event_type_value == "STEP_FAILURE")
     assert "run stopped by CircuitOpen" in str(failure.event_specific_data)
-    assert key not in stock.instance.get_materialized_partitions(candles.key)
+    for asset_key in candles.keys:
+        assert key not in stock.instance.get_materialized_partitions(asset_key)
     landing = CandleLanding(stock.collection.landing_dir, "1minute")
     days = trading_days_between(*WINDOW)
     keys = [c["instrument_key"] for c in served]
@@ -284,7 +307,7 @@ def test_an_asset_run_without_its_upstream_fails_and_marks_nothing(stock: Pipeli
     for alone in (candles, contracts):
         result = materialize(
             ASSETS,
-            selection=[alone.key],
+            selection=list(alone.keys),
             partition_key=key,
             instance=stock.instance,
             resources=stock.resources(),
@@ -294,7 +317,8 @@ def test_an_asset_run_without_its_upstream_fails_and_marks_nothing(stock: Pipeli
         failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
         text = str(failure.event_specific_data)
         assert "materialise" in text and "expirytrack backfill RELIANCE" in text
-        assert key not in stock.instance.get_materialized_partitions(alone.key)
+        for asset_key in alone.keys:
+            assert key not in stock.instance.get_materialized_partitions(asset_key)
     assert stock.candle_requests() == 0
     has_table = stock.database.exists() and stock.query(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'candles'"
