@@ -32,8 +32,7 @@ import pandas as pd
 from expirytrack_dagster.collection import fetch_status
 from expirytrack_dagster.collection.answers import clean_answer, merge_days
 from expirytrack_dagster.sandbox import Sandbox, SandboxConfig, run_sandbox
-from expirytrack_dagster.storage.database import connect
-from expirytrack_dagster.storage.io_manager import StagedCandles, publish_staged
+from expirytrack_dagster.storage.io_manager import StagedCandles, publish_candles
 from expirytrack_dagster.storage.landing import CandleLanding
 from expirytrack_dagster.storage.schema import create_tables
 from expirytrack_dagster.upstox.models import empty_candles, parse_candles
@@ -135,14 +134,8 @@ def _ours(bodies: dict[str, list[bytes]], root: Path) -> tuple[float, int]:
         candles, days, _ = merge_days(empty_candles(), {}, answers)
         landing.save(KEY, key, candles, days)
     status, files = fetch_status(landing, KEY, list(bodies), *WINDOW)
-    with connect(database) as db:
-        create_tables(db)
-        db.execute("BEGIN TRANSACTION")
-        db.execute("DELETE FROM main.candles WHERE partition_key = ?", [KEY])
-        rows = publish_staged(
-            db, "main.candles", StagedCandles(KEY, tuple(Path(f) for f in files), status, {})
-        )
-        db.execute("COMMIT")
+    staged = StagedCandles(KEY, tuple(Path(f) for f in files), status, {})
+    rows = publish_candles(database, staged).rows
     return time.perf_counter() - started, rows
 
 

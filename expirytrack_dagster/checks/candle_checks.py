@@ -6,7 +6,7 @@ shared per-(contract, day) grid is built once; each rule still gets its own chec
 
 import duckdb
 
-from expirytrack_dagster.assets.candles import candles
+from expirytrack_dagster.assets.candles import CANDLE_FETCH_STATUS, CANDLES
 from expirytrack_dagster.checks.partition_data import (
     load_candles,
     load_contracts,
@@ -32,7 +32,8 @@ def load_candle_rule_data(
 
 candle_quality_checks = rule_checks(
     "candle_quality_checks",
-    candles.key,
+    CANDLES,
     "Quality rules on the partition's candles and fetch outcomes.",
     load_candle_rule_data,
+    reads=[CANDLE_FETCH_STATUS],
 )

@@ -7,6 +7,7 @@ results come from running the same registry entries, so the two cannot disagree.
 
 import math
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 from dagster import (
@@ -29,7 +30,7 @@ def asset_rules(asset: AssetKey) -> tuple[Rule, ...]:
     return rules_judging(asset.to_user_string())
 
 
-def rule_check_specs(asset: AssetKey) -> list[AssetCheckSpec]:
+def rule_check_specs(asset: AssetKey, reads: Sequence[AssetKey] = ()) -> list[AssetCheckSpec]:
     """One partition-aware check spec per rule on ``asset``; ERROR rules block.
 
     Partition-aware checks are a preview API in Dagster 1.13, used deliberately (a verdict per
@@ -45,6 +46,7 @@ def rule_check_specs(asset: AssetKey) -> list[AssetCheckSpec]:
                 blocking=rule.blocking,
                 partitions_def=expiry_partitions,
                 metadata={"severity": rule.severity},
+                additional_deps=reads,
             )
             for rule in asset_rules(asset)
         ]

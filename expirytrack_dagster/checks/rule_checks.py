@@ -1,7 +1,7 @@
 """``rule_checks``: one multi-asset check running every registered rule of an asset on a partition."""
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import duckdb
 from dagster import (
@@ -22,16 +22,21 @@ Loader = Callable[[duckdb.DuckDBPyConnection, str, CollectionSettings], Partitio
 
 
 def rule_checks(
-    name: str, asset: AssetKey, description: str, load: Loader
+    name: str,
+    asset: AssetKey,
+    description: str,
+    load: Loader,
+    reads: Sequence[AssetKey] = (),
 ) -> AssetChecksDefinition:
     """A check per registered rule of ``asset`` (see ``quality.registry``), run together.
 
     The partition is loaded once with ``load``; each rule reports its own verdict in the UI.
+    ``reads``: other assets ``load`` reads, shown as the checks' upstream in the lineage.
     """
 
     @multi_asset_check(
         name=name,
-        specs=rule_check_specs(asset),
+        specs=rule_check_specs(asset, reads),
         description=description,
         pool=WRITER_POOL,  # DuckDB: a read-only connection cannot open while another process writes
     )
