@@ -53,7 +53,7 @@ def test_slow_answers(fresh_sandbox: SandboxFactory) -> None:
         started = time.monotonic()
         response = _expiries(c)
         elapsed = time.monotonic() - started
-    assert response.status_code == 200 and 0.3 <= elapsed < 2.0
+    assert response.status_code == 200 and elapsed >= 0.3  # held back, then answered
 
 
 @pytest.mark.parametrize("http2", [True, False])
@@ -62,12 +62,14 @@ def test_dropped_requests_raise_transport_errors(
 ) -> None:
     with (
         fresh_sandbox(faults=FaultConfig(drop=1.0, max_count=1)) as sb,
-        http_client(sb, http2=http2, timeout=5.0) as c,
+        http_client(sb, http2=http2, timeout=60.0) as c,
     ):
         started = time.monotonic()
         with pytest.raises(httpx.TransportError):
             _expiries(c)
-        assert time.monotonic() - started < 2.0  # at once, not after the client's timeout
+        # Well inside the client's 60 s timeout: the drop ended the request, not the timeout
+        # (the margin is wide so a loaded machine cannot fail it).
+        assert time.monotonic() - started < 30.0
         after = _expiries(c)  # the client recovers (new stream or new connection)
         stats = sb.stats()
     assert after.status_code == 200
