@@ -108,13 +108,13 @@ STOCK_TODAY = date(2025, 10, 1)
 SMALL_RELIANCE = replace(
     next(p for p in DEFAULT_PROFILES if p.symbol == "RELIANCE"), strike_step=40
 )
-"""RELIANCE with strikes 40 apart instead of 10: a dozen contracts a month instead of 139.
+"""RELIANCE with strikes 40 apart instead of 10: 37 contracts a month instead of 139.
 A pipeline test proves the same on either; the smaller one collects in a fraction of the time."""
 SMALL_NIFTY = replace(
     next(p for p in DEFAULT_PROFILES if p.symbol == "NIFTY"), max_strikes=5, weekly_max_strikes=5
 )
-"""NIFTY's calendar and prices with 5 strikes an expiry instead of ~97: for tests that need an
-index (weekly expiries, no future on a weekly) but not its size."""
+"""NIFTY's calendar and prices with fewer strikes (a weekly of August 2025: 54 contracts instead
+of 138): for tests that need an index (weekly expiries, no future on a weekly) but not its size."""
 
 
 def watch_underlying(
@@ -130,16 +130,22 @@ def watch_underlying(
 
 @contextmanager
 def stock_pipeline(root: Path) -> Iterator[Pipeline]:
-    """RELIANCE over one month (monthly expiries only, strikes 40 apart: a dozen contracts):
+    """RELIANCE over one month (monthly expiries only, strikes 40 apart: 37 contracts):
     the small real partition most pipeline tests collect."""
     config = sandbox_config(seed=21, today=STOCK_TODAY, extra_profiles=(SMALL_RELIANCE,))
     with pipeline(root, config, lookback_months=1, underlyings=with_reliance()) as p:
         yield p
 
 
+def watched() -> dict[str, str]:
+    """The defaults and what the test's settings file adds (``watch_underlying``), symbol → key,
+    as the definitions would load them."""
+    return {u.symbol: u.instrument_key for u in watched_underlyings()}
+
+
 def with_reliance() -> dict[str, str]:
     """The watched underlyings plus RELIANCE, as a settings file listing it would make them."""
-    return {**{u.symbol: u.instrument_key for u in watched_underlyings()}, "RELIANCE": RELIANCE_KEY}
+    return {**watched(), "RELIANCE": RELIANCE_KEY}
 
 
 def sandbox_config(**fields: Any) -> SandboxConfig:
@@ -163,9 +169,7 @@ def pipeline(
     fields = {
         "database": str(root / "expirytrack.duckdb"),
         "landing_dir": str(root / "landing"),
-        # The defaults and what the test's settings file adds (``watch_underlying``), as the
-        # definitions would load them.
-        "underlyings": {u.symbol: u.instrument_key for u in watched_underlyings()},
+        "underlyings": watched(),
         **collection,
     }
     (root / "dagster").mkdir(parents=True, exist_ok=True)

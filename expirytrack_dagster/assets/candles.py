@@ -24,7 +24,6 @@ import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetKey,
-    AssetSpec,
     Config,
     Failure,
     MaterializeResult,
@@ -32,7 +31,7 @@ from dagster import (
     multi_asset,
 )
 
-from expirytrack_dagster.assets.partitioned import GROUP
+from expirytrack_dagster.assets.partitioned import expiry_table_spec
 from expirytrack_dagster.async_runner import run_async
 from expirytrack_dagster.collection import (
     FATAL_ERRORS,
@@ -47,7 +46,7 @@ from expirytrack_dagster.ops.api_usage import (
     record_api_usage,
     usage_from_stats,
 )
-from expirytrack_dagster.partitions import expiry_partitions, parse_partition_key
+from expirytrack_dagster.partitions import parse_partition_key
 from expirytrack_dagster.resources import UpstoxApi
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.storage.database import WRITER_POOL
@@ -135,32 +134,21 @@ def contract_days(status: pd.DataFrame) -> dict[str, int]:
     return {f"contract_days_{name}": int(counts.get(name, 0)) for name in DAY_STATUSES}
 
 
-def _table_spec(key: AssetKey, description: str) -> AssetSpec:
-    """A table the step writes, one partition per (underlying, expiry), read from ``contracts``."""
-    return AssetSpec(
-        key,
-        description=description,
-        deps=["contracts"],
-        partitions_def=expiry_partitions,
-        metadata={"partition_expr": "partition_key"},
-        group_name=GROUP,
-        kinds={"duckdb"},
-    )
-
-
 @multi_asset(
     name="candles",
     specs=[
-        _table_spec(
+        expiry_table_spec(
             CANDLES,
             "Candles of every contract from `lookback_months` before expiry through expiry day; "
             "timestamps are candle starts in IST.",
+            deps=["contracts"],
         ),
-        _table_spec(
+        expiry_table_spec(
             CANDLE_FETCH_STATUS,
             "How each (contract, trading day) was answered: complete / no_trades (answered at a "
             "verified request span), unconfirmed (at a span not verified yet) or failed (with "
             "the error); the last two are asked again next run. Written with `candles`.",
+            deps=["contracts"],
         ),
     ],
     pool=WRITER_POOL,

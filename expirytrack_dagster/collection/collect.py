@@ -332,18 +332,18 @@ class _Run:
         return "head" if kept is False else None
 
     async def _wrong_span(self, kind: str, days: int, where: str) -> None:
-        if not self.respan.is_set():
-            self.respan.set()  # before the await: concurrent fetches stop asking at once
-            spans, host = self.client.spans, self.client.host
-            await to_thread(spans.record_failure, host, self.interval, kind, days)
-            what = "refused" if kind == "refused" else f"came back without its {kind}"
-            verified = self.decision is not None and self.decision.verified
-            believed = "a span believed verified" if verified else "an unverified span"
-            self.report.events.append(
-                f"{days}-day window {what} at {believed} ({where}): settling again"
-            )
-            log.warning(self.report.events[-1])
-        self.respan.set()
+        if self.respan.is_set():
+            return  # another fetch reported it already
+        self.respan.set()  # before the await: concurrent fetches stop asking at once
+        spans, host = self.client.spans, self.client.host
+        await to_thread(spans.record_failure, host, self.interval, kind, days)
+        what = "refused" if kind == "refused" else f"came back without its {kind}"
+        verified = self.decision is not None and self.decision.verified
+        believed = "a span believed verified" if verified else "an unverified span"
+        self.report.events.append(
+            f"{days}-day window {what} at {believed} ({where}): settling again"
+        )
+        log.warning(self.report.events[-1])
 
 
 async def collect_candles(

@@ -83,7 +83,7 @@ def unregister(base_url: str) -> None:
 
 def is_in_process(base_url: str | None) -> bool:
     """True for an address ``register`` handed out (served or not)."""
-    return bool(base_url) and _name(base_url or "") != ""
+    return bool(base_url and _name(base_url))
 
 
 def transport_for(base_url: str) -> httpx.AsyncBaseTransport:

@@ -1,6 +1,6 @@
 """A tiny index for collection tests: NIFTY's calendar and prices, a handful of strikes.
 
-Completeness is about dates and requests, not the number of strikes, so a partition of a dozen
+Completeness is about dates and requests, not the number of strikes, so a partition of 15
 contracts proves the same as NIFTY's two hundred in a fraction of the time.
 """
 
