@@ -129,6 +129,18 @@ API_USAGE_V2 = """
         budget_limit_30min BIGINT
     )"""
 
+INDEX_CANDLES_V3 = """
+    CREATE TABLE IF NOT EXISTS main.index_candles (
+        partition_key VARCHAR NOT NULL,
+        underlying_key VARCHAR NOT NULL,
+        "timestamp" TIMESTAMPTZ NOT NULL,
+        open DOUBLE NOT NULL,
+        high DOUBLE NOT NULL,
+        low DOUBLE NOT NULL,
+        close DOUBLE NOT NULL,
+        volume BIGINT NOT NULL
+    )"""
+
 SCHEMA_VERSION_TABLE = """
     CREATE TABLE IF NOT EXISTS main.schema_version (
         version INTEGER NOT NULL,
@@ -137,7 +149,11 @@ SCHEMA_VERSION_TABLE = """
     )"""
 """Bookkeeping: one row per version the database went through (1 = found or created unversioned)."""
 
-TABLES: dict[str, str] = {**TABLES_V1, "api_usage": API_USAGE_V2}
+TABLES: dict[str, str] = {
+    **TABLES_V1,
+    "api_usage": API_USAGE_V2,
+    "index_candles": INDEX_CANDLES_V3,
+}
 """Every data table at the current version (name → DDL), for code that lists them."""
 
 
@@ -187,6 +203,19 @@ COMMENTS: dict[tuple[str, str], str] = {
         "api_usage",
         "budget_used_30min",
     ): "Requests of this Upstox user in the 30-minute window when the run ended (all processes)",
+    (
+        "index_candles",
+        "underlying_key",
+    ): "The underlying's own instrument key (NSE_INDEX|Nifty 50, NSE_EQ|<ISIN>)",
+    (
+        "index_candles",
+        "timestamp",
+    ): "1-minute candle start; exchange time is IST (+05:30), stored as an instant",
+    ("index_candles", "open"): "Rupees (index points for an index)",
+    (
+        "index_candles",
+        "volume",
+    ): "Shares traded in the candle (units); 0 for an index, which has no volume",
     ("schema_version", "version"): "Schema version reached by this step; the highest is current",
 }
 
@@ -205,6 +234,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         2,
         "api_usage: requests, 429s, retries, latency and budget use per run",
         (API_USAGE_V2,),
+    ),
+    Migration(
+        3,
+        "index_candles: the underlying's own 1-minute candles over each partition's window",
+        (INDEX_CANDLES_V3,),
     ),
 )
 """Every step after version 1, in order. Append only."""

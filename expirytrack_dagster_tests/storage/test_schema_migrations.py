@@ -227,3 +227,51 @@ def test_a_failed_migration_changes_nothing(tmp_path: Path) -> None:
         db.execute("DROP VIEW api_usage")
         assert schema_version(db) is None
         assert table_checksums(db) == before
+
+
+def _version_2_database(path: Path) -> dict[str, tuple[int, str]]:
+    """A file as expirytrack made it at schema version 2 (api_usage, no index_candles)."""
+    _version_1_database(path)
+    with duckdb.connect(str(path)) as db:
+        db.execute(
+            "CREATE TABLE main.schema_version (version INTEGER NOT NULL, description VARCHAR "
+            "NOT NULL, applied_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
+        )
+        (step_2,) = [m for m in MIGRATIONS if m.version == 2]  # released: frozen
+        for statement in step_2.statements:
+            db.execute(statement)
+        db.execute(
+            "INSERT INTO schema_version (version, description) VALUES (1, 'version 1 created'), "
+            "(2, 'api_usage')"
+        )
+        db.execute(
+            "INSERT INTO api_usage VALUES ('run-1', 'NIFTY_2025-08-28', "
+            "TIMESTAMPTZ '2025-08-29 10:05:00+05:30', 'upstox', 12, '{\"candles\": 12}', 12, 0, 0, "
+            "0, 40.0, 90.0, 750, 62.5, 0.0, 12, 2000)"
+        )
+        return table_checksums(db)
+
+
+def test_a_version_2_database_gains_index_candles_in_place(tmp_path: Path) -> None:
+    database = tmp_path / "expirytrack.duckdb"
+    before = _version_2_database(database)
+    with duckdb.connect(str(database), read_only=True) as db:
+        assert schema_version(db) == 2
+    with connect(database) as db:
+        after = table_checksums(db)
+        history = db.execute("SELECT version FROM schema_version ORDER BY version").fetchall()
+        comment = db.execute(
+            "SELECT comment FROM duckdb_columns() WHERE table_name = 'index_candles' "
+            "AND column_name = 'timestamp'"
+        ).fetchall()
+    for table, counted in before.items():
+        if table != "schema_version":
+            assert after[table] == counted, table  # every row survives, unchanged
+    assert before["api_usage"][0] == 1
+    assert after["index_candles"] == (0, "0")
+    assert [v for (v,) in history] == [1, 2, 3]
+    assert "IST" in comment[0][0]
+    fresh = tmp_path / "fresh.duckdb"
+    with connect(fresh):
+        pass
+    assert _columns(fresh) == _columns(database)
