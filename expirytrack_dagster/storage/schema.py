@@ -141,6 +141,82 @@ INDEX_CANDLES_V3 = """
         volume BIGINT NOT NULL
     )"""
 
+RESEARCH_TABLES_V4: dict[str, str] = {
+    "option_chain_daily": """
+        CREATE TABLE IF NOT EXISTS main.option_chain_daily (
+            partition_key VARCHAR NOT NULL,
+            expired_instrument_key VARCHAR NOT NULL,
+            instrument_type VARCHAR NOT NULL,
+            strike_price DOUBLE,
+            session_date DATE NOT NULL,
+            open DOUBLE NOT NULL,
+            high DOUBLE NOT NULL,
+            low DOUBLE NOT NULL,
+            close DOUBLE NOT NULL,
+            volume BIGINT NOT NULL,
+            open_interest BIGINT NOT NULL,
+            oi_change BIGINT,
+            build_up VARCHAR,
+            close_time TIMESTAMPTZ NOT NULL,
+            forward DOUBLE,
+            iv DOUBLE,
+            delta DOUBLE
+        )""",
+    "chain_metrics": """
+        CREATE TABLE IF NOT EXISTS main.chain_metrics (
+            partition_key VARCHAR NOT NULL,
+            session_date DATE NOT NULL,
+            bucket_start TIMESTAMPTZ NOT NULL,
+            as_of TIMESTAMPTZ NOT NULL,
+            forward DOUBLE,
+            atm_strike DOUBLE,
+            pcr_oi DOUBLE,
+            pcr_volume DOUBLE,
+            max_pain DOUBLE,
+            ce_oi BIGINT NOT NULL,
+            pe_oi BIGINT NOT NULL,
+            atm_straddle DOUBLE,
+            atm_iv DOUBLE,
+            skew_25d DOUBLE
+        )""",
+    "option_greeks": """
+        CREATE TABLE IF NOT EXISTS main.option_greeks (
+            partition_key VARCHAR NOT NULL,
+            expired_instrument_key VARCHAR NOT NULL,
+            "timestamp" TIMESTAMPTZ NOT NULL,
+            instrument_type VARCHAR NOT NULL,
+            strike_price DOUBLE NOT NULL,
+            close DOUBLE NOT NULL,
+            forward DOUBLE,
+            iv DOUBLE,
+            delta DOUBLE,
+            gamma DOUBLE,
+            theta DOUBLE,
+            vega DOUBLE
+        )""",
+    "continuous_futures": """
+        CREATE TABLE IF NOT EXISTS main.continuous_futures (
+            underlying_symbol VARCHAR NOT NULL,
+            "timestamp" TIMESTAMPTZ NOT NULL,
+            session_date DATE NOT NULL,
+            expired_instrument_key VARCHAR NOT NULL,
+            expiry DATE NOT NULL,
+            partition_key VARCHAR NOT NULL,
+            open DOUBLE NOT NULL,
+            high DOUBLE NOT NULL,
+            low DOUBLE NOT NULL,
+            close DOUBLE NOT NULL,
+            volume BIGINT NOT NULL,
+            open_interest BIGINT NOT NULL,
+            adjustment DOUBLE NOT NULL,
+            adj_open DOUBLE NOT NULL,
+            adj_high DOUBLE NOT NULL,
+            adj_low DOUBLE NOT NULL,
+            adj_close DOUBLE NOT NULL
+        )""",
+}
+"""Version 4: the research layer's tables (``assets/research.py``)."""
+
 SCHEMA_VERSION_TABLE = """
     CREATE TABLE IF NOT EXISTS main.schema_version (
         version INTEGER NOT NULL,
@@ -153,6 +229,7 @@ TABLES: dict[str, str] = {
     **TABLES_V1,
     "api_usage": API_USAGE_V2,
     "index_candles": INDEX_CANDLES_V3,
+    **RESEARCH_TABLES_V4,
 }
 """Every data table at the current version (name → DDL), for code that lists them."""
 
@@ -216,6 +293,61 @@ COMMENTS: dict[tuple[str, str], str] = {
         "index_candles",
         "volume",
     ): "Shares traded in the candle (units); 0 for an index, which has no volume",
+    (
+        "option_chain_daily",
+        "close_time",
+    ): "The session's last candle (its close); exchange time is IST (+05:30), stored as an instant",
+    ("option_chain_daily", "open_interest"): "Open interest (units) at the session's last candle",
+    (
+        "option_chain_daily",
+        "oi_change",
+    ): "open_interest minus the previous traded session's; NULL on the first",
+    (
+        "option_chain_daily",
+        "build_up",
+    ): "long_build_up | short_build_up | short_covering | long_unwinding vs the previous session",
+    (
+        "option_chain_daily",
+        "forward",
+    ): "Synthetic forward (put-call parity at ATM) at close_time; NULL if legs were stale",
+    (
+        "option_chain_daily",
+        "iv",
+    ): "Black-76 implied vol (annual, 0.15 = 15 %) of close vs forward; NULL when undefined",
+    (
+        "chain_metrics",
+        "bucket_start",
+    ): "Bucket start; exchange time is IST (+05:30), stored as an instant",
+    (
+        "chain_metrics",
+        "as_of",
+    ): "The minute the chain is taken at (the bucket's last); IST (+05:30), stored as an instant",
+    ("chain_metrics", "pcr_oi"): "Put OI / call OI as of the minute",
+    ("chain_metrics", "pcr_volume"): "Put / call session volume up to the minute",
+    ("chain_metrics", "max_pain"): "Listed strike minimising the payout to option holders",
+    (
+        "chain_metrics",
+        "skew_25d",
+    ): "IV of the 25-delta put minus IV of the 25-delta call, interpolated in delta",
+    (
+        "option_greeks",
+        "timestamp",
+    ): "Candle start; exchange time is IST (+05:30), stored as an instant",
+    ("option_greeks", "forward"): "Synthetic forward used at this minute; NULL if stale",
+    ("option_greeks", "theta"): "Black-76 theta in rupees per calendar day",
+    ("option_greeks", "vega"): "Black-76 vega in rupees per 1 vol point (0.01)",
+    (
+        "continuous_futures",
+        "timestamp",
+    ): "Candle start; exchange time is IST (+05:30), stored as an instant",
+    (
+        "continuous_futures",
+        "expired_instrument_key",
+    ): "The future this minute came from (the front month under the roll rule)",
+    (
+        "continuous_futures",
+        "adjustment",
+    ): "Added to prices for back-adjusted adj_*: sum of roll gaps after this minute",
     ("schema_version", "version"): "Schema version reached by this step; the highest is current",
 }
 
@@ -239,6 +371,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "index_candles: the underlying's own 1-minute candles over each partition's window",
         (INDEX_CANDLES_V3,),
+    ),
+    Migration(
+        4,
+        "research: option_chain_daily, chain_metrics, option_greeks, continuous_futures",
+        tuple(RESEARCH_TABLES_V4.values()),
     ),
 )
 """Every step after version 1, in order. Append only."""
