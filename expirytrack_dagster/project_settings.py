@@ -5,7 +5,7 @@
 1. the defaults, each written once on the class that uses it (``CollectionSettings``; the client's
    ``RateLimits``, ``RetryPolicy`` and ``ClientSettings``, read by ``UpstoxApi``);
 2. the settings file (``EXPIRYTRACK_CONFIG``, default ``data/expirytrack.yaml``): sections
-   ``underlyings``, ``collection``, ``upstox``, ``notifications``;
+   ``underlyings``, ``collection``, ``upstox``, ``notifications``, ``research``;
 3. the environment variables of :data:`ENVIRONMENT` and ``UPSTOX_ACCESS_TOKEN`` (passed on as
    ``EnvVar``, so the token never lands in run configuration or the UI).
 
@@ -31,6 +31,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from expirytrack_dagster.instruments import DEFAULT_UNDERLYINGS, Underlying, merge_underlyings
 from expirytrack_dagster.notifications.settings import NotificationSettings, notification_settings
+from expirytrack_dagster.research.settings import ResearchSettings, research_settings
 from expirytrack_dagster.resources import UpstoxApi, UpstoxResource
 from expirytrack_dagster.sandbox_resource import SandboxResource
 from expirytrack_dagster.settings import SANDBOX_PATHS, CollectionSettings
@@ -123,6 +124,7 @@ class ExpiryTrackSettings(BaseSettings):
     collection: CollectionSettings = Field(default_factory=CollectionSettings)
     upstox: UpstoxApi = Field(default_factory=UpstoxResource)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
+    research: ResearchSettings = Field(default_factory=ResearchSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -188,6 +190,7 @@ def _sections(layered: dict[str, Any]) -> dict[str, Any]:
         "collection": _collection(layered, settings_file, upstox.resolved_source(), underlyings),
         "upstox": upstox,
         "notifications": notification_settings(layered, settings_file),
+        "research": research_settings(layered, settings_file),
     }
 
 
