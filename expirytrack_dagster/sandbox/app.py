@@ -23,7 +23,7 @@ from expirytrack_dagster.sandbox.drop import drop_request
 from expirytrack_dagster.sandbox.faults import FaultInjector, double_candle
 from expirytrack_dagster.sandbox.login import LOGIN_PREFIX
 from expirytrack_dagster.sandbox.market import UnknownInstrument
-from expirytrack_dagster.sandbox.ranges import RangeRefused
+from expirytrack_dagster.sandbox.ranges import V3_UNITS, RangeRefused, v3_served_range
 from expirytrack_dagster.sandbox.state import SandboxState
 from expirytrack_dagster.sandbox.stats import path_kind
 
@@ -32,6 +32,9 @@ SANDBOX_HEADER = (b"x-sandbox", b"synthetic")
 
 EXPIRED_PREFIX = "/v2/expired-instruments"
 """Every endpoint under this path needs the Upstox Plus plan (``UDAPI1149`` without it)."""
+
+V3_CANDLE_PREFIX = "/v3/historical-candle"
+"""Candles of active instruments (the index itself); no Plus plan needed."""
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CORRUPT = "expirytrack.corrupt"  # scope key: the injector that spoils this candle response
@@ -73,6 +76,42 @@ def _invalid_key(key: str) -> r.ApiError:
     return r.ApiError(
         r.INVALID_KEY_STATUS, r.INVALID_KEY_CODE, r.INVALID_KEY_MESSAGE, "instrument_key", key
     )
+
+
+def _v3_interval(unit: str, raw: str) -> str:
+    """The sandbox interval name (``1minute``, ``day``) of a V3 ``unit``/``interval`` pair.
+
+    Upstox allows minutes 1–300, hours 1–5 and days 1; the sandbox serves the minute intervals
+    its market aggregates to (1, 3, 5, 15, 30) and days 1, and refuses the rest with the input
+    error (400 ``UDAPI100036``) naming what it serves.
+    """
+    if unit not in V3_UNITS:
+        raise r.ApiError(
+            400,
+            r.INVALID_INPUT_CODE,
+            f"Invalid unit {unit!r}: use one of {', '.join(V3_UNITS)}",
+            "unit",
+            unit,
+        )
+    low, high = V3_UNITS[unit]
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise r.ApiError(
+            400,
+            r.INVALID_INPUT_CODE,
+            f"Invalid interval {raw!r} for unit {unit}: use {low} to {high}",
+            "interval",
+            raw,
+        )
+    name = "day" if unit == "days" else f"{int(raw)}minute"
+    if unit == "hours" or name not in INTERVAL_MINUTES:
+        raise r.ApiError(
+            400,
+            r.INVALID_INPUT_CODE,
+            f"The sandbox serves minutes 1, 3, 5, 15, 30 and days 1, not {unit}/{raw}",
+            "interval",
+            raw,
+        )
+    return name
 
 
 def _epoch_ms(moment: datetime) -> int:
@@ -154,6 +193,35 @@ def build_app(state: SandboxState) -> ASGIApp:
             _, rows = injector.corrupt(rows)
         return r.success_response({"candles": rows})
 
+    async def v3_historical_candle(request: Request) -> Response:
+        """``/v3/historical-candle/{key}/{unit}/{interval}/{to}/{from}`` for an underlying's
+        own key: candles ``[ts, o, h, l, c, volume, 0]`` newest first (volume 0 for an index)."""
+        params = request.path_params
+        key, unit = params["instrument_key"], params["unit"]
+        interval = _v3_interval(unit, params["interval"])
+        to_date = _parse_date(params["to_date"], "to_date")
+        from_date = _parse_date(params["from_date"], "from_date")
+        if from_date > to_date:
+            raise r.ApiError(
+                400,
+                r.INVALID_RANGE_ORDER_CODE,
+                "to_date must be greater than or equal to from_date",
+                "from_date",
+                params["from_date"],
+            )
+        try:
+            market.underlying_profile(key)
+        except UnknownInstrument:
+            raise _invalid_key(key) from None
+        try:
+            from_date, to_date = v3_served_range(
+                state.ranges.behaviour, unit, int(params["interval"]), from_date, to_date
+            )
+        except RangeRefused:
+            raise r.ApiError(*r.INVALID_DATE_RANGE) from None
+        days = market.underlying_json_days(key, interval, from_date, to_date)
+        return r.success_raw(f'{{"candles":[{",".join(days)}]}}')
+
     async def holidays(request: Request) -> Response:
         year = market.today.year
         day, out = date(year, 1, 1), []
@@ -201,6 +269,10 @@ def build_app(state: SandboxState) -> ASGIApp:
             Route(
                 f"{base}/historical-candle/{{instrument_key}}/{{interval}}/{{to_date}}/{{from_date}}",
                 historical_candle,
+            ),
+            Route(
+                f"{V3_CANDLE_PREFIX}/{{instrument_key}}/{{unit}}/{{interval}}/{{to_date}}/{{from_date}}",
+                v3_historical_candle,
             ),
             Route("/v2/market/holidays", holidays),
             Route("/v2/market/timings/{date}", timings),

@@ -45,9 +45,16 @@ from expirytrack_dagster.sandbox.paths import (
 )
 from expirytrack_dagster.sandbox.pricing import RISK_FREE_RATE, black76, smile_iv, to_ticks
 from expirytrack_dagster.sandbox.profiles import ProfileBook, UnderlyingProfile, build_book
-from expirytrack_dagster.sandbox.truth import truth_candles
+from expirytrack_dagster.sandbox.truth import truth_candles, truth_index_candles
 
 _SECONDS_PER_YEAR = 365.0 * 86400.0
+
+INDEX_MINUTES_FROM = date(2022, 1, 1)
+"""The first day the V3 endpoint serves an underlying's candles: the Upstox docs say minute data
+starts in January 2022 (the sandbox starts every unit there, day candles included)."""
+
+_STOCK_TICK_PAISE = 5
+"""Tick of an underlying share (₹0.05); an index is quoted to the paisa (0.01 point)."""
 
 
 class UnknownInstrument(KeyError):
@@ -83,6 +90,8 @@ class SyntheticMarket:
         self._minute_bars = functools.lru_cache(maxsize=512)(self._build_minute_bars)
         self._oi_at_close = functools.lru_cache(maxsize=8192)(self._build_oi_at_close)
         self._day_json = functools.lru_cache(maxsize=2048)(self._render_day)
+        self._underlying_bars = functools.lru_cache(maxsize=512)(self._build_underlying_bars)
+        self._underlying_json = functools.lru_cache(maxsize=1024)(self._render_underlying_day)
 
     # ---- listing -------------------------------------------------------------------------
 
@@ -247,6 +256,78 @@ class SyntheticMarket:
         if not spec.listing <= day <= min(spec.expiry, self.today):
             return EMPTY_BARS
         return self._minute_bars(spec, day)
+
+    # ---- the underlying's own candles (the V3 endpoint) ------------------------------------
+
+    def underlying_profile(self, underlying_key: str) -> UnderlyingProfile:
+        """The profile whose own instrument key is ``underlying_key`` (``NSE_INDEX|Nifty 50``,
+        ``NSE_EQ|INE002A01018``); UnknownInstrument for anything else, a symbol included."""
+        try:
+            profile = self.book.get(underlying_key)
+        except KeyError:
+            raise UnknownInstrument(underlying_key) from None
+        if profile.instrument_key != underlying_key:
+            raise UnknownInstrument(underlying_key)
+        return profile
+
+    def underlying_minute_bars(self, underlying_key: str, day: date) -> Bars:
+        """The underlying's one-minute bars of ``day``: every session minute, OHLC from the same
+        intraday path the futures and options are priced off; volume 0 for an index, shares
+        traded for a stock; open interest 0. Empty on a non-trading day, after ``today`` and
+        before :data:`INDEX_MINUTES_FROM`."""
+        profile = self.underlying_profile(underlying_key)
+        if not INDEX_MINUTES_FROM <= day <= self.today or session_of(day) is None:
+            return EMPTY_BARS
+        return self._underlying_bars(self.book.slot(profile.symbol), day)
+
+    def underlying_json_days(
+        self, underlying_key: str, interval: str, from_date: date, to_date: date
+    ) -> list[str]:
+        """The V3 endpoint's JSON rows for each day of the range, newest day first (rows newest
+        first); ``interval`` one of ``INTERVAL_MINUTES``; nothing before
+        :data:`INDEX_MINUTES_FROM` or after ``today``."""
+        if interval not in INTERVAL_MINUTES:
+            raise ValueError(f"unknown interval {interval!r}")
+        profile = self.underlying_profile(underlying_key)
+        slot = self.book.slot(profile.symbol)
+        start, end = max(from_date, INDEX_MINUTES_FROM), min(to_date, self.today)
+        texts = (
+            self._underlying_json(slot, day, interval) for day in reversed(trading_days(start, end))
+        )
+        return [text for text in texts if text]
+
+    def truth_index_candles(
+        self, underlying_key: str, from_date: date, to_date: date, interval: str = "1minute"
+    ) -> pd.DataFrame:
+        """Ground truth: the underlying's own candles from ``from_date`` to ``to_date`` (inclusive),
+        straight from the model (see ``sandbox.truth.truth_index_candles``)."""
+        return truth_index_candles(self, underlying_key, interval, from_date, to_date)
+
+    def _render_underlying_day(self, slot: int, day: date, interval: str) -> str:
+        return render_day(day, aggregate(self._underlying_bars(slot, day), interval), interval)
+
+    def _build_underlying_bars(self, slot: int, day: date) -> Bars:
+        profile = self.book.profiles[slot]
+        session = session_of(day)
+        assert session is not None
+        minutes = session.minutes
+        is_index = "_INDEX|" in profile.instrument_key
+        tick = 1 if is_index else _STOCK_TICK_PAISE
+        points = to_ticks(self._index_points(slot, day), tick).reshape(minutes, POINTS_PER_MINUTE)
+        if is_index:
+            volume = np.zeros(minutes, dtype=np.int64)
+        else:
+            rng = np.random.default_rng([self.seed, profile.stable_id, day.toordinal(), 6])
+            volume = rng.poisson(profile.liquidity * 40_000.0 * minute_weights(minutes)) + 1
+        return Bars(
+            np.arange(minutes, dtype=np.int64),
+            points[:, 0],
+            points.max(axis=1),
+            points.min(axis=1),
+            points[:, -1],
+            volume.astype(np.int64),
+            np.zeros(minutes, dtype=np.int64),
+        )
 
     # ---- generation ----------------------------------------------------------------------
 

@@ -136,3 +136,54 @@ class RangeRefused(Exception):
         super().__init__(f"{interval} requests may span at most {limit} days")
         self.interval = interval
         self.limit = limit
+
+
+# -- The V3 historical-candle endpoint (active instruments: the index itself) ---------------
+
+V3_UNITS: Mapping[str, tuple[int, int]] = MappingProxyType(
+    {"minutes": (1, 300), "hours": (1, 5), "days": (1, 1)}
+)
+"""The V3 units the sandbox serves and the intervals each allows (inclusive)."""
+
+V3_SPAN_MONTHS: Mapping[str, int] = MappingProxyType(
+    {"minutes_short": 1, "minutes_long": 3, "hours": 3, "days": 120}
+)
+"""Longest V3 request, in calendar months: one month for 1–15 minutes, a quarter above that (as
+the Upstox docs say), a decade for days."""
+
+
+def v3_span_months(unit: str, interval: int) -> int:
+    """The longest V3 request for ``unit``/``interval``, in calendar months."""
+    if unit == "minutes":
+        return V3_SPAN_MONTHS["minutes_short" if interval <= 15 else "minutes_long"]
+    return V3_SPAN_MONTHS[unit]
+
+
+def v3_last_day(from_date: date, months: int) -> date:
+    """The last day a request starting ``from_date`` may reach: one day before the same date
+    ``months`` later (clamped to the month's end, so 31 January + 1 month is 28 February)."""
+    month = from_date.month - 1 + months
+    year, month = from_date.year + month // 12, month % 12 + 1
+    days_in = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+    return date(year, month, min(from_date.day, days_in)) - timedelta(days=1)
+
+
+def v3_served_range(
+    behaviour: str, unit: str, interval: int, from_date: date, to_date: date
+) -> tuple[date, date]:
+    """The days a V3 request is answered with; ``RangeRefused`` past the limit under "error".
+
+    The same behaviours as the expired endpoint (``RangePolicy.behaviour``), measured in months.
+    """
+    months = v3_span_months(unit, interval)
+    last = v3_last_day(from_date, months)
+    if to_date <= last:
+        return from_date, to_date
+    if behaviour == "error":
+        raise RangeRefused(f"{unit}/{interval}", (last - from_date).days + 1)
+    if behaviour == "keep_recent":
+        start = to_date
+        while v3_last_day(start - timedelta(days=1), months) >= to_date:
+            start -= timedelta(days=1)
+        return start, to_date
+    return from_date, last

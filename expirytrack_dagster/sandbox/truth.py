@@ -30,6 +30,17 @@ if TYPE_CHECKING:
 TRUTH_COLUMNS: tuple[str, ...] = ("expired_instrument_key", *CANDLE_COLUMNS)
 """Columns of a truth frame."""
 
+INDEX_TRUTH_COLUMNS: tuple[str, ...] = (
+    "underlying_key",
+    "timestamp",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+)
+"""Columns of an index truth frame (the underlying's own candles carry no open interest)."""
+
 _NS_PER_MINUTE = 60 * 1_000_000_000
 
 
@@ -124,3 +135,42 @@ def truth_candles(
         return empty_truth()
     columns = [np.concatenate(column) for column in zip(*parts, strict=True)]
     return _frame(np.repeat(np.array(keys, dtype=object), counts), *columns)
+
+
+def truth_index_candles(
+    market: SyntheticMarket,
+    underlying_key: str,
+    interval: str,
+    from_date: date,
+    to_date: date,
+) -> pd.DataFrame:
+    """The underlying's own candles from ``from_date`` to ``to_date`` (inclusive), ascending.
+
+    Columns ``INDEX_TRUTH_COLUMNS``: ``timestamp`` timezone-aware IST, prices float64 (rupees, or
+    index points), volume int64 (0 for an index). Exactly what the V3 historical-candle endpoint
+    serves for requests inside its span limit, with no fault; built from the model's bars.
+    """
+    if interval not in INTERVAL_MINUTES:
+        raise ValueError(f"unknown interval {interval!r}")
+    parts: list[tuple[np.ndarray, ...]] = []
+    for day in trading_days(from_date, min(to_date, market.today)):
+        bars = aggregate(market.underlying_minute_bars(underlying_key, day), interval)
+        if len(bars):
+            parts.append(
+                (
+                    _stamps_ns(day, bars.minute, interval),
+                    bars.open,
+                    bars.high,
+                    bars.low,
+                    bars.close,
+                    bars.volume,
+                )
+            )
+    columns = (
+        [np.concatenate(column) for column in zip(*parts, strict=True)]
+        if parts
+        else [np.zeros(0, np.int64)] * 6
+    )
+    frame = _frame([underlying_key] * columns[0].size, *columns, columns[5])
+    frame = frame.rename(columns={"expired_instrument_key": "underlying_key"})
+    return frame[list(INDEX_TRUTH_COLUMNS)]
