@@ -1,0 +1,34 @@
+"""Time to expiry for option pricing: ACT/365 years from a timestamp to the expiry session's close."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+import numpy as np
+import pandas as pd
+
+from expirytrack_dagster.calendar import IST, REGULAR_CLOSE, session_for
+
+SECONDS_PER_YEAR = 365.0 * 86400.0
+
+
+def expiry_close(expiry: date) -> datetime:
+    """When the expiry session closes (IST): the calendar's real close, else 15:30."""
+    session = session_for(expiry)
+    if session is not None:
+        return session.close
+    return datetime.combine(expiry, time(REGULAR_CLOSE.hour, REGULAR_CLOSE.minute), tzinfo=IST)
+
+
+def years_to_expiry(timestamps: pd.Series, expiry: date) -> np.ndarray:
+    """ACT/365 years from each (timezone-aware) timestamp to the close of ``expiry``'s session.
+
+    Calendar seconds, not trading minutes: ``(close − timestamp).total_seconds() / (365·86400)``.
+    Negative after the close; NaN where a timestamp is missing.
+    """
+    stamps = pd.to_datetime(pd.Series(timestamps))
+    if stamps.dt.tz is None:
+        raise ValueError("years_to_expiry needs timezone-aware timestamps (IST or UTC)")
+    close = pd.Timestamp(expiry_close(expiry))
+    seconds = (close - stamps).dt.total_seconds().to_numpy(dtype=float)
+    return seconds / SECONDS_PER_YEAR
