@@ -175,6 +175,8 @@ RESEARCH_TABLES_V4: dict[str, str] = {
             max_pain DOUBLE,
             ce_oi BIGINT NOT NULL,
             pe_oi BIGINT NOT NULL,
+            atm_ce DOUBLE,
+            atm_pe DOUBLE,
             atm_straddle DOUBLE,
             atm_iv DOUBLE,
             skew_25d DOUBLE
@@ -325,6 +327,10 @@ COMMENTS: dict[tuple[str, str], str] = {
     ("chain_metrics", "pcr_oi"): "Put OI / call OI as of the minute",
     ("chain_metrics", "pcr_volume"): "Put / call session volume up to the minute",
     ("chain_metrics", "max_pain"): "Listed strike minimising the payout to option holders",
+    (
+        "chain_metrics",
+        "atm_ce",
+    ): "As-of close of the ATM call if it traded within max_age_minutes, else NULL",
     (
         "chain_metrics",
         "skew_25d",
