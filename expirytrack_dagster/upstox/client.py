@@ -44,6 +44,7 @@ from expirytrack_dagster.upstox.models import (
     parse_candles,
     parse_contracts,
     parse_expiries,
+    parse_index_candles,
 )
 from expirytrack_dagster.upstox.resilience import CircuitBreaker, RetryPolicy
 from expirytrack_dagster.upstox.spans import SPANS_FILE, SpanMemory
@@ -56,6 +57,8 @@ logging.getLogger("hpack").setLevel(max(logging.getLogger("hpack").level, loggin
 
 UPSTOX_BASE_URL = "https://api.upstox.com"
 API_PREFIX = "/v2/expired-instruments"
+V3_CANDLE_PREFIX = "/v3/historical-candle"
+"""Candles of active instruments; index keys (``NSE_INDEX|Nifty 50``) are always active."""
 
 
 @dataclass(frozen=True)
@@ -266,6 +269,22 @@ class UpstoxClient:
             return empty_candles()
         out = pd.concat(non_empty, ignore_index=True)
         return out.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+    async def get_index_candles(self, instrument_key: str, start: date, end: date) -> pd.DataFrame:
+        """One V3 request: the 1-minute candles of an active instrument, ``start``..``end``.
+
+        For an underlying's own key (``NSE_INDEX|Nifty 50``, ``NSE_EQ|INE002A01018``): columns
+        ``timestamp`` (candle start, IST), ``open``, ``high``, ``low``, ``close``, ``volume``
+        (0 for an index), ascending. The docs allow at most one month per request for 1-minute
+        candles; a longer range may be refused (``InvalidDateRange``) or cut, so whether the
+        answer is complete is the caller's question (``assets.index_candles`` checks every day).
+        """
+        if start > end:
+            raise InvalidRequest(f"from_date {start} is after to_date {end}")
+        key = quote(instrument_key, safe="")
+        path = f"{V3_CANDLE_PREFIX}/{key}/minutes/1/{end.isoformat()}/{start.isoformat()}"
+        data = await self._get("index_candles", path, None)
+        return parse_index_candles(data, f"index candles {instrument_key} {start}..{end}")
 
     async def _candles_window(
         self, expired_instrument_key: str, interval: str, start: date, end: date

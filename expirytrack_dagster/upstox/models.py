@@ -1,4 +1,4 @@
-"""Typed parsing of Upstox expired-instrument responses.
+"""Typed parsing of Upstox expired-instrument responses (and the V3 candles of an underlying).
 
 Required fields missing from a response are rejected naming the field; unknown extra fields are
 ignored, so an API that grows new fields does not break collection.
@@ -242,3 +242,20 @@ def _counts(values: Sequence[Any], name: str, where: str) -> np.ndarray:
     if (array != np.floor(array)).any():
         raise MalformedResponse(f"{where}: '{name}' must be whole numbers")
     return array.astype(np.int64)
+
+
+INDEX_CANDLE_COLUMNS: tuple[str, ...] = CANDLE_COLUMNS[:6]
+"""Columns of an underlying's candle frame: no open interest (an index or a share has none)."""
+
+
+def parse_index_candles(data: Any, where: str = "index candles") -> pd.DataFrame:
+    """The ``data`` of a V3 historical-candle response for an index or share, ascending.
+
+    Columns ``INDEX_CANDLE_COLUMNS``. Upstox sends ``[ts, o, h, l, c, volume, oi]`` with OI 0 for
+    an index; a row of six values (OI omitted) is accepted too, and the OI value is dropped.
+    """
+    if isinstance(data, Mapping) and isinstance(data.get("candles"), list):
+        rows = data["candles"]
+        if any(isinstance(r, list) and len(r) == 6 for r in rows):
+            data = {**data, "candles": [[*r, 0] if len(r) == 6 else r for r in rows]}
+    return parse_candles(data, where).drop(columns="open_interest")
