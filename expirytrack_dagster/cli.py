@@ -551,6 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     from expirytrack_dagster.ops.rebuild_cli import add_rebuild_command
 
     add_rebuild_command(commands)
+    from expirytrack_dagster.research.cli import add_research_commands
+
+    add_research_commands(commands)
     return parser
 
 
