@@ -11,6 +11,11 @@ are asked for. Errors that doom the whole partition (a dead token, an open circu
 persistent 429, a missing plan) stop it at once: everything landed so far stays, and every day
 the run did not answer is recorded ``failed`` with the reason and the fix (``record_stopped``),
 so the fetch status says what was attempted and why it stopped.
+
+A partition whose landing was pruned (``storage.landing``, ``ops.prune``) is refused before any
+request (:class:`~expirytrack_dagster.storage.landing.PartitionPruned`): every day of it is final
+and its candles live only in the database, so there is nothing to ask for, and staging it for a
+publish would replace the stored candles with none.
 """
 
 from __future__ import annotations
@@ -34,7 +39,12 @@ from expirytrack_dagster.collection.answers import (
 from expirytrack_dagster.collection.canaries import CanaryFinder
 from expirytrack_dagster.collection.span_probe import SpanDecision, head_witnessed, settle_span
 from expirytrack_dagster.quality.settings import interval_minutes
-from expirytrack_dagster.storage.landing import CandleLanding, DayRecord, LandedContract
+from expirytrack_dagster.storage.landing import (
+    CandleLanding,
+    DayRecord,
+    LandedContract,
+    PartitionPruned,
+)
 from expirytrack_dagster.upstox.client import UpstoxClient
 from expirytrack_dagster.upstox.errors import (
     LOGIN_FIX,
@@ -363,8 +373,11 @@ async def collect_candles(
     """Land every day of every contract that is not final yet (all of them when ``force``).
 
     ``to_date`` is the expiry. ``underlying_key`` lets a partition without its own future
-    borrow one to prove the request span; ``span_cap`` caps the days of one request.
+    borrow one to prove the request span; ``span_cap`` caps the days of one request. A pruned
+    partition raises ``PartitionPruned`` before any request (``force`` included).
     """
+    if await to_thread(landing.is_pruned, partition_key):
+        raise PartitionPruned(partition_key, "collect it")
     report = CollectionReport()
     futures = [c for c in contracts if c.instrument_type == "FUT"]
     canaries = CanaryFinder(
@@ -498,7 +511,11 @@ def fetch_status(
     ``complete`` / ``no_trades``: answered at a verified span, with / without candles;
     ``unconfirmed``: answered at a span not verified (not final: fetched again next run);
     ``failed``: the request failed, or the day was never fetched (``error`` says which).
+    A pruned partition raises ``PartitionPruned``: it has no files to publish, and publishing
+    none would wipe the candles that now live only in the database.
     """
+    if landing.is_pruned(partition_key):
+        raise PartitionPruned(partition_key, "stage its candles for publishing")
     days = trading_days_between(from_date, to_date)
     rows: list[tuple] = []
     files: list[str] = []

@@ -16,11 +16,20 @@ file, ``_partition.parquet``, holding every contract's candles and day records; 
 ``candles`` and ``files`` read it as they read per-contract files, and the database can be
 rebuilt from it. Saving a contract of a compacted partition again (``force_refetch``) moves that
 contract back to a file of its own.
+
+A partition verified complete and published (``ops.prune``) can be pruned
+(:meth:`CandleLanding.prune`): its candle files go, and one small file, ``_pruned.json.gz``, keeps
+every contract's day records, its candle counts and the rows and checksum that were verified. Its
+candles then live only in the database: ``load`` still answers every day as final, so a re-run
+asks for nothing, but reading, saving or rebuilding its candles raises :class:`PartitionPruned`.
+The record is written (atomically) before any candle file is removed, and a leftover candle file
+beside a record is removed on the next read: a crash leaves the files or a pruned partition.
 """
 
 from __future__ import annotations
 
 import functools
+import gzip
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -59,6 +68,10 @@ COMPACTED_ENCODINGS = {
 """Parquet encodings of compacted files: prices split by byte, minute stamps and counts as
 deltas; with zstd about 11 bytes per candle on sandbox data (per-contract files: about 14)."""
 
+PRUNED_NAME = "_pruned.json.gz"
+"""The day records of a pruned partition, gzipped JSON (its candles live only in the database)."""
+PRUNED_VERSION = 1
+
 FINAL_STATUSES = ("complete", "no_trades")
 DAY_STATUSES = ("complete", "no_trades", "unconfirmed", "failed")
 """``complete``: candles, asked at a verified span; ``no_trades``: none, asked at a verified span;
@@ -67,6 +80,31 @@ DAY_STATUSES = ("complete", "no_trades", "unconfirmed", "failed")
 LEGACY_SPAN_DAYS = 30
 """The longest request the client made before spans were verified (its default 1-minute
 window). Version-1 files are trusted once a span at least this long is verified."""
+
+
+class PartitionPruned(RuntimeError):
+    """The partition's landing was pruned: its candles live only in the database."""
+
+    def __init__(self, partition_key: str, doing: str) -> None:
+        super().__init__(
+            f"{partition_key}: cannot {doing}: its landing files were pruned (landing_retention: "
+            "prune_verified, or `expirytrack prune-landing`) after it was verified complete, so "
+            "its candles live only in the database and nothing is left to collect. To collect it "
+            f"again (this spends API budget), run `expirytrack delete {partition_key}` first."
+        )
+        self.partition_key = partition_key
+
+
+@dataclass(frozen=True)
+class PrunedRecord:
+    """What a pruned partition's record says: when, and what the database held then."""
+
+    partition_key: str
+    pruned_at: datetime
+    candle_rows: int
+    checksum: str  # sum of row hashes, as ``ops.prune`` computes it on both sides
+    landing_bytes: int  # what the removed candle files held
+    contracts: int
 
 
 @dataclass(frozen=True)
@@ -102,6 +140,7 @@ class LandedContract:
     version: int
     duplicates_collapsed: int = 0
     day_candles: Mapping[date, int] | None = None  # candles per trading day, when recorded
+    pruned: bool = False  # the candles were pruned from the landing (``path`` is the record)
 
     @property
     def fetched_at(self) -> datetime | None:
@@ -143,7 +182,7 @@ def _outcome_json(
     }
 
 
-def _landed_from_outcome(path: Path, outcome: Mapping) -> LandedContract:
+def _landed_from_outcome(path: Path, outcome: Mapping, pruned: bool = False) -> LandedContract:
     counts = outcome.get("day_candles")
     return LandedContract(
         outcome["expired_instrument_key"],
@@ -153,6 +192,7 @@ def _landed_from_outcome(path: Path, outcome: Mapping) -> LandedContract:
         int(outcome["version"]),
         int(outcome.get("duplicates_collapsed", 0)),
         None if counts is None else {date.fromisoformat(d): int(n) for d, n in counts.items()},
+        pruned,
     )
 
 
@@ -190,6 +230,7 @@ class CandleLanding:
         self.root = Path(root)
         self.interval = interval
         self._compacted: dict[Path, tuple[int, dict[str, dict]]] = {}
+        self._pruned: dict[Path, tuple[int, dict]] = {}
         self._settled: set[str] = set()
         # Saves of different contracts rewrite the one compacted file of their partition, and
         # collection saves from worker threads: every file operation holds this lock.
@@ -213,8 +254,11 @@ class CandleLanding:
     ) -> LandedContract:
         """Land a contract's candles and day records atomically (zero candles is valid).
 
-        Identical duplicate candles are dropped here, so no file ever holds one.
+        Identical duplicate candles are dropped here, so no file ever holds one. A pruned
+        partition refuses (:class:`PartitionPruned`): its day records are final and kept.
         """
+        if self.is_pruned(partition_key):
+            raise PartitionPruned(partition_key, f"land candles of {expired_instrument_key}")
         path, legacy_failure = self._paths(partition_key, expired_instrument_key)
         path.parent.mkdir(parents=True, exist_ok=True)
         candles, dropped = drop_identical_duplicates(candles[list(CANDLE_COLUMNS)])
@@ -242,9 +286,16 @@ class CandleLanding:
         """The contract's landed file and day records, or None when nothing landed.
 
         ``window_days`` are the partition's trading days: a version-1 file answered all of them
-        (at an unverified span), a version-1 failure note failed all of them.
+        (at an unverified span), a version-1 failure note failed all of them. A contract of a
+        pruned partition comes back with ``pruned`` set: its day records, no candles.
         """
         self._settle(partition_key)
+        record = self._pruned_json(partition_key)
+        if record is not None:
+            outcome = record["contracts"].get(expired_instrument_key)
+            if outcome is None:
+                return None
+            return _landed_from_outcome(self.pruned_path(partition_key), outcome, pruned=True)
         path, legacy_failure = self._paths(partition_key, expired_instrument_key)
         if path.exists():
             meta = pq.read_schema(path).metadata or {}
@@ -275,7 +326,15 @@ class CandleLanding:
 
     @_serialized
     def candles(self, landed: LandedContract) -> pd.DataFrame:
-        """The candles of a landed contract (ascending, IST), as the client parsed them."""
+        """The candles of a landed contract (ascending, IST), as the client parsed them.
+
+        :class:`PartitionPruned` for a contract of a pruned partition: it has no candles here.
+        """
+        if landed.pruned:
+            partition_key = landed.path.parent.name
+            raise PartitionPruned(
+                partition_key, f"read the candles of {landed.expired_instrument_key}"
+            )
         if not landed.path.exists():
             return empty_candles()
         rows = None
@@ -297,7 +356,8 @@ class CandleLanding:
 
     @_serialized
     def files(self, partition_key: str) -> list[Path]:
-        """Every landed candle file of the partition (each contract's candles in exactly one)."""
+        """Every landed candle file of the partition (each contract's candles in exactly one;
+        none once pruned)."""
         self._settle(partition_key)
         directory = self.partition_dir(partition_key)
         return sorted(directory.glob("*.parquet")) if directory.exists() else []
@@ -311,6 +371,9 @@ class CandleLanding:
     def contract_keys(self, partition_key: str) -> list[str]:
         """Every contract with candles or day records landed for the partition, sorted."""
         self._settle(partition_key)
+        record = self._pruned_json(partition_key)
+        if record is not None:
+            return sorted(record["contracts"])
         keys = set(self._compacted_outcomes(self.compacted_path(partition_key)))
         directory = self.partition_dir(partition_key)
         if directory.exists():
@@ -404,11 +467,17 @@ class CandleLanding:
 
         A contract both in the compacted file and in its own file is either left over from an
         interrupted compaction (own file older: removed) or was saved again since (own file
-        newer: it leaves the compacted file).
+        newer: it leaves the compacted file). A candle file beside a prune record is left over
+        from an interrupted prune (the record is written first): removed.
         """
         if partition_key in self._settled:
             return
         self._settled.add(partition_key)
+        if self.is_pruned(partition_key):
+            # Left by a prune interrupted after its record was written: verified, then removed.
+            for path in self._candle_files(partition_key):
+                path.unlink(missing_ok=True)
+            return
         target = self.compacted_path(partition_key)
         outcomes = self._compacted_outcomes(target)
         if not outcomes:
@@ -422,3 +491,125 @@ class CandleLanding:
                 path.unlink()
             else:
                 self._drop_from_compacted(partition_key, key)
+
+    # -- Pruning ---------------------------------------------------------------------------------
+
+    def pruned_path(self, partition_key: str) -> Path:
+        return self.partition_dir(partition_key) / PRUNED_NAME
+
+    def is_pruned(self, partition_key: str) -> bool:
+        """True when the partition's candle files were pruned (its record is kept)."""
+        return self.pruned_path(partition_key).exists()
+
+    def pruned_partitions(self) -> list[str]:
+        """Every pruned partition key, sorted."""
+        return [key for key in self.partitions() if self.is_pruned(key)]
+
+    def _pruned_json(self, partition_key: str) -> dict | None:
+        """The partition's prune record as stored, cached while the file is unchanged."""
+        path = self.pruned_path(partition_key)
+        try:
+            stamp = path.stat().st_mtime_ns
+        except FileNotFoundError:
+            self._pruned.pop(path, None)
+            return None
+        cached = self._pruned.get(path)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, json.loads(gzip.decompress(path.read_bytes())))
+            self._pruned[path] = cached
+        return cached[1]
+
+    @_serialized
+    def pruned_record(self, partition_key: str) -> PrunedRecord | None:
+        """What the partition's prune record says, or None when it was not pruned."""
+        raw = self._pruned_json(partition_key)
+        if raw is None:
+            return None
+        return PrunedRecord(
+            raw["partition_key"],
+            datetime.fromisoformat(raw["pruned_at"]),
+            int(raw["candle_rows"]),
+            str(raw["checksum"]),
+            int(raw["landing_bytes"]),
+            len(raw["contracts"]),
+        )
+
+    def _candle_files(self, partition_key: str) -> list[Path]:
+        directory = self.partition_dir(partition_key)
+        if not directory.exists():
+            return []
+        return sorted([*directory.glob("*.parquet"), *directory.glob("*.failed.json")])
+
+    @_serialized
+    def fingerprint(self, partition_key: str) -> dict[str, tuple[int, int]]:
+        """``{file name: (bytes, mtime_ns)}`` of the partition's candle files: what a prune
+        verified, so that a file changed since is noticed before anything is removed."""
+        self._settle(partition_key)
+        return {
+            path.name: (path.stat().st_size, path.stat().st_mtime_ns)
+            for path in self._candle_files(partition_key)
+        }
+
+    @_serialized
+    def prune(
+        self,
+        partition_key: str,
+        verified: Mapping[str, tuple[int, int]],
+        *,
+        candle_rows: int,
+        checksum: str,
+        at: datetime,
+    ) -> PrunedRecord:
+        """Remove the partition's candle files, keeping every contract's day records.
+
+        The caller has verified that the database holds exactly these files' candles and that
+        every day is final (``ops.prune``); ``verified`` is :meth:`fingerprint` as it was then.
+        Refuses (``ValueError``, nothing touched) when the files differ from it. The record is
+        written whole before the first file is removed.
+        """
+        self._settle(partition_key)
+        if self.is_pruned(partition_key):
+            raise ValueError(f"{partition_key}: already pruned")
+        now = self.fingerprint(partition_key)
+        if not verified or now != dict(verified):
+            raise ValueError(
+                f"{partition_key}: its landing files changed since they were verified "
+                "(a run wrote to it?); nothing was pruned: verify again"
+            )
+        outcomes = {
+            key: self._outcome_for_record(partition_key, key)
+            for key in self.contract_keys(partition_key)
+        }
+        record = {
+            "version": PRUNED_VERSION,
+            "partition_key": partition_key,
+            "interval": self.interval,
+            "pruned_at": at.isoformat(),
+            "candle_rows": candle_rows,
+            "checksum": checksum,
+            "landing_bytes": sum(size for size, _ in now.values()),
+            "contracts": outcomes,
+        }
+        with atomic_write(self.pruned_path(partition_key)) as handle:
+            handle.write(gzip.compress(json.dumps(record, sort_keys=True).encode(), mtime=0))
+        for path in self._candle_files(partition_key):
+            path.unlink()
+        self._compacted.pop(self.compacted_path(partition_key), None)
+        result = self.pruned_record(partition_key)
+        assert result is not None
+        return result
+
+    def _outcome_for_record(self, partition_key: str, key: str) -> dict:
+        """One contract's outcome (as a compacted file stores it), candle counts per day included."""
+        landed = self.load(partition_key, key, ())
+        if landed is None or landed.version < 2:
+            raise ValueError(f"{partition_key}: {key} has no day records to keep; nothing pruned")
+        counts = self.candles_per_day(landed)
+        return {
+            "version": LANDING_VERSION,
+            "expired_instrument_key": key,
+            "candle_count": landed.candle_count,
+            "duplicates_collapsed": landed.duplicates_collapsed,
+            "days": {d.isoformat(): r.as_json() for d, r in sorted(landed.days.items())},
+            "day_candles": {d.isoformat(): int(n) for d, n in sorted(counts.items())},
+        }
