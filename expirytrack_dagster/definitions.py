@@ -20,8 +20,9 @@ from typing import Any
 
 from dagster import AssetSelection, Definitions, define_asset_job
 
-from expirytrack_dagster.assets import candles, contracts, expiries
+from expirytrack_dagster.assets import candles, contracts, expiries, index_candles
 from expirytrack_dagster.assets.coverage import coverage_report, coverage_report_sensor
+from expirytrack_dagster.assets.research import RESEARCH_ASSETS, research_sensor
 from expirytrack_dagster.checks import ALL_CHECKS
 from expirytrack_dagster.notifications import notification_sensors
 from expirytrack_dagster.project_settings import ExpiryTrackSettings, load_settings
@@ -30,8 +31,11 @@ from expirytrack_dagster.storage.io_manager import ExpiryTrackIOManager
 
 collect_expiry_job = define_asset_job(
     name="collect_expiry",
-    selection=AssetSelection.assets(expiries, contracts, candles),
-    description="Collect one (underlying, expiry) partition: expiry record, contracts, candles.",
+    selection=AssetSelection.assets(expiries, contracts, index_candles, candles),
+    description=(
+        "Collect one (underlying, expiry) partition: expiry record, contracts, the underlying's "
+        "own candles, candles."
+    ),
 )
 
 
@@ -44,18 +48,20 @@ def build_definitions(
         settings = load_settings(settings)
     upstox, collection = settings.upstox, settings.collection
     return Definitions(
-        assets=[expiries, contracts, candles, coverage_report],
+        assets=[expiries, contracts, index_candles, candles, coverage_report, *RESEARCH_ASSETS],
         asset_checks=ALL_CHECKS,
         sensors=[
             new_expiry_sensor,
             orphaned_run_sensor,
             coverage_report_sensor,
+            research_sensor,
             *notification_sensors(settings.notifications, upstox),
         ],
         jobs=[collect_expiry_job],
         resources={
             "upstox": upstox,
             "collection": collection,
+            "research": settings.research,
             "io_manager": ExpiryTrackIOManager(
                 database=collection.database,
                 schema="main",

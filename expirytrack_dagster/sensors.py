@@ -115,7 +115,7 @@ async def _poll_within_tick(
     name="new_expiry_sensor",
     minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
-    asset_selection=["expiries", "contracts", "candles", "candle_fetch_status"],
+    asset_selection=["expiries", "contracts", "index_candles", "candles", "candle_fetch_status"],
     description=__doc__.split("\n\n")[0],
 )
 def new_expiry_sensor(
