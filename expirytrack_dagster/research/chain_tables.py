@@ -1,0 +1,355 @@
+"""The three partitioned research tables of one partition, computed together from its candles.
+
+``option_greeks`` (per option per traded minute), ``option_chain_daily`` (per contract per
+session) and ``chain_metrics`` (per session and bucket) share one as-of grid
+(``partition_grid``) and the research core's definitions:
+
+- **forward** at a minute: ``forward.synthetic_forward`` (median of ``K + e^{rτ}(C − P)`` over the
+  3 strikes of smallest ``|C − P|`` whose legs both traded within ``max_age_minutes``, same
+  session), evaluated for all minutes at once by ``partition_grid.synthetic_forwards``;
+- **IV and greeks**: ``black76.implied_vol`` / ``black76.greeks`` of an option's close against the
+  forward *at the same minute*, ``τ`` from ``expiry_time.years_to_expiry`` (ACT/365 to the expiry
+  session's close); no forward (stale legs) means no IV;
+- **ATM**: ``forward.atm_strike``; **PCR** and **max pain**: ``oi.pcr`` / ``oi.max_pain`` on the chain
+  as of the minute (``partition_grid.put_call_ratios`` / ``max_pains``, vectorised);
+- **build-up**: ``oi.build_up`` of the session close and OI change vs the contract's previous
+  traded session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from expirytrack_dagster.calendar import session_for
+from expirytrack_dagster.research import black76
+from expirytrack_dagster.research.expiry_time import years_to_expiry
+from expirytrack_dagster.research.oi import build_up
+from expirytrack_dagster.research.partition_grid import (
+    MINUTES_PER_DAY,
+    ChainGrid,
+    OptionLegs,
+    PartitionCandles,
+    atm_strikes,
+    max_pains,
+    put_call_ratios,
+    synthetic_forwards,
+    to_minutes,
+    to_timestamps,
+)
+
+SKEW_DELTA = 0.25
+"""The 25-delta skew: IV of the put of delta -0.25 minus IV of the call of delta +0.25."""
+
+
+@dataclass(frozen=True)
+class ChainTables:
+    """The partition's rows of ``option_greeks``, ``option_chain_daily`` and ``chain_metrics``."""
+
+    option_greeks: pd.DataFrame
+    option_chain_daily: pd.DataFrame
+    chain_metrics: pd.DataFrame
+
+
+def partition_expiry(contracts: pd.DataFrame) -> date:
+    """The options' expiry (a partition holds one expiry)."""
+    return min(contracts["expiry"])
+
+
+def build_chain_tables(
+    candles: PartitionCandles,
+    *,
+    rate: float,
+    bucket_minutes: int,
+    max_age_minutes: int,
+) -> ChainTables:
+    """The three tables of one partition (see the module docstring for each definition)."""
+    contracts = candles.contracts
+    is_option = contracts["instrument_type"].isin(["CE", "PE"]).to_numpy()
+    legs = OptionLegs.of(contracts)
+    grid = ChainGrid.build(candles.only(is_option[candles.contract]))
+    expiry = partition_expiry(contracts) if len(contracts) else None
+    forwards = _forwards_at(grid, grid.minutes, legs, expiry, rate, max_age_minutes)
+    per_candle = _per_candle(candles, grid, forwards, expiry, rate, is_option)
+    return ChainTables(
+        option_greeks=_option_greeks(candles, per_candle, is_option),
+        option_chain_daily=_option_chain_daily(candles, per_candle),
+        chain_metrics=_chain_metrics(
+            candles.partition_key, grid, legs, expiry, rate, bucket_minutes, max_age_minutes
+        ),
+    )
+
+
+def _tau(minutes: np.ndarray, expiry: date | None) -> np.ndarray:
+    if expiry is None or not len(minutes):
+        return np.full(len(minutes), np.nan)
+    return years_to_expiry(pd.Series(to_timestamps(minutes)), expiry)
+
+
+def _forwards_at(
+    grid: ChainGrid,
+    minutes: np.ndarray,
+    legs: OptionLegs,
+    expiry: date | None,
+    rate: float,
+    max_age_minutes: int,
+) -> np.ndarray:
+    if not len(grid.minutes) or not len(legs.strikes):
+        return np.full(len(minutes), np.nan)
+    return synthetic_forwards(grid.at(minutes), legs, rate, _tau(minutes, expiry), max_age_minutes)
+
+
+def _per_candle(
+    candles: PartitionCandles,
+    grid: ChainGrid,
+    forwards: np.ndarray,
+    expiry: date | None,
+    rate: float,
+    is_option: np.ndarray,
+) -> pd.DataFrame:
+    """Forward, IV and greeks of every candle (NaN for futures and where no forward)."""
+    contracts = candles.contracts
+    option_row = is_option[candles.contract]
+    t = np.searchsorted(grid.minutes, candles.minute)
+    forward = np.full(len(candles), np.nan)
+    if len(grid.minutes):
+        forward[option_row] = forwards[np.minimum(t[option_row], len(grid.minutes) - 1)]
+    strike = contracts["strike_price"].to_numpy(dtype=float)[candles.contract]
+    is_call = (contracts["instrument_type"] == "CE").to_numpy()[candles.contract]
+    tau = _tau(candles.minute, expiry)
+    iv = black76.implied_vol(candles.close, is_call, forward, strike, tau, rate)
+    greeks = black76.greeks(is_call, forward, strike, tau, rate, iv)
+    return pd.DataFrame(
+        {
+            "forward": forward,
+            "iv": iv,
+            "delta": greeks["delta"].to_numpy(),
+            "gamma": greeks["gamma"].to_numpy(),
+            "theta": greeks["theta"].to_numpy(),
+            "vega": greeks["vega"].to_numpy(),
+        }
+    )
+
+
+def _keys(candles: PartitionCandles, contract: np.ndarray) -> pd.Categorical:
+    names = candles.contracts["expired_instrument_key"].astype(str).to_numpy()
+    return pd.Categorical.from_codes(contract, categories=names)
+
+
+def _option_greeks(
+    candles: PartitionCandles, per_candle: pd.DataFrame, is_option: np.ndarray
+) -> pd.DataFrame:
+    rows = is_option[candles.contract]
+    contract = candles.contract[rows]
+    types = candles.contracts["instrument_type"].to_numpy()
+    strikes = candles.contracts["strike_price"].to_numpy(dtype=float)
+    frame = pd.DataFrame(
+        {
+            "partition_key": candles.partition_key,
+            "expired_instrument_key": _keys(candles, contract),
+            "timestamp": to_timestamps(candles.minute[rows]),
+            "instrument_type": types[contract],
+            "strike_price": strikes[contract],
+            "close": candles.close[rows],
+        }
+    )
+    for column in per_candle.columns:
+        frame[column] = per_candle[column].to_numpy()[rows]
+    return frame
+
+
+def _option_chain_daily(candles: PartitionCandles, per_candle: pd.DataFrame) -> pd.DataFrame:
+    contracts = candles.contracts
+    day = (candles.minute + 330) // MINUTES_PER_DAY
+    frame = pd.DataFrame(
+        {
+            "contract": candles.contract,
+            "day": day,
+            "open": candles.open,
+            "high": candles.high,
+            "low": candles.low,
+            "close": candles.close,
+            "volume": candles.volume,
+            "open_interest": candles.open_interest,
+            "minute": candles.minute,
+            "row": np.arange(len(candles)),
+        }
+    )
+    daily = (
+        frame.groupby(["contract", "day"], sort=True)
+        .agg(
+            open=("open", "first"),
+            high=("high", "max"),
+            low=("low", "min"),
+            close=("close", "last"),
+            volume=("volume", "sum"),
+            open_interest=("open_interest", "last"),
+            minute=("minute", "last"),
+            row=("row", "last"),
+        )
+        .reset_index()
+    )
+    previous = daily.groupby("contract", sort=False)[["close", "open_interest"]].shift()
+    oi_change = daily["open_interest"] - previous["open_interest"]
+    classes = build_up(daily["close"] - previous["close"], oi_change).astype(object)
+    contract = daily["contract"].to_numpy()
+    return pd.DataFrame(
+        {
+            "partition_key": candles.partition_key,
+            "expired_instrument_key": _keys(candles, contract),
+            "instrument_type": contracts["instrument_type"].to_numpy()[contract],
+            "strike_price": contracts["strike_price"].to_numpy(dtype=float)[contract],
+            "session_date": pd.to_datetime(daily["day"], unit="D").dt.date,
+            "open": daily["open"],
+            "high": daily["high"],
+            "low": daily["low"],
+            "close": daily["close"],
+            "volume": daily["volume"],
+            "open_interest": daily["open_interest"],
+            "oi_change": oi_change.astype("Int64"),
+            "build_up": classes.where(previous["open_interest"].notna(), None),
+            "close_time": to_timestamps(daily["minute"].to_numpy()),
+            "forward": per_candle["forward"].to_numpy()[daily["row"]],
+            "iv": per_candle["iv"].to_numpy()[daily["row"]],
+            "delta": per_candle["delta"].to_numpy()[daily["row"]],
+        }
+    )
+
+
+def bucket_minutes_of(days: np.ndarray, bucket_minutes: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(bucket_start, as_of)`` minutes of every bucket of the sessions on ``days`` (epoch days,
+    IST): buckets of ``bucket_minutes`` from the session open; ``as_of`` is a bucket's last minute
+    (the session's last minute for a shorter final bucket)."""
+    starts, ends = [], []
+    for day in days:
+        session = session_for(pd.Timestamp(int(day), unit="D").date())
+        if session is None:
+            continue
+        opened, closed = to_minutes(pd.DatetimeIndex([session.open, session.close]))
+        bucket = np.arange(opened, closed, bucket_minutes)
+        starts.append(bucket)
+        ends.append(np.minimum(bucket + bucket_minutes, closed) - 1)
+    if not starts:
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    return np.concatenate(starts), np.concatenate(ends)
+
+
+def _chain_metrics(
+    partition_key: str,
+    grid: ChainGrid,
+    legs: OptionLegs,
+    expiry: date | None,
+    rate: float,
+    bucket_minutes: int,
+    max_age_minutes: int,
+) -> pd.DataFrame:
+    days = np.unique((grid.minutes + 330) // MINUTES_PER_DAY)
+    bucket_start, as_of = bucket_minutes_of(days, bucket_minutes)
+    chain = grid.at(as_of)
+    tau = _tau(as_of, expiry)
+    forward = (
+        synthetic_forwards(chain, legs, rate, tau, max_age_minutes)
+        if len(as_of) and len(legs.strikes)
+        else np.full(len(as_of), np.nan)
+    )
+    atm = atm_strikes(legs.strikes, forward)
+    fresh = np.where(chain.age_minutes <= max_age_minutes, chain.close, np.nan)
+    calls, puts = legs.leg(fresh, "CE"), legs.leg(fresh, "PE")
+    strikes = np.broadcast_to(legs.strikes, calls.shape)
+    column = np.searchsorted(legs.strikes, np.nan_to_num(atm))
+    column = np.minimum(column, max(len(legs.strikes) - 1, 0))
+    rows = np.arange(len(as_of))
+    atm_ce = np.where(np.isfinite(atm), calls[rows, column], np.nan) if calls.size else atm
+    atm_pe = np.where(np.isfinite(atm), puts[rows, column], np.nan) if puts.size else atm
+    iv_calls = black76.implied_vol(calls, True, forward[:, None], strikes, tau[:, None], rate)
+    iv_puts = black76.implied_vol(puts, False, forward[:, None], strikes, tau[:, None], rate)
+    oi = chain.open_interest
+    return pd.DataFrame(
+        {
+            "partition_key": partition_key,
+            "session_date": pd.to_datetime((as_of + 330) // MINUTES_PER_DAY, unit="D").date,
+            "bucket_start": to_timestamps(bucket_start),
+            "as_of": to_timestamps(as_of),
+            "forward": forward,
+            "atm_strike": atm,
+            "pcr_oi": put_call_ratios(oi, legs),
+            "pcr_volume": put_call_ratios(chain.session_volume, legs),
+            "max_pain": max_pains(oi, legs),
+            "ce_oi": np.nansum(legs.leg(oi, "CE"), axis=1).astype(np.int64),
+            "pe_oi": np.nansum(legs.leg(oi, "PE"), axis=1).astype(np.int64),
+            "atm_ce": atm_ce,
+            "atm_pe": atm_pe,
+            "atm_straddle": atm_ce + atm_pe,
+            "atm_iv": _atm_iv(iv_calls, iv_puts, column, atm),
+            "skew_25d": _skew(iv_calls, iv_puts, forward, strikes, tau, rate),
+        }
+    )
+
+
+def _atm_iv(
+    iv_calls: np.ndarray, iv_puts: np.ndarray, column: np.ndarray, atm: np.ndarray
+) -> np.ndarray:
+    """Mean IV of the ATM call and put (either alone when the other has none)."""
+    if not iv_calls.size:
+        return np.full(len(atm), np.nan)
+    rows = np.arange(len(atm))
+    both = np.stack([iv_calls[rows, column], iv_puts[rows, column]])
+    counted = np.isfinite(both).sum(axis=0)
+    mean = np.where(counted > 0, np.nansum(both, axis=0) / np.maximum(counted, 1), np.nan)
+    return np.where(np.isfinite(atm), mean, np.nan)
+
+
+def _skew(
+    iv_calls: np.ndarray,
+    iv_puts: np.ndarray,
+    forward: np.ndarray,
+    strikes: np.ndarray,
+    tau: np.ndarray,
+    rate: float,
+) -> np.ndarray:
+    """IV at put delta -0.25 minus IV at call delta +0.25, each interpolated linearly in delta
+    between the two listed strikes around it; NaN when either is not bracketed."""
+    if not iv_calls.size:
+        return np.full(len(forward), np.nan)
+    call_delta = _deltas(True, forward, strikes, tau, rate, iv_calls)
+    put_delta = _deltas(False, forward, strikes, tau, rate, iv_puts)
+    out = np.full(len(forward), np.nan)
+    for q in range(len(forward)):
+        call = _iv_at_delta(call_delta[q], iv_calls[q], SKEW_DELTA)
+        put = _iv_at_delta(put_delta[q], iv_puts[q], -SKEW_DELTA)
+        out[q] = put - call
+    return out
+
+
+def _deltas(
+    is_call: bool,
+    forward: np.ndarray,
+    strikes: np.ndarray,
+    tau: np.ndarray,
+    rate: float,
+    iv: np.ndarray,
+) -> np.ndarray:
+    shape = iv.shape
+    greeks = black76.greeks(
+        is_call,
+        np.broadcast_to(forward[:, None], shape).ravel(),
+        strikes.ravel(),
+        np.broadcast_to(tau[:, None], shape).ravel(),
+        rate,
+        iv.ravel(),
+    )
+    return greeks["delta"].to_numpy().reshape(shape)
+
+
+def _iv_at_delta(delta: np.ndarray, iv: np.ndarray, target: float) -> float:
+    known = np.isfinite(delta) & np.isfinite(iv)
+    if known.sum() < 2:
+        return np.nan
+    order = np.argsort(delta[known])
+    x, y = delta[known][order], iv[known][order]
+    if not x[0] <= target <= x[-1]:
+        return np.nan
+    return float(np.interp(target, x, y))

@@ -1,0 +1,71 @@
+"""Helpers for the research asset tests: a small NIFTY collected, checked and researched for real."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from dagster import Definitions, ExecuteInProcessResult, materialize
+
+from expirytrack_dagster.assets.research import RESEARCH_ASSETS
+from expirytrack_dagster.checks import ALL_CHECKS
+from expirytrack_dagster.research.settings import ResearchSettings
+from expirytrack_dagster_tests.pipeline import (
+    ASSETS,
+    SMALL_NIFTY,
+    Pipeline,
+    pipeline,
+    sandbox_config,
+)
+
+TODAY = date(2025, 10, 1)
+AUGUST = date(2025, 8, 28)
+SEPTEMBER = date(2025, 9, 30)
+EVERYTHING = [*ASSETS, *RESEARCH_ASSETS, *ALL_CHECKS]
+
+
+@contextmanager
+def nifty_pipeline(root: Path, **sandbox: Any) -> Iterator[Pipeline]:
+    """NIFTY with 5 strikes a side (``SMALL_NIFTY``), one month of candles before each expiry."""
+    config = sandbox_config(seed=21, today=TODAY, extra_profiles=(SMALL_NIFTY,), **sandbox)
+    with pipeline(root, config, lookback_months=1) as p:
+        yield p
+
+
+def resources(p: Pipeline, research: ResearchSettings | None = None) -> dict[str, Any]:
+    return {**p.resources(), "research": research or ResearchSettings()}
+
+
+def run(
+    p: Pipeline,
+    key: str,
+    selection: list | None = None,
+    research: ResearchSettings | None = None,
+    **upstox: Any,
+) -> ExecuteInProcessResult:
+    """Materialise ``selection`` (default: collection, research and every check) for ``key``."""
+    return materialize(
+        selection or EVERYTHING,
+        partition_key=key,
+        instance=p.instance,
+        resources={**resources(p, research), "upstox": p.upstox(**upstox)},
+        raise_on_error=False,
+    )
+
+
+def definitions(p: Pipeline) -> Definitions:
+    """The project's assets and checks over this pipeline's resources (for automation tests)."""
+    return Definitions(
+        assets=[*ASSETS, *RESEARCH_ASSETS], asset_checks=ALL_CHECKS, resources=resources(p)
+    )
+
+
+def materialized(result: ExecuteInProcessResult) -> set[str]:
+    return {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+
+
+def check_verdicts(result: ExecuteInProcessResult) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
