@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from expirytrack_dagster.calendar import trading_days_between
-from expirytrack_dagster.sandbox import Sandbox, SandboxConfig, run_sandbox
+from expirytrack_dagster.sandbox import FaultConfig, Sandbox, SandboxConfig, run_sandbox
 from expirytrack_dagster.upstox.client import ClientSettings, UpstoxClient
 from expirytrack_dagster.upstox.errors import (
     InvalidDateRange,
@@ -120,3 +120,15 @@ def test_rows_without_open_interest_are_accepted_and_bad_rows_refused() -> None:
     assert parse_index_candles({"candles": []}).empty
     with pytest.raises(MalformedResponse, match="7 values"):
         parse_index_candles({"candles": [["2025-08-01T09:15:00+05:30", 1.0, 2.0]]})
+
+
+@pytest.mark.parametrize("fault", ["server_error", "malformed", "drop"])
+def test_a_transient_fault_on_v3_is_retried(sandbox: Sandbox, tmp_path: Path, fault: str) -> None:
+    sandbox.set_faults(FaultConfig(**{fault: 1.0}, max_count=1, only_paths=("/v3/",)))
+    try:
+        day = date(2025, 8, 1)
+        frame, client = _fetch(sandbox, _settings(sandbox, tmp_path), NIFTY, day, day)
+    finally:
+        sandbox.set_faults(FaultConfig())
+    assert len(frame) == 375
+    assert client.stats.retries == 1 and client.stats.requests == {"index_candles": 2}
