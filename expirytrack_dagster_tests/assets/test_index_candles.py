@@ -11,7 +11,7 @@ import pytest
 from dagster import AssetKey, materialize
 
 from expirytrack_dagster.assets import candles, contracts, expiries, index_candles
-from expirytrack_dagster.assets.index_candles import INDEX_SPAN_DAYS
+from expirytrack_dagster.assets.index_candles import INDEX_SPAN_DAYS, day_coverage
 from expirytrack_dagster.calendar import trading_days_between
 from expirytrack_dagster.definitions import collect_expiry_job
 from expirytrack_dagster.ops.tables import table_checksums
@@ -186,3 +186,20 @@ def test_alone_it_needs_expiries_and_a_revoked_token_stops_it_naming_the_fix(
     assert "TokenExpired" in text and "expirytrack login" in text and token not in text
     assert stock.query("SELECT count(*) FROM index_candles") == [(0,)]
     assert key not in stock.instance.get_materialized_partitions(AssetKey("index_candles"))
+
+
+def test_day_coverage_needs_both_session_ends_and_counts_inner_gaps() -> None:
+    def minutes(day: str, start: str, count: int, skip: tuple[int, ...] = ()) -> list:
+        first = pd.Timestamp(f"{day} {start}", tz="Asia/Kolkata")
+        return [first + pd.Timedelta(minutes=i) for i in range(count) if i not in skip]
+
+    regular, short, muhurat = date(2025, 8, 1), date(2025, 8, 4), date(2025, 10, 21)
+    stamps = pd.Series(
+        minutes("2025-08-01", "09:15", 375, skip=(100, 101))  # complete, two minutes missing
+        + minutes("2025-08-04", "09:15", 374)  # no 15:29 bar: not complete
+        + minutes("2025-10-21", "13:45", 60)  # the one-hour Muhurat session
+    ).dt.tz_convert("UTC")  # any time zone: coverage is judged in IST
+    coverage = day_coverage(stamps, [regular, short, muhurat, date(2025, 8, 5)])
+    assert coverage.complete == {regular, muhurat}
+    assert coverage.minutes_missing == 2
+    assert day_coverage(pd.Series([], dtype="datetime64[ns, UTC]"), [regular]).complete == set()
