@@ -100,7 +100,6 @@ class Fetched:
     days: set[date] = field(default_factory=set)
     problems: list[str] = field(default_factory=list)
     stopped: UpstoxError | None = None
-    requests: int = 0
     api: dict = field(default_factory=dict)
 
 
@@ -132,7 +131,6 @@ async def _fetch(
             keep = frame["timestamp"].dt.tz_convert(IST).dt.date.isin(covered)
             out.frames.append(frame[keep])
             out.days |= covered
-        out.requests = client.stats.total
         out.api = client.stats.as_metadata()
     return out
 
@@ -238,7 +236,12 @@ def index_candles(
         )
         return MaterializeResult(metadata=metadata)
 
-    fetched = run_async(_fetch(upstox, underlying_key, windows))
+    try:
+        fetched = run_async(_fetch(upstox, underlying_key, windows))
+    except FATAL_ERRORS as exc:  # before the first request (a missing or dying token)
+        raise Failure(
+            description=f"{partition_key}: {stop_reason(exc)}. Nothing was written."
+        ) from exc
     rows = pd.concat(fetched.frames, ignore_index=True) if fetched.frames else None
     count = len(stored)
     if rows is not None and not rows.empty:

@@ -51,7 +51,7 @@ def stored(p: Pipeline, key: str) -> pd.DataFrame:
     return frame
 
 
-def alone(p: Pipeline, key: str, **kwargs: Any):
+def alone(p: Pipeline, key: str, upstox: dict | None = None, **kwargs: Any):
     """Materialise ``index_candles`` alone, its ``expiries`` loaded from the database."""
     kwargs.setdefault("raise_on_error", True)
     return materialize(
@@ -59,7 +59,7 @@ def alone(p: Pipeline, key: str, **kwargs: Any):
         selection=[index_candles],
         partition_key=key,
         instance=p.instance,
-        resources=p.resources(),
+        resources=p.resources(**(upstox or {})),
         **kwargs,
     )
 
@@ -179,6 +179,16 @@ def test_alone_it_needs_expiries_and_a_revoked_token_stops_it_naming_the_fix(
     assert v3_requests(stock) == 0  # refused before any request
 
     assert stock.materialize(key, selection=[expiries]).success
+    no_token = {
+        "source": "upstox",
+        "base_url": stock.sandbox.base_url,
+        "access_token": None,
+        "credentials_dir": str(stock.root / "no-credentials"),
+    }
+    refused = alone(stock, key, upstox=no_token, raise_on_error=False)
+    assert "no Upstox access token" in step_failure(refused)
+    assert "Nothing was written" in step_failure(refused) and v3_requests(stock) == 0
+
     token = stock.sandbox.access_token
     stock.sandbox.remove_token(token)
     failed = alone(stock, key, raise_on_error=False)
