@@ -13,6 +13,7 @@ from dagster import Definitions, ExecuteInProcessResult, materialize
 from expirytrack_dagster.assets.research import RESEARCH_ASSETS
 from expirytrack_dagster.checks import ALL_CHECKS
 from expirytrack_dagster.research.settings import ResearchSettings
+from expirytrack_dagster.sandbox import FaultConfig
 from expirytrack_dagster_tests.pipeline import (
     ASSETS,
     SMALL_NIFTY,
@@ -28,10 +29,13 @@ EVERYTHING = [*ASSETS, *RESEARCH_ASSETS, *ALL_CHECKS]
 
 
 @contextmanager
-def nifty_pipeline(root: Path, **sandbox: Any) -> Iterator[Pipeline]:
-    """NIFTY with 5 strikes a side (``SMALL_NIFTY``), one month of candles before each expiry."""
+def nifty_pipeline(
+    root: Path, contract_types: tuple[str, ...] = ("CE", "PE", "FUT"), **sandbox: Any
+) -> Iterator[Pipeline]:
+    """NIFTY with 5 strikes a side (``SMALL_NIFTY``), one month of candles before each expiry;
+    ``sandbox`` fields (``faults``…) configure the sandbox."""
     config = sandbox_config(seed=21, today=TODAY, extra_profiles=(SMALL_NIFTY,), **sandbox)
-    with pipeline(root, config, lookback_months=1) as p:
+    with pipeline(root, config, lookback_months=1, contract_types=list(contract_types)) as p:
         yield p
 
 
@@ -61,6 +65,22 @@ def definitions(p: Pipeline) -> Definitions:
     return Definitions(
         assets=[*ASSETS, *RESEARCH_ASSETS], asset_checks=ALL_CHECKS, resources=resources(p)
     )
+
+
+def spoil(kind: str) -> FaultConfig:
+    """Spoil the first candle response, and only that one, with corruption ``kind``."""
+    return FaultConfig(
+        corrupt_candles=1.0,
+        corruption_kinds=(kind,),
+        only_paths=("historical-candle",),
+        max_count=1,
+        seed=0,
+    )
+
+
+def started_steps(result: ExecuteInProcessResult) -> set[str]:
+    """Steps that began; one whose upstream failed a blocking check never starts."""
+    return {e.step_key for e in result.all_events if e.event_type_value == "STEP_START"}
 
 
 def materialized(result: ExecuteInProcessResult) -> set[str]:
