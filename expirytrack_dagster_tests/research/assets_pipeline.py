@@ -11,9 +11,10 @@ from typing import Any
 from dagster import Definitions, ExecuteInProcessResult, materialize
 
 from expirytrack_dagster.assets.research import RESEARCH_ASSETS
-from expirytrack_dagster.checks import ALL_CHECKS
+from expirytrack_dagster.checks import ALL_CHECKS, candle_quality_checks, contract_quality_checks
 from expirytrack_dagster.research.settings import ResearchSettings
 from expirytrack_dagster.sandbox import FaultConfig
+from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster_tests.pipeline import (
     ASSETS,
     SMALL_NIFTY,
@@ -26,6 +27,8 @@ TODAY = date(2025, 10, 1)
 AUGUST = date(2025, 8, 28)
 SEPTEMBER = date(2025, 9, 30)
 EVERYTHING = [*ASSETS, *RESEARCH_ASSETS, *ALL_CHECKS]
+COLLECT_CHECKS = [contract_quality_checks, candle_quality_checks]
+"""The checks of the collection assets (the ones whose blocking failures gate research)."""
 
 
 @contextmanager
@@ -48,14 +51,14 @@ def run(
     key: str,
     selection: list | None = None,
     research: ResearchSettings | None = None,
-    **upstox: Any,
+    collection: CollectionSettings | None = None,
 ) -> ExecuteInProcessResult:
     """Materialise ``selection`` (default: collection, research and every check) for ``key``."""
     return materialize(
         selection or EVERYTHING,
         partition_key=key,
         instance=p.instance,
-        resources={**resources(p, research), "upstox": p.upstox(**upstox)},
+        resources={**resources(p, research), "collection": collection or p.collection},
         raise_on_error=False,
     )
 

@@ -11,10 +11,10 @@ from pathlib import Path
 from dagster import AssetKey, evaluate_automation_conditions, materialize
 
 from expirytrack_dagster.assets.research import CHAIN_TABLES, CONTINUOUS_FUTURES, continuous_futures
-from expirytrack_dagster.checks import candle_quality_checks, contract_quality_checks
 from expirytrack_dagster_tests.pipeline import ASSETS
 from expirytrack_dagster_tests.research.assets_pipeline import (
     AUGUST,
+    COLLECT_CHECKS,
     EVERYTHING,
     check_verdicts,
     definitions,
@@ -26,7 +26,6 @@ from expirytrack_dagster_tests.research.assets_pipeline import (
     started_steps,
 )
 
-COLLECT = [*ASSETS, contract_quality_checks, candle_quality_checks]
 WHOLE_WINDOW = {"max_span_days": {"1minute": 3650}}  # the first candle answer is the future's
 
 
@@ -40,7 +39,7 @@ def test_a_partition_that_passed_its_blocking_checks_is_requested(tmp_path: Path
         defs = definitions(p)
         before = evaluate_automation_conditions(defs=defs, instance=p.instance)
         assert before.total_requested == 0  # nothing collected yet
-        assert run(p, key, selection=COLLECT).success
+        assert run(p, key, selection=[*ASSETS, *COLLECT_CHECKS]).success
         after = evaluate_automation_conditions(defs=defs, instance=p.instance, cursor=before.cursor)
         for table in CHAIN_TABLES:
             assert requested(after, table) == {key}, table
