@@ -31,6 +31,7 @@ from expirytrack_dagster.upstox.models import INTERVALS
 
 __all__ = [
     "CONTRACT_TYPES",
+    "LANDING_RETENTIONS",
     "SANDBOX_DIR",
     "SANDBOX_PATHS",
     "SECTIONS",
@@ -43,6 +44,10 @@ __all__ = [
 ]
 
 CONTRACT_TYPES = ("CE", "PE", "FUT")
+LANDING_RETENTIONS = ("keep", "prune_verified")
+"""``keep``: landing files stay (``expirytrack rebuild`` can restore every partition from them);
+``prune_verified``: once a partition is verified complete and published, only its day records
+stay (``ops.prune``) and its candles live in the database alone."""
 
 DEFAULT_LANDING_DIR = "data/landing"
 
@@ -85,6 +90,12 @@ class CollectionSettings(ConfigurableResource):
         description="Once every day of a partition is final, merge its landing files into one "
         "zstd file (still the raw checkpoint `expirytrack rebuild` restores the tables from).",
     )
+    landing_retention: str = Field(
+        default="keep",
+        description="`keep` the landing files, or `prune_verified`: remove the candle files of a "
+        "partition verified complete and identical in the database, keeping its day records "
+        "(a re-run still asks for nothing; `expirytrack rebuild` can no longer restore it).",
+    )
     max_in_flight: int = Field(
         default=8, description="Candle requests in flight at once (the limiter meters the rate)."
     )
@@ -98,6 +109,13 @@ class CollectionSettings(ConfigurableResource):
     def _known_interval(cls, value: str) -> str:
         if value not in INTERVALS:
             raise ValueError(f"must be one of {', '.join(INTERVALS)}")
+        return value
+
+    @field_validator("landing_retention")
+    @classmethod
+    def _known_retention(cls, value: str) -> str:
+        if value not in LANDING_RETENTIONS:
+            raise ValueError(f"must be one of {', '.join(LANDING_RETENTIONS)}")
         return value
 
     @field_validator("lookback_months", "final_after_close_minutes")

@@ -1,4 +1,4 @@
-"""``expirytrack migrate``, ``backup``, ``restore``, ``doctor`` and ``delete``: running it for months.
+"""``expirytrack migrate``, ``backup``, ``restore``, ``doctor``, ``delete``, ``prune-landing``: running it for months.
 
 Paths come from the same settings the Dagster definitions use (``data/expirytrack.yaml`` and the
 ``EXPIRYTRACK_*`` variables), so these commands act on the files runs write. Bad input is one line
@@ -208,6 +208,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         doctor.check_token(upstox),
         *doctor.check_database(stores.database),
         doctor.check_disk(stores.database, stores.landing_dir),
+        doctor.check_storage(
+            stores.database, stores.landing_dir, defs.resources["collection"].landing_retention
+        ),
         doctor.check_daemon(instance),
         doctor.check_sensors(instance, sensors),
         doctor.check_last_collection(instance),
@@ -275,6 +278,81 @@ def cmd_delete(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- prune-landing ---------------------------------------------------------------------------------
+
+
+def cmd_prune_landing(args: argparse.Namespace) -> int:
+    """Verify partitions, show which landing files may go and why others stay, then prune (asks)."""
+    from expirytrack_dagster.cli import _confirm
+    from expirytrack_dagster.definitions import defs
+    from expirytrack_dagster.ops.delete import runs_in_progress
+    from expirytrack_dagster.ops.prune import PruneCheck, plan_prune, prune_partition
+    from expirytrack_dagster.partitions import parse_partition_key
+    from expirytrack_dagster.storage.database import DatabaseLocked
+    from expirytrack_dagster.storage.landing import CandleLanding
+
+    for key in args.partitions:
+        try:
+            parse_partition_key(key)
+        except ValueError as exc:
+            raise _usage(str(exc)) from None
+    collection = defs.resources["collection"]
+    landing = CandleLanding(collection.landing_dir, collection.interval)
+    if unknown := [k for k in args.partitions if k not in landing.partitions()]:
+        raise _usage(
+            f"nothing landed for {', '.join(unknown)} under {landing.root / landing.interval}"
+        )
+    instance = _instance()
+    try:
+        checks = plan_prune(collection, args.partitions)
+    except DatabaseLocked as exc:
+        raise _usage(f"{exc}; run prune-landing again when the write ends") from None
+    for i, check in enumerate(checks):
+        if check.prunable and (busy := runs_in_progress(instance, check.partition_key)):
+            reason = f"run {busy[0][:8]} of it is queued or running: prune once it ends"
+            checks[i] = PruneCheck(check.partition_key, reason)
+    prunable = [c for c in checks if c.prunable]
+    kept = [c for c in checks if not c.prunable]
+    if prunable:
+        print("Verified complete, every candle in the database: their landing files can go")
+        for check in prunable:
+            print(
+                f"  {check.partition_key:<24} {check.candle_rows:>12,} candles, "
+                f"{_mb(check.landing_bytes)} of landing files"
+            )
+    if kept:
+        print("Kept:")
+        for check in kept:
+            print(f"  {check.partition_key:<24} {check.reason}")
+    if not prunable:
+        print("Nothing to prune.")
+        return 1 if args.partitions else 0
+    freed = sum(c.landing_bytes for c in prunable)
+    print(
+        "Their day records stay (a re-run asks for nothing), but their candles will live only in "
+        f"{collection.database}: `expirytrack rebuild` cannot restore them; `expirytrack backup` "
+        "copies them."
+    )
+    question = f"Remove the landing files of {len(prunable)} partition(s), {_mb(freed)}?"
+    if not _confirm(question, "prune the landing zone", args):
+        print("Nothing pruned.")
+        return 1
+    done, freed = 0, 0
+    for check in prunable:
+        try:
+            prune_partition(collection, check.partition_key, check)
+        except ValueError as exc:
+            print(f"expirytrack prune-landing: {exc}", file=sys.stderr)
+            continue
+        done, freed = done + 1, freed + check.landing_bytes
+    print(f"Pruned {done} partition(s), {_mb(freed)} freed; day records kept.")
+    return 0 if done == len(prunable) and not (kept and args.partitions) else 1
+
+
+def _mb(size: float) -> str:
+    return f"{size / 1e6:,.1f} MB"
+
+
 def _keep(text: str) -> int:
     if not text.strip().isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
@@ -282,7 +360,7 @@ def _keep(text: str) -> int:
 
 
 def add_ops_commands(commands: argparse._SubParsersAction) -> None:
-    """Register ``migrate``, ``backup``, ``restore``, ``doctor`` and ``delete``."""
+    """Register ``migrate``, ``backup``, ``restore``, ``doctor``, ``delete`` and ``prune-landing``."""
     migrate = commands.add_parser(
         "migrate", help="upgrade the database's schema in place (runs also do it on open)"
     )
@@ -324,3 +402,16 @@ def add_ops_commands(commands: argparse._SubParsersAction) -> None:
     delete.add_argument("partition", help="a partition key, e.g. NIFTY_2025-08-28")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     delete.set_defaults(func=_one_line_errors(cmd_delete))
+
+    prune = commands.add_parser(
+        "prune-landing",
+        help="remove landing files of partitions verified complete in the database (asks)",
+        description="Verify each partition (every contract-day final, the database holding "
+        "exactly the landed candles, blocking checks passing) and remove its landing candle "
+        "files, keeping its day records. Its candles then live only in the database.",
+    )
+    prune.add_argument(
+        "partitions", nargs="*", metavar="PARTITION", help="e.g. NIFTY_2025-08-28; default: all"
+    )
+    prune.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    prune.set_defaults(func=_one_line_errors(cmd_prune_landing))

@@ -24,6 +24,7 @@ from expirytrack_dagster.credentials.deadline import describe_deadline, format_d
 from expirytrack_dagster.ops.api_usage import budget_chart, budget_history
 from expirytrack_dagster.resources import UpstoxApi
 from expirytrack_dagster.storage.database import DatabaseLocked, connect
+from expirytrack_dagster.storage.landing import PRUNED_NAME
 from expirytrack_dagster.storage.schema import CURRENT_VERSION, SchemaError, schema_version
 from expirytrack_dagster.upstox.errors import TokenExpired
 from expirytrack_dagster.upstox.limiter import RateLimits, SharedRateLimiter
@@ -32,6 +33,8 @@ DAEMON_HEARTBEAT_TOLERANCE_S = 120.0
 """A daemon whose last heartbeat is older than this is not running (it beats every 30 s)."""
 MIN_FREE_BYTES = 2 * 1024**3
 """Warn below this much free disk (and below twice what the database and landing zone hold)."""
+BYTES_PER_CANDLE_GOAL = 24.0
+"""Database + landing zone per stored candle that a long collection should stay under."""
 BUDGET_WARN_SHARE = 0.9
 """Warn when this share of the 30-minute budget is in use."""
 COLLECT_JOB = "collect_expiry"
@@ -157,15 +160,12 @@ def check_database(database: Path) -> list[Finding]:
 
 
 def check_disk(database: Path, landing_dir: Path) -> Finding:
-    """Free space where the database lives, and bytes per candle held."""
+    """Free space where the database lives, against what the database and landing hold."""
     where = database.parent if database.parent.exists() else Path.cwd()
     free = shutil.disk_usage(where).free
     held = _size(database) + _size(landing_dir)
     need = max(MIN_FREE_BYTES, 2 * held)
-    detail = (
-        f"{_mb(free)} free at {where}; database + landing hold {_mb(held)}"
-        f"{_per_candle(database, held)}"
-    )
+    detail = f"{_mb(free)} free at {where}; database + landing hold {_mb(held)}"
     if free < need:
         return Finding(
             "disk", "WARN", detail, f"free at least {_mb(need)} (twice what is stored) first"
@@ -173,15 +173,54 @@ def check_disk(database: Path, landing_dir: Path) -> Finding:
     return Finding("disk", "OK", detail)
 
 
-def _per_candle(database: Path, held: int) -> str:
+def _stored_candles(database: Path) -> int | None:
+    """Candle rows in the database (None when it cannot be read now)."""
     if not database.exists():
-        return ""
+        return 0
     try:
         with connect(database, read_only=True, lock_timeout_s=5) as db:
-            candles = db.execute("SELECT count(*) FROM candles").fetchall()[0][0]
+            tables = {r[0] for r in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            if "candles" not in tables:
+                return 0
+            return int(db.execute("SELECT count(*) FROM candles").fetchall()[0][0])
     except (duckdb.Error, DatabaseLocked):
-        return ""
-    return f" ({held / candles:.1f} bytes per candle)" if candles else ""
+        return None
+
+
+def check_storage(database: Path, landing_dir: Path, retention: str = "keep") -> Finding:
+    """Database and landing bytes, bytes per candle against the goal, partitions pruned.
+
+    The database counts its file and write-ahead log, the landing zone every file in it (candle
+    files and the day records of pruned partitions).
+    """
+    db_bytes = _size(database) + _size(database.with_name(database.name + ".wal"))
+    landing_bytes = _size(landing_dir)
+    landed = [d for d in landing_dir.glob("*/*") if d.is_dir()] if landing_dir.is_dir() else []
+    pruned = sum(1 for d in landed if (d / PRUNED_NAME).exists())
+    detail = (
+        f"database {_mb(db_bytes)} + landing {_mb(landing_bytes)}; "
+        f"{pruned} of {len(landed)} landed partitions pruned"
+    )
+    candles = _stored_candles(database)
+    if candles is None:
+        return Finding("storage", "OK", f"{detail}; candles not counted (database busy)")
+    if not candles:
+        return Finding("storage", "OK", f"{detail}; no candles stored yet")
+    per_candle = (db_bytes + landing_bytes) / candles
+    detail = (
+        f"{per_candle:.1f} bytes per candle (goal <= {BYTES_PER_CANDLE_GOAL:.0f}): {detail}, "
+        f"{candles:,} candles"
+    )
+    if per_candle <= BYTES_PER_CANDLE_GOAL:
+        return Finding("storage", "OK", detail)
+    fix = (
+        "`expirytrack prune-landing` says why each partition still has its files"
+        if retention == "prune_verified"
+        else "to free the landing of verified partitions, set `collection: {landing_retention: "
+        "prune_verified}` or run `expirytrack prune-landing` (rebuild then cannot restore them; "
+        "`expirytrack backup` still copies the database)"
+    )
+    return Finding("storage", "WARN", detail, fix)
 
 
 def check_daemon(instance: DagsterInstance, now: float | None = None) -> Finding:

@@ -10,6 +10,9 @@ answered, so ``candles`` and ``candle_fetch_status`` can always be rebuilt from 
   in full copied over (expiries, contracts, coverage_report, the source mark), then every landed
   partition is republished. Tables that could not be read are named: re-running their partitions
   (``expirytrack backfill``) restores them without a candle request.
+
+A partition whose landing was pruned (``ops.prune``) is skipped and named: its candles live only
+in the database, so the landing cannot restore them (after damage, the last backup can).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class RebuildReport:
     damage: str | None = None
     copied_tables: list[str] = field(default_factory=list)
     lost_tables: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)  # skipped: candles only in the database
 
 
 def _contract_keys(database: Path, landing: CandleLanding, partition_key: str) -> list[str]:
@@ -105,6 +109,7 @@ def rebuild(
     """Rebuild the candle tables of ``partitions`` (default: all landed) from the landing zone.
 
     Makes no API request. A damaged database is moved aside and replaced (see the module doc).
+    Pruned partitions are left as they are and listed in ``pruned``.
     """
     database = Path(collection.database)
     landing = CandleLanding(collection.landing_dir, collection.interval)
@@ -127,6 +132,9 @@ def rebuild(
             "rebuild only restores partitions whose candles landed"
         )
     for key in keys:
+        if landing.is_pruned(key):
+            report.pruned.append(key)
+            continue
         expiry = parse_partition_key(key).expiry
         window = (collection.lookback_start(expiry), expiry)
         status, files = fetch_status(landing, key, _contract_keys(database, landing, key), *window)

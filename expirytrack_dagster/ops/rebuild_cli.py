@@ -29,6 +29,8 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
                 f"  could not be read: {', '.join(report.lost_tables)} — run `expirytrack "
                 "backfill SYMBOL` for the partitions to restore them (no candle requests)"
             )
+    if report.pruned:
+        _say_pruned(report.pruned, damaged=report.damaged_copy is not None)
     total = sum(report.partitions.values())
     print(
         f"Rebuilt {len(report.partitions)} partition(s), {total:,} candles, from "
@@ -36,6 +38,23 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         "0 API requests."
     )
     return 0
+
+
+def _say_pruned(keys: list[str], *, damaged: bool) -> None:
+    """Name the pruned partitions rebuild left alone, and why."""
+    names = ", ".join(keys)
+    if damaged:
+        print(
+            f"Not rebuilt, pruned: {names}. Their candles were only in the damaged database: "
+            "restore the last backup (`expirytrack restore ARCHIVE`), or `expirytrack delete "
+            "PARTITION` and collect it again (this spends API budget)."
+        )
+    else:
+        print(
+            f"Skipped {len(keys)} pruned partition(s): {names}. Their landing files were "
+            "pruned after verification, so their candles live only in the database (left "
+            "as they are); the landing cannot restore them."
+        )
 
 
 def add_rebuild_command(commands: argparse._SubParsersAction) -> None:

@@ -18,7 +18,7 @@ from expirytrack_dagster.ops.doctor import (
     check_sensors,
 )
 from expirytrack_dagster.partitions import expiry_partitions
-from expirytrack_dagster.storage.schema import TABLES_V1
+from expirytrack_dagster.storage.schema import CURRENT_VERSION, TABLES_V1
 from expirytrack_dagster.upstox.limiter import RateLimits, SharedRateLimiter
 from expirytrack_dagster_tests.ops.conftest import KEYS, Project
 
@@ -43,8 +43,13 @@ def test_doctor_reports_every_concern_in_one_go(project: Project) -> None:
     assert report["token"].startswith("OK none needed: embedded Upstox sandbox")
     assert report["database"].startswith("OK ")
     assert "120 candles in 2 partitions, source: sandbox" in report["database"]
-    assert report["schema"] == "OK version 2"
-    assert report["disk"].startswith("OK ") and "bytes per candle" in report["disk"]
+    assert report["schema"] == f"OK version {CURRENT_VERSION}"
+    assert report["disk"].startswith("OK ") and "database + landing hold" in report["disk"]
+    # 120 candles in a database of a few hundred kB: far above the goal, and the opt-in named.
+    assert report["storage"].startswith("WARN ")
+    assert "bytes per candle (goal <= 24): database " in report["storage"]
+    assert "0 of 2 landed partitions pruned, 120 candles" in report["storage"]
+    assert "landing_retention: prune_verified" in report["storage"]
     assert report["dagster daemon"].startswith("FIX not running")
     assert "→ start it: `expirytrack dev`" in report["dagster daemon"]
     assert report["sensors"].startswith("OK running: new_expiry_sensor")
