@@ -19,6 +19,7 @@ from expirytrack_dagster.project_settings import load_settings
 from expirytrack_dagster.settings import CollectionSettings, SettingsError
 from expirytrack_dagster.storage.database import connect
 from expirytrack_dagster.storage.landing import PRUNED_NAME, CandleLanding, DayRecord
+from expirytrack_dagster_tests.ops.test_rebuild import BLOCK_SIZE, HEADER_SIZE, candle_only_block
 from expirytrack_dagster_tests.pipeline import Pipeline, stock_pipeline, watch_underlying
 
 EXPIRY = date(2025, 8, 28)
@@ -84,6 +85,15 @@ def test_a_verified_partition_is_pruned_and_then_costs_nothing(stock: Pipeline) 
     assert report.pruned == [key] and report.partitions == {}
     assert checksums(stock.database) == before
     assert verify_partition(stock.collection, key).reason == "already pruned"
+
+    # A damaged database: the pruned partition's candles went with it, and rebuild says so.
+    block = candle_only_block(stock.database)
+    with stock.database.open("r+b") as f:
+        f.seek(HEADER_SIZE + block * BLOCK_SIZE + 1024)
+        f.write(b"\x00\xff" * 4096)
+    report = rebuild(stock.collection)
+    assert report.damaged_copy is not None and report.pruned == [key]
+    assert report.partitions == {} and checksums(stock.database)["candles"][0] == 0
 
 
 def test_only_a_complete_partition_identical_in_the_database_may_be_pruned(
