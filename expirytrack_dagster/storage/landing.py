@@ -359,6 +359,8 @@ class CandleLanding:
         """Every landed candle file of the partition (each contract's candles in exactly one;
         none once pruned)."""
         self._settle(partition_key)
+        if self.is_pruned(partition_key):
+            return []
         directory = self.partition_dir(partition_key)
         return sorted(directory.glob("*.parquet")) if directory.exists() else []
 
