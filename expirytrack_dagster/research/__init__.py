@@ -8,11 +8,11 @@ For notebooks::
     bars = research.candles("NSE_FO|35009|28-08-2025", interval="5minute")
 
 The API (``research.api``: ``option_chain``, ``oi_tracker``, ``max_pain``, ``pcr``, ``candles``,
-``ResearchError``) is imported on first use, so importing this package costs nothing. Below it,
-pure numpy/pandas building blocks with no database: ``black76`` (prices, solved IV, greeks),
-``expiry_time`` (years to the expiry session's close), ``asof`` (the chain at a minute),
-``forward`` (synthetic forward, ATM strike), ``oi`` (PCR, max pain, build-up, OI tracker),
-``resample`` (session-aligned bars).
+``open_database``, ``ResearchError``) is imported on first use, so importing this package costs
+nothing. Below it, pure numpy/pandas building blocks with no database: ``black76`` (prices,
+solved IV, greeks), ``expiry_time`` (years to the expiry session's close), ``asof`` (the chain
+at a minute), ``forward`` (synthetic forward, ATM strike), ``oi`` (PCR, max pain, build-up, OI
+tracker), ``resample`` (session-aligned bars).
 """
 
 from __future__ import annotations
@@ -26,11 +26,20 @@ if TYPE_CHECKING:
         candles,
         max_pain,
         oi_tracker,
+        open_database,
         option_chain,
         pcr,
     )
 
-__all__ = ["ResearchError", "candles", "max_pain", "oi_tracker", "option_chain", "pcr"]
+__all__ = [
+    "ResearchError",
+    "candles",
+    "max_pain",
+    "oi_tracker",
+    "open_database",
+    "option_chain",
+    "pcr",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,7 @@
 """The research API for notebooks: option chain, OI tracker, max pain, PCR and candles from DuckDB.
 
-Every function opens the database read-only (``storage.database.connect``), loads only the rows
-it needs with parameterised SQL (the partition, the session of ``at`` and the previous one), and
+Every function reads over a read-only connection (its own, or one from :func:`open_database`
+passed as ``database=``), loads only the rows it needs with parameterised SQL (the partition, the session of ``at`` and the previous one), and
 hands them to the pure functions of ``research.asof``/``forward``/``oi``/``black76``::
 
     from expirytrack_dagster import research
@@ -17,7 +17,8 @@ line saying what is wrong and what to do.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -37,7 +38,7 @@ from expirytrack_dagster.research.oi import max_pain as _max_pain
 from expirytrack_dagster.research.oi import oi_tracker as _oi_tracker
 from expirytrack_dagster.research.oi import pcr as _pcr
 from expirytrack_dagster.research.resample import INTERVAL_MINUTES, resample
-from expirytrack_dagster.storage.database import connect
+from expirytrack_dagster.storage.database import open_connection
 
 DEFAULT_RATE = 0.065
 LEG_COLUMNS = (
@@ -68,14 +69,37 @@ def default_database() -> Path:
     return Path(load_settings().collection.database)
 
 
-def _open(database: Path | str | None) -> duckdb.DuckDBPyConnection:
+Database = Path | str | duckdb.DuckDBPyConnection | None
+"""Where to read: a DuckDB file, an open connection (kept open: the fastest for many questions,
+see :func:`open_database`), or None for the settings' database."""
+
+
+def open_database(database: Path | str | None = None) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to pass as ``database=`` to many calls (close it when done).
+
+    Opening the file costs tens of milliseconds, more than a chain query; a notebook asking
+    many questions keeps one open. While it is open no other process can write the file.
+    """
     path = Path(database) if database is not None else default_database()
     if not path.exists():
         raise ResearchError(
             f"no database at {path}: collect data first (`expirytrack backfill SYMBOL`, or "
             "`expirytrack demo` for the sandbox)"
         )
-    return connect(path, read_only=True, lock_timeout_s=30.0)
+    return open_connection(path, read_only=True, lock_timeout_s=30.0)
+
+
+@contextmanager
+def _open(database: Database) -> Iterator[duckdb.DuckDBPyConnection]:
+    """``database`` itself when it is a connection (left open), else a short-lived one."""
+    if isinstance(database, duckdb.DuckDBPyConnection):
+        yield database
+        return
+    connection = open_database(database)
+    try:
+        yield connection
+    finally:
+        connection.close()
 
 
 def _expiry(value: date | str) -> date:
@@ -139,15 +163,20 @@ def _partition(db: duckdb.DuckDBPyConnection, underlying: str, expiry: date) -> 
 
 
 _LAST_CANDLES = """
-    SELECT expired_instrument_key, max("timestamp") AS "timestamp",
-           arg_max(open, "timestamp") AS open, arg_max(high, "timestamp") AS high,
-           arg_max(low, "timestamp") AS low, arg_max(close, "timestamp") AS close,
-           {volume} AS volume, arg_max(open_interest, "timestamp") AS open_interest
-    FROM candles
-    WHERE partition_key = ? AND "interval" = ? AND "timestamp" >= ? AND "timestamp" <= ?
-      {keys}
-    GROUP BY expired_instrument_key
+    SELECT expired_instrument_key, last.t AS "timestamp", last.o AS open, last.h AS high,
+           last.l AS low, last.c AS close, volume, last.oi AS open_interest
+    FROM (
+        SELECT expired_instrument_key, {volume} AS volume,
+               arg_max({{'t': "timestamp", 'o': open, 'h': high, 'l': low, 'c': close,
+                         'oi': open_interest}}, "timestamp") AS last
+        FROM candles
+        WHERE partition_key = ? AND "interval" = ? AND "timestamp" >= ? AND "timestamp" <= ?
+          {keys}
+        GROUP BY expired_instrument_key
+    )
 """
+"""Each contract's last candle of a span (one ``arg_max`` of a struct: a third of the time of one
+``arg_max`` per column), with the span's volume summed (or 0)."""
 
 
 def _last_candles(
@@ -177,19 +206,23 @@ def _last_candles(
 def _asof(
     db: duckdb.DuckDBPyConnection, part: _Partition, at: pd.Timestamp, session: Session
 ) -> pd.DataFrame:
-    """``chain_asof`` of every contract of the partition at ``at`` (FUT rows included)."""
-    frames = [_last_candles(db, part.key, session.open, at)]
+    """``chain_asof`` of every contract of the partition at ``at`` (FUT rows included).
+
+    One query: each contract's last candle of the session up to ``at`` (volume summed) and its
+    last candle of the previous session (for ``prev_session_oi``).
+    """
+    today = _LAST_CANDLES.format(volume="sum(volume)", keys="")
+    params: list = [part.key, CANDLE_INTERVAL, session.open, at]
     before = previous_session(session)
     if before is not None:
-        last_minute = before.close - timedelta(minutes=1)
-        frames.append(_last_candles(db, part.key, before.open, last_minute, volume=False))
-    rows = pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True)
+        today += " UNION ALL " + _LAST_CANDLES.format(volume="0", keys="")
+        params += [part.key, CANDLE_INTERVAL, before.open, before.close - timedelta(minutes=1)]
+    rows = db.execute(today, params).fetchdf()
     contracts = part.contracts[
         ["expired_instrument_key", "trading_symbol", "option_type", "strike"]
     ]
-    rows = contracts.merge(rows, on="expired_instrument_key", how="left")
+    rows = contracts.merge(rows, on="expired_instrument_key", how="inner")
     rows["timestamp"] = pd.to_datetime(rows["timestamp"], utc=True).dt.tz_convert(IST)
-    rows = rows.dropna(subset=["timestamp"])
     chain = chain_asof(rows, at).drop(columns=list(contracts.columns[1:]))
     # Contracts that never traded in either session are still listed (no price, no OI).
     chain = contracts.merge(chain, on="expired_instrument_key", how="left")
@@ -308,12 +341,10 @@ def _with_greeks(
 
 def _wide(legs: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Long per-leg rows → one row per strike with ``CE_<column>`` and ``PE_<column>``."""
-    wide = legs.pivot(index="strike", columns="option_type", values=list(columns))
-    out = pd.DataFrame(index=pd.Index(sorted(legs["strike"].unique()), name="strike"))
+    out = pd.DataFrame(index=pd.Index(np.unique(legs["strike"].to_numpy(float)), name="strike"))
     for side in ("CE", "PE"):
-        for column in columns:
-            key = (column, side)
-            out[f"{side}_{column}"] = wide[key] if key in wide.columns else np.nan
+        rows = legs[legs["option_type"] == side].set_index("strike")[list(columns)]
+        out = out.join(rows.add_prefix(f"{side}_"))
     return out.reset_index()
 
 
@@ -322,7 +353,7 @@ def option_chain(
     expiry: date | str,
     at: pd.Timestamp | datetime | str,
     *,
-    database: Path | str | None = None,
+    database: Database = None,
     rate: float = DEFAULT_RATE,
     max_age_minutes: int = 5,
 ) -> pd.DataFrame:
@@ -379,7 +410,7 @@ def oi_tracker(
     windows: Sequence[int] = TRACKER_WINDOWS,
     strikes_around_atm: int = 3,
     *,
-    database: Path | str | None = None,
+    database: Database = None,
     rate: float = DEFAULT_RATE,
     max_age_minutes: int = 5,
 ) -> pd.DataFrame:
@@ -448,7 +479,7 @@ def max_pain(
     expiry: date | str,
     at: pd.Timestamp | datetime | str,
     *,
-    database: Path | str | None = None,
+    database: Database = None,
 ) -> float:
     """Max pain at ``at``: the listed strike minimising the payout to option holders at expiry,
     from each contract's OI as of ``at`` (see ``research.oi.max_pain``); NaN without OI."""
@@ -462,7 +493,7 @@ def pcr(
     expiry: date | str,
     at: pd.Timestamp | datetime | str,
     *,
-    database: Path | str | None = None,
+    database: Database = None,
 ) -> dict[str, float]:
     """Put-call ratios at ``at``: ``pcr_oi`` (Σ PE OI / Σ CE OI, OI as of ``at``) and
     ``pcr_volume`` (same on the session's volume up to ``at``); NaN with no call OI/volume."""
@@ -489,7 +520,7 @@ def candles(
     start: date | datetime | str | None = None,
     end: date | datetime | str | None = None,
     *,
-    database: Path | str | None = None,
+    database: Database = None,
 ) -> pd.DataFrame:
     """One contract's candles at ``interval``, from ``start`` to ``end`` (both inclusive; a date
     means its whole day; default: everything collected).

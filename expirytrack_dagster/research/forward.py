@@ -36,14 +36,14 @@ def synthetic_forward(
     median of ``K + e^{rate·tau}(C − P)`` over the :data:`STRIKES_USED` nearest qualifying strikes.
     """
     fresh = chain[(chain["age_minutes"] <= max_age_minutes) & chain["close"].notna()]
-    legs = fresh.pivot_table(index="strike", columns="option_type", values="close", aggfunc="last")
-    if "CE" not in legs.columns or "PE" not in legs.columns:
+    side = fresh["option_type"]
+    calls = fresh[side == "CE"].drop_duplicates("strike", keep="last").set_index("strike")
+    puts = fresh[side == "PE"].drop_duplicates("strike", keep="last").set_index("strike")
+    both = calls.index.intersection(puts.index)
+    if both.empty or not math.isfinite(tau):
         return math.nan
-    legs = legs.dropna(subset=["CE", "PE"])
-    if legs.empty or not math.isfinite(tau):
-        return math.nan
-    strikes = legs.index.to_numpy(dtype=float)
-    gap = (legs["CE"] - legs["PE"]).to_numpy(dtype=float)
+    strikes = both.to_numpy(dtype=float)
+    gap = calls.loc[both, "close"].to_numpy(float) - puts.loc[both, "close"].to_numpy(float)
     distance = np.abs(strikes - reference) if reference is not None else np.abs(gap)
     nearest = np.argsort(distance, kind="stable")[:STRIKES_USED]
     return float(np.median(strikes[nearest] + math.exp(rate * tau) * gap[nearest]))

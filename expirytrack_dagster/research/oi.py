@@ -98,12 +98,19 @@ def oi_tracker(
     chosen = candles[candles["strike"].astype(float).isin(wanted)]
     now = chain_asof(chosen, at)
     out = now[["strike", "option_type", "expired_instrument_key", "oi"]].copy()
+    # The OI as of each earlier minute, from the session's rows only (what chain_asof's ``oi``
+    # is, without the rest of the chain it builds).
+    stamps = pd.to_datetime(chosen["timestamp"])
+    today = chosen[(stamps >= session.open) & (stamps <= at)].sort_values("timestamp")
+    keys = out["expired_instrument_key"]
     for w in windows:
         then_at = at - pd.Timedelta(minutes=w)
         if then_at < session.open:
             then = pd.Series(np.nan, index=out.index)
         else:
-            then = chain_asof(chosen, then_at)["oi"].set_axis(out.index)
+            before = today[today["timestamp"] <= then_at]
+            last = before.groupby("expired_instrument_key")["open_interest"].last()
+            then = pd.Series(last.reindex(keys).to_numpy(dtype=float), index=out.index)
         change = out["oi"] - then
         out[f"oi_chg_{w}m"] = change
         out[f"oi_chg_pct_{w}m"] = 100.0 * change / then.where(then != 0)

@@ -252,3 +252,20 @@ def test_clear_errors(collected: Collected, call, message: str) -> None:
         call(collected.database)
     assert "\n" not in str(caught.value)
     assert isinstance(caught.value, ValueError)
+
+
+def test_an_open_connection_serves_many_questions(collected: Collected) -> None:
+    by_path = api.option_chain("NIFTY", EXPIRY, "2025-08-14 10:30", database=collected.database)
+    connection = research.open_database(collected.database)
+    try:
+        for _ in range(2):  # left open by each call
+            by_connection = research.option_chain(
+                "NIFTY", EXPIRY, "2025-08-14 10:30", database=connection
+            )
+            pd.testing.assert_frame_equal(by_connection, by_path)
+        assert (
+            research.max_pain("NIFTY", EXPIRY, "2025-08-14 10:30", database=connection)
+            == (by_path.attrs["max_pain"])
+        )
+    finally:
+        connection.close()
