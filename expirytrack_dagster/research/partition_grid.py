@@ -44,7 +44,6 @@ _CANDLES = """
            c.open, c.high, c.low, c.close, c.volume, c.open_interest
     FROM main.candles c JOIN numbered n USING (expired_instrument_key)
     WHERE c.partition_key = $partition_key
-    ORDER BY minute, n.contract
 """
 
 
@@ -114,14 +113,22 @@ def load_partition(db: duckdb.DuckDBPyConnection, partition_key: str) -> Partiti
     contracts = db.sql(_CONTRACTS, params=params).df()
     contracts["expiry"] = pd.to_datetime(contracts["expiry"]).dt.date
     arrays = db.sql(_CANDLES, params=params).fetchnumpy()
+    contract = np.asarray(arrays["contract"], dtype=np.int64)
+    minute = np.asarray(arrays["minute"], dtype=np.int64)
+    # Sorted here rather than by DuckDB: one numpy argsort of an int64 key is several times
+    # faster than ORDER BY on millions of rows.
+    order = np.argsort(minute * (len(contracts) + 1) + contract, kind="stable")
     return PartitionCandles(
         partition_key,
         contracts,
-        np.asarray(arrays["contract"], dtype=np.int32),
-        np.asarray(arrays["minute"], dtype=np.int64),
-        *(np.asarray(arrays[name], dtype=np.float64) for name in ("open", "high", "low", "close")),
-        np.asarray(arrays["volume"], dtype=np.int64),
-        np.asarray(arrays["open_interest"], dtype=np.int64),
+        contract[order].astype(np.int32),
+        minute[order],
+        *(
+            np.asarray(arrays[name], dtype=np.float64)[order]
+            for name in ("open", "high", "low", "close")
+        ),
+        np.asarray(arrays["volume"], dtype=np.int64)[order],
+        np.asarray(arrays["open_interest"], dtype=np.int64)[order],
     )
 
 
