@@ -1,6 +1,13 @@
 """`make bench`: every benchmark in turn. Figures only; nothing here asserts a speed."""
 
-from benchmarks import bench_pipeline, bench_quality, bench_rate_limit, bench_reruns, bench_spans
+from benchmarks import (
+    bench_pipeline,
+    bench_quality,
+    bench_rate_limit,
+    bench_research,
+    bench_reruns,
+    bench_spans,
+)
 
 if __name__ == "__main__":
     print("== rate-limit utilisation ==")
@@ -13,3 +20,5 @@ if __name__ == "__main__":
     bench_reruns.main([])
     print("\n== quality rules on a 5M-candle partition ==")
     bench_quality.main([])
+    print("\n== research: chain and OI tracker on >= 50M candles, the four assets ==")
+    bench_research.main([])
