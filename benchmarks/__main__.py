@@ -4,8 +4,8 @@ from benchmarks import (
     bench_pipeline,
     bench_quality,
     bench_rate_limit,
-    bench_research,
     bench_reruns,
+    bench_research,
     bench_spans,
 )
 
