@@ -70,3 +70,23 @@ def test_a_failed_blocking_check_keeps_the_research_assets_away(tmp_path: Path) 
         assert metadata["partitions_left_out"].value == 1
         assert metadata["partitions_used"].value == 0
         assert p.query("SELECT count(*) FROM continuous_futures") == [(0,)]
+
+
+def test_the_project_definitions_carry_the_research_layer() -> None:
+    from dagster import DefaultSensorStatus
+
+    from expirytrack_dagster.assets.research import AFTER_BLOCKING_CHECKS
+    from expirytrack_dagster.definitions import build_definitions
+
+    defs = build_definitions({})
+    graph = defs.resolve_asset_graph()
+    for table in CHAIN_TABLES:
+        node = graph.get(table)
+        assert node.partitions_def is not None
+        assert node.automation_condition == AFTER_BLOCKING_CHECKS
+    assert graph.get(CONTINUOUS_FUTURES).partitions_def is None
+    sensor = defs.resolve_sensor_def("research_automation")
+    assert sensor.default_status == DefaultSensorStatus.RUNNING
+    checks = {key.name for key in graph.asset_check_keys}
+    assert {"iv_within_bounds", "parity_at_atm", "max_pain_listed", "no_gaps_at_rolls"} <= checks
+    assert "research" in defs.resources
