@@ -52,6 +52,11 @@ SLOT_WAIT_EVERY_S = 30.0
 PROGRESS_MARKERS = ("candles: ", "Waiting for Upstox rate budget")
 """Run-log messages that are progress: the candles step's counts and the rate limiter's waits."""
 
+INTERRUPT_AGAIN_S = 10.0
+"""While a run asked to stop is still going, its process is interrupted again this often: an
+interrupt that lands while Python runs a garbage-collection callback (e.g. SQLAlchemy closing a
+pooled connection) is printed as "Exception ignored" and lost, and the run would go on."""
+
 EXIT_INTERRUPTED = 130
 """Exit code of a command stopped by a signal (128 + SIGINT), as shells report Ctrl-C."""
 
@@ -218,7 +223,7 @@ def _run_once(
         start_new_session=True,  # a terminal's Ctrl-C reaches this process only; it forwards
         env={**os.environ, **env} if env else None,
     )
-    forwarded = False
+    forwarded_at: float | None = None
     watch = RunWatch(instance, run_id, key)
     while child.poll() is None:
         watch.poll(time.monotonic())
@@ -233,13 +238,18 @@ def _run_once(
                     "without clean-up. Collected data is kept; run the partition again.",
                 )
             raise StoppedAtOnce(key)
-        if stop.requested and not forwarded:
-            forwarded = True
+        now = time.monotonic()
+        if stop.requested and forwarded_at is None:
+            forwarded_at = now
             for run in _unfinished(instance, run_id):
                 instance.report_run_canceling(
                     run, message=f"{stop.name} to expirytrack: cancelling this run"
                 )
             os.kill(child.pid, signal.SIGINT)  # the run's process only, not its helpers
+        elif forwarded_at is not None and now - forwarded_at >= INTERRUPT_AGAIN_S:
+            forwarded_at = now  # the first interrupt may have been swallowed: ask again
+            with suppress(ProcessLookupError):
+                os.kill(child.pid, signal.SIGINT)
         with suppress(subprocess.TimeoutExpired):
             child.wait(timeout=0.1)
     watch.clear()
@@ -371,6 +381,8 @@ def run_partition(key: str, run_id: str) -> int:
             # per partition, and why a step failed.
             run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
         )
+        # The run is over: an interrupt the parent sends again now has nothing left to stop.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         run = instance.get_run_by_id(run_id)
     except KeyboardInterrupt:
         print(f"  {key}: interrupted before its run started", flush=True)

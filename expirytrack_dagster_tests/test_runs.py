@@ -25,9 +25,12 @@ UNFINISHED = (DagsterRunStatus.STARTED, DagsterRunStatus.STARTING, DagsterRunSta
 
 
 def slow_candles(seconds: float) -> SandboxConfig:
-    """Every candle request takes ``seconds``: a run is surely in flight when the signal comes."""
+    """Every expired-contract candle request (not the index's) takes ``seconds``: a run is surely
+    in flight when the signal comes."""
     return project_sandbox(
-        faults=FaultConfig(slow=1.0, slow_seconds=seconds, only_paths=("historical-candle",)),
+        faults=FaultConfig(
+            slow=1.0, slow_seconds=seconds, only_paths=("expired-instruments/historical-candle",)
+        ),
     )
 
 
@@ -73,6 +76,21 @@ def test_first_signal_stops_after_the_current_run_is_cleaned_up(
     assert contracts_of(c, runs[0].tags["dagster/partition"]) > 0  # what it wrote is kept
     assert f"Stopped by {signal.Signals(signum).name} after 1 run of" in err
     assert "Traceback" not in err
+
+
+def test_a_signal_while_the_run_starts_up_still_stops_it(tmp_path: Path) -> None:
+    """Interrupted as early as its run exists, the run still ends: an interrupt swallowed while
+    the run's process was in a garbage-collection callback is sent again, not lost (the candle
+    requests hang for an hour, so a lost interrupt would hang this test until its timeout)."""
+    with cli(tmp_path, slow_candles(3600)) as c:
+        process = c.start("backfill", "RELIANCE", "--yes")
+        wait_for(lambda: bool(c.runs()), "the run to be created")
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+        runs = c.runs()
+    assert process.returncode == 130, err[-3000:]
+    assert len(runs) == 1 and runs[0].status not in UNFINISHED
+    assert "Stopped by SIGINT after 1 run of" in err
 
 
 def test_second_ctrl_c_stops_at_once_and_leaves_no_run_started(tmp_path: Path) -> None:
