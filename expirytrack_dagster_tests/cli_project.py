@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import pytest
 from dagster import DagsterInstance, DagsterRun, RunsFilter
 
 from expirytrack_dagster.sandbox import Sandbox, SandboxConfig, run_sandbox
@@ -82,6 +84,29 @@ class Cli:
             text=True,
             timeout=timeout,
         )
+
+    def main(self, *argv: str, stdin: Any = None) -> subprocess.CompletedProcess[str]:
+        """``expirytrack ARGV`` called in this process (``cli.main``) with this project's
+        environment and working directory, and ``stdin`` (default: empty, not a terminal).
+
+        For commands whose subject is what they print and do, not how a process behaves: no
+        interpreter start, imports or calendar to pay again. Runs the command starts are still
+        child processes, as for a user (they inherit the environment set here).
+        """
+        from expirytrack_dagster.cli import main
+
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.MonkeyPatch.context() as patch:
+            for name in os.environ:
+                if name.startswith(("UPSTOX_", "EXPIRYTRACK_")):
+                    patch.delenv(name)
+            for name, value in self.env().items():
+                patch.setenv(name, value)
+            patch.chdir(self.root)
+            patch.setattr(sys, "stdin", stdin if stdin is not None else io.StringIO(""))
+            with redirect_stdout(out), redirect_stderr(err):
+                code = main(list(argv))
+        return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
 
     def runs(self) -> list[DagsterRun]:
         with DagsterInstance.from_config(str(self.home)) as instance:

@@ -183,7 +183,7 @@ def mkhome(root: Path) -> Path:
 
 def test_backfill_dry_run_prints_the_plan_and_spends_nothing(tmp_path: Path) -> None:
     with cli(tmp_path, project_sandbox()) as c:
-        done = c.run("backfill", "RELIANCE", "--dry-run")
+        done = c.main("backfill", "RELIANCE", "--dry-run")
         stats = c.sandbox.stats()["by_kind"]
         runs = c.runs()
     assert done.returncode == 0, done.stderr[-3000:]
@@ -196,7 +196,7 @@ def test_backfill_dry_run_prints_the_plan_and_spends_nothing(tmp_path: Path) -> 
 
 def test_backfill_without_a_terminal_needs_yes(tmp_path: Path) -> None:
     with cli(tmp_path, project_sandbox()) as c:
-        done = c.run("backfill", "RELIANCE")
+        done = c.main("backfill", "RELIANCE")
         runs = c.runs()
         candles = c.sandbox.stats()["by_kind"]["candles"]
     assert done.returncode == 2
@@ -207,16 +207,16 @@ def test_backfill_without_a_terminal_needs_yes(tmp_path: Path) -> None:
 
 
 def answer_on_a_terminal(c: Cli, answer: str, *argv: str) -> tuple[int, str]:
-    """Run ``expirytrack`` with a pseudo-terminal as stdin, typing ``answer``."""
+    """Call ``expirytrack`` with a pseudo-terminal as stdin, ``answer`` typed on it."""
     leader, follower = pty.openpty()
     try:
-        process = c.start_with_stdin(follower, *argv)
         os.write(leader, answer.encode() + b"\n")
-        out, err = process.communicate(timeout=120)
+        with open(follower, closefd=False) as terminal:
+            done = c.main(*argv, stdin=terminal)
     finally:
         os.close(leader)
         os.close(follower)
-    return process.returncode, out + err
+    return done.returncode, done.stdout + done.stderr
 
 
 def test_backfill_asks_on_a_terminal(tmp_path: Path) -> None:
