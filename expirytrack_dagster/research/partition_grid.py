@@ -272,6 +272,8 @@ def synthetic_forwards(
 
 def atm_strikes(strikes: np.ndarray, forwards: np.ndarray) -> np.ndarray:
     """``forward.atm_strike`` for each forward: the nearest listed strike, ties to the lower."""
+    if not strikes.size:
+        return np.full(len(forwards), np.nan)
     distance = np.abs(strikes[None, :] - forwards[:, None])
     chosen = strikes[np.argmin(np.where(np.isnan(distance), np.inf, distance), axis=1)]
     return np.where(np.isfinite(forwards), chosen, np.nan)
@@ -279,6 +281,8 @@ def atm_strikes(strikes: np.ndarray, forwards: np.ndarray) -> np.ndarray:
 
 def max_pains(open_interest: np.ndarray, legs: OptionLegs) -> np.ndarray:
     """``oi.max_pain`` for each of Q chains: (Q, C) OI → the listed strike of least payout."""
+    if not legs.strikes.size:
+        return np.full(len(open_interest), np.nan)
     call_oi = np.nan_to_num(legs.leg(open_interest, "CE"))
     put_oi = np.nan_to_num(legs.leg(open_interest, "PE"))
     settle = legs.strikes[:, None]
