@@ -68,9 +68,12 @@ def remove_partitions(instance: DagsterInstance, keys: Iterable[str]) -> None:
         instance.delete_dynamic_partition(expiry_partitions.name, key)
 
 
-def estimate_requests(partitions: Iterable[str], contracts_per_partition: int, windows: int) -> int:
-    """Candle requests a backfill needs: contracts × windows, plus 3 listing calls, per partition."""
-    return sum(contracts_per_partition * windows + 3 for _ in partitions)
+def estimate_requests(
+    partitions: Iterable[str], contracts_per_partition: int, windows: int, index_windows: int = 0
+) -> int:
+    """Requests a backfill needs, per partition: contracts × windows candle requests, 3 listing
+    calls, and ``index_windows`` requests for the underlying's own candles (``index_candles``)."""
+    return sum(contracts_per_partition * windows + 3 + index_windows for _ in partitions)
 
 
 def describe_budget(requests: int, per_30_minutes: int) -> str:

@@ -395,7 +395,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     verified = _verified_span(upstox, collection.interval)
     span = min(d for d in (upstox.max_span_days, verified, window_days) if d)
     windows = -(-window_days // span)
-    requests = estimate_requests(keys, 200, windows)
+    from expirytrack_dagster.assets.index_candles import INDEX_SPAN_DAYS
+
+    index_span = min(d for d in (upstox.max_span_days, INDEX_SPAN_DAYS) if d)
+    requests = estimate_requests(keys, 200, windows, -(-window_days // index_span))
     print(f"{plural(len(keys), 'partition')} of {args.symbol} from {upstox.describe_source()}")
     print(f"  {keys[0]} … {keys[-1]}" if len(keys) > 1 else f"  {keys[0]}")
     print(

@@ -67,5 +67,6 @@ def test_a_foreign_key_is_skipped_and_can_be_removed(tmp_path: Path) -> None:
 def test_budget_estimate_in_words() -> None:
     requests = estimate_requests(["A", "B"], 200, 4)
     assert requests == 2 * (200 * 4 + 3)
+    assert estimate_requests(["A", "B"], 200, 4, index_windows=4) == requests + 2 * 4
     assert describe_budget(requests, 2000) == "within one 30-minute window"
     assert describe_budget(10_000, 2000) == "about 2h 30m at 2000 requests / 30 min"

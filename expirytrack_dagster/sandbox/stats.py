@@ -11,14 +11,19 @@ PATH_KINDS: tuple[str, ...] = (
     "option_contracts",
     "future_contracts",
     "candles",
+    "index_candles",
     "other",
 )
 
 _PREFIX = "/v2/expired-instruments/"
+_INDEX_CANDLES_PREFIX = "/v3/historical-candle/"
+"""Active instruments' candles: the underlying's own (``index_candles``)."""
 
 
 def path_kind(path: str) -> str:
     """Which endpoint a (decoded) request path belongs to."""
+    if path.startswith(_INDEX_CANDLES_PREFIX):
+        return "index_candles"
     if not path.startswith(_PREFIX):
         return "other"
     rest = path[len(_PREFIX) :]

@@ -37,8 +37,8 @@ SELECTION = [expiries, index_candles]
 
 
 def v3_requests(p: Pipeline) -> int:
-    """Requests the sandbox answered outside the expired-instruments API (the V3 candles)."""
-    return int(p.sandbox.stats()["by_kind"]["other"])
+    """Requests the sandbox answered for the V3 (active-instrument) candles."""
+    return int(p.sandbox.stats()["by_kind"]["index_candles"])
 
 
 def stored(p: Pipeline, key: str) -> pd.DataFrame:

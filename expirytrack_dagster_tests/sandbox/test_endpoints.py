@@ -157,6 +157,7 @@ def test_http2_is_negotiated_and_counted(client: httpx.Client, sandbox: Sandbox)
         "option_contracts",
         "future_contracts",
         "candles",
+        "index_candles",
         "other",
     }
 
