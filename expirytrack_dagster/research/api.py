@@ -217,13 +217,10 @@ def _asof(
     if before is not None:
         today += " UNION ALL " + _LAST_CANDLES.format(volume="0", keys="")
         params += [part.key, CANDLE_INTERVAL, before.open, before.close - timedelta(minutes=1)]
-    rows = db.execute(today, params).fetchdf()
+    chain = chain_asof(db.execute(today, params).fetchdf(), at)
     contracts = part.contracts[
         ["expired_instrument_key", "trading_symbol", "option_type", "strike"]
     ]
-    rows = contracts.merge(rows, on="expired_instrument_key", how="inner")
-    rows["timestamp"] = pd.to_datetime(rows["timestamp"], utc=True).dt.tz_convert(IST)
-    chain = chain_asof(rows, at).drop(columns=list(contracts.columns[1:]))
     # Contracts that never traded in either session are still listed (no price, no OI).
     chain = contracts.merge(chain, on="expired_instrument_key", how="left")
     chain["session_volume"] = chain["session_volume"].fillna(0).astype("int64")
@@ -324,28 +321,32 @@ def _with_greeks(
     options: pd.DataFrame, snap: _Snapshot, expiry: date, rate: float, max_age_minutes: int
 ) -> pd.DataFrame:
     """IV and greeks per leg from its last price; NaN for stale or untraded legs."""
-    out = options.copy()
-    fresh = (out["age_minutes"] <= max_age_minutes) & out["close"].notna()
+    close = options["close"].to_numpy(dtype=float)
+    fresh = options["age_minutes"].to_numpy(dtype=float) <= max_age_minutes
     # The close is the last trade of the candle's minute: time to expiry from the minute's end.
-    ends = out["timestamp"] + pd.Timedelta(minutes=1)
-    tau = years_to_expiry(ends.fillna(snap.at), expiry)
-    is_call = (out["option_type"] == "CE").to_numpy()
-    quotes = out["close"].where(fresh).to_numpy(dtype=float)
-    iv = black76.implied_vol(quotes, is_call, snap.forward, out["strike"], tau, rate)
-    out["iv"] = iv
-    greeks = black76.greeks(is_call, snap.forward, out["strike"], tau, rate, iv)
-    for column in greeks.columns:
-        out[column] = greeks[column].to_numpy()
-    return out
+    ends = pd.DatetimeIndex(options["timestamp"]).fillna(snap.at) + pd.Timedelta(minutes=1)
+    tau = years_to_expiry(ends, expiry)
+    is_call = (options["option_type"] == "CE").to_numpy()
+    strike = options["strike"].to_numpy(dtype=float)
+    quotes = np.where(fresh, close, np.nan)
+    iv = black76.implied_vol(quotes, is_call, snap.forward, strike, tau, rate)
+    greeks = black76.greeks(is_call, snap.forward, strike, tau, rate, iv)
+    return options.assign(iv=iv, **{c: greeks[c].to_numpy() for c in greeks.columns})
 
 
 def _wide(legs: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Long per-leg rows → one row per strike with ``CE_<column>`` and ``PE_<column>``."""
-    out = pd.DataFrame(index=pd.Index(np.unique(legs["strike"].to_numpy(float)), name="strike"))
+    strike = legs["strike"].to_numpy(dtype=float)
+    strikes = np.unique(strike)
+    out: dict[str, np.ndarray] = {"strike": strikes}
     for side in ("CE", "PE"):
-        rows = legs[legs["option_type"] == side].set_index("strike")[list(columns)]
-        out = out.join(rows.add_prefix(f"{side}_"))
-    return out.reset_index()
+        rows = np.flatnonzero((legs["option_type"] == side).to_numpy())
+        where = np.searchsorted(strikes, strike[rows])
+        for column in columns:
+            values = np.full(strikes.size, np.nan)
+            values[where] = legs[column].to_numpy(dtype=float)[rows]
+            out[f"{side}_{column}"] = values
+    return pd.DataFrame(out)
 
 
 def option_chain(

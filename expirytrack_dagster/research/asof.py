@@ -7,6 +7,9 @@ price at 10:30 today (``close`` NaN), not yesterday's close.
 
 from __future__ import annotations
 
+from datetime import datetime
+
+import numpy as np
 import pandas as pd
 
 from expirytrack_dagster.calendar import IST, Session, session_for, sessions_between
@@ -73,28 +76,51 @@ def chain_asof(candles: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
     at = to_ist(at)
     session = session_at(at)
     key = "expired_instrument_key"
-    stamps = pd.to_datetime(candles["timestamp"])
+    # numpy on integer nanoseconds and contract codes: a few vector passes, whatever the size.
+    ns = pd.DatetimeIndex(pd.to_datetime(candles["timestamp"], utc=True)).as_unit("ns").asi8
+    codes, keys = pd.factorize(candles[key], sort=True)
+    n = len(keys)
+    now = np.flatnonzero((ns >= _ns(session.open)) & (ns <= at.value))
+    last = _last_rows(now, codes, ns)
+    out: dict[str, object] = {key: np.asarray(keys)}
     extra = [c for c in candles.columns if c not in (*CANDLE_COLUMNS, "open", "high", "low")]
-    contracts = (
-        candles[[key, *extra]].drop_duplicates(key).sort_values(key).set_index(key)
-        if extra
-        else pd.DataFrame(index=pd.Index(sorted(candles[key].unique()), name=key))
+    if extra:
+        _, first = np.unique(codes, return_index=True)
+        for column in extra:
+            out[column] = candles[column].to_numpy()[first]
+    stamp = np.full(n, np.iinfo(np.int64).min)  # NaT
+    stamp[codes[last]] = ns[last]
+    out["timestamp"] = pd.DatetimeIndex(stamp, tz="UTC").tz_convert(IST)
+    for column in (*(c for c in PRICE_COLUMNS if c in candles.columns), "open_interest"):
+        values = np.full(n, np.nan)
+        values[codes[last]] = candles[column].to_numpy(dtype=float)[last]
+        out["oi" if column == "open_interest" else column] = values
+    age = np.full(n, np.nan)
+    age[codes[last]] = (at.value - ns[last]) // 60_000_000_000
+    out["age_minutes"] = age
+    volume = candles["volume"].to_numpy(dtype=float)
+    out["session_volume"] = np.bincount(codes[now], weights=volume[now], minlength=n).astype(
+        np.int64
     )
-    now = candles[(stamps >= session.open) & (stamps <= at)].sort_values("timestamp")
-    groups = now.groupby(key, sort=False)
-    prices = [c for c in PRICE_COLUMNS if c in candles.columns]
-    last = groups[["timestamp", *prices, "open_interest"]].last()
-    out = contracts.join(last.rename(columns={"open_interest": "oi"}))
-    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True).dt.tz_convert(IST)
-    out["age_minutes"] = (at - out["timestamp"]).dt.total_seconds() // 60
-    out["session_volume"] = groups["volume"].sum().reindex(out.index).fillna(0).astype("int64")
+    prev_oi = np.full(n, np.nan)
     before = previous_session(session)
-    if before is None:
-        out["prev_session_oi"] = float("nan")
-    else:
-        prior = candles[(stamps >= before.open) & (stamps < before.close)]
-        prior = prior.sort_values("timestamp").groupby(key, sort=False)["open_interest"].last()
-        out["prev_session_oi"] = prior.reindex(out.index).astype(float)
-    out["oi"] = out["oi"].astype(float)
-    out["oi_change"] = out["oi"] - out["prev_session_oi"]
-    return out.reset_index()
+    if before is not None:
+        prior = np.flatnonzero((ns >= _ns(before.open)) & (ns < _ns(before.close)))
+        prior_last = _last_rows(prior, codes, ns)
+        prev_oi[codes[prior_last]] = candles["open_interest"].to_numpy(dtype=float)[prior_last]
+    out["prev_session_oi"] = prev_oi
+    out["oi_change"] = out["oi"] - prev_oi
+    return pd.DataFrame(out)
+
+
+def _ns(moment: datetime) -> int:
+    return pd.Timestamp(moment).value
+
+
+def _last_rows(rows: np.ndarray, codes: np.ndarray, ns: np.ndarray) -> np.ndarray:
+    """Of ``rows`` (positions), the latest one of each contract code."""
+    if not rows.size:
+        return rows
+    ordered = rows[np.lexsort((ns[rows], codes[rows]))]
+    group = codes[ordered]
+    return ordered[np.append(group[1:] != group[:-1], True)]

@@ -232,12 +232,10 @@ def greeks(
     value = price(is_call, forward, strike, tau, rate, sigma)
     theta_year = rate * value - discount * forward * density * sigma / (2.0 * sqrt_tau)
     vega = discount * forward * density * sqrt_tau
-    frame = pd.DataFrame(
-        {
-            "delta": delta.ravel(),
-            "gamma": gamma.ravel(),
-            "theta": theta_year.ravel() / _DAYS_PER_YEAR,
-            "vega": vega.ravel() * _VOL_POINT,
-        }
-    )
-    return frame.where(np.repeat(live.ravel()[:, None], 4, axis=1))
+    columns = {
+        "delta": delta,
+        "gamma": gamma,
+        "theta": theta_year / _DAYS_PER_YEAR,
+        "vega": vega * _VOL_POINT,
+    }
+    return pd.DataFrame({k: np.where(live, v, np.nan).ravel() for k, v in columns.items()})

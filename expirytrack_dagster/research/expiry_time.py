@@ -26,9 +26,10 @@ def years_to_expiry(timestamps: pd.Series, expiry: date) -> np.ndarray:
     Calendar seconds, not trading minutes: ``(close − timestamp).total_seconds() / (365·86400)``.
     Negative after the close; NaN where a timestamp is missing.
     """
-    stamps = pd.to_datetime(pd.Series(timestamps))
-    if stamps.dt.tz is None:
+    stamps = pd.DatetimeIndex(timestamps).as_unit("ns")
+    if stamps.tz is None:
         raise ValueError("years_to_expiry needs timezone-aware timestamps (IST or UTC)")
-    close = pd.Timestamp(expiry_close(expiry))
-    seconds = (close - stamps).dt.total_seconds().to_numpy(dtype=float)
-    return seconds / SECONDS_PER_YEAR
+    close = pd.Timestamp(expiry_close(expiry)).value
+    nanoseconds = (close - stamps.asi8).astype(float)
+    nanoseconds[stamps.isna()] = np.nan
+    return nanoseconds / 1e9 / SECONDS_PER_YEAR

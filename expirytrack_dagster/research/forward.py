@@ -35,15 +35,15 @@ def synthetic_forward(
     choice without one: the call and put are worth the same at the forward). The result is the
     median of ``K + e^{rate·tau}(C − P)`` over the :data:`STRIKES_USED` nearest qualifying strikes.
     """
-    fresh = chain[(chain["age_minutes"] <= max_age_minutes) & chain["close"].notna()]
-    side = fresh["option_type"]
-    calls = fresh[side == "CE"].drop_duplicates("strike", keep="last").set_index("strike")
-    puts = fresh[side == "PE"].drop_duplicates("strike", keep="last").set_index("strike")
-    both = calls.index.intersection(puts.index)
-    if both.empty or not math.isfinite(tau):
+    close = chain["close"].to_numpy(dtype=float)
+    fresh = (chain["age_minutes"].to_numpy(dtype=float) <= max_age_minutes) & np.isfinite(close)
+    strike = chain["strike"].to_numpy(dtype=float)
+    side = chain["option_type"].to_numpy()
+    calls, puts = fresh & (side == "CE"), fresh & (side == "PE")
+    strikes, ci, pi = np.intersect1d(strike[calls], strike[puts], return_indices=True)
+    if not strikes.size or not math.isfinite(tau):
         return math.nan
-    strikes = both.to_numpy(dtype=float)
-    gap = calls.loc[both, "close"].to_numpy(float) - puts.loc[both, "close"].to_numpy(float)
+    gap = close[calls][ci] - close[puts][pi]
     distance = np.abs(strikes - reference) if reference is not None else np.abs(gap)
     nearest = np.argsort(distance, kind="stable")[:STRIKES_USED]
     return float(np.median(strikes[nearest] + math.exp(rate * tau) * gap[nearest]))

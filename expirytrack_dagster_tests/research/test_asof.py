@@ -73,3 +73,11 @@ def test_a_time_outside_a_session_is_refused() -> None:
         chain_asof(frame, ist("2025-08-14 15:30"))  # the close is exclusive
     with pytest.raises(ValueError, match="outside the session"):
         chain_asof(frame, ist("2025-08-14 09:14"))
+
+
+def test_microsecond_timestamps_as_duckdb_returns_them() -> None:
+    frame = candle_frame(ROWS)
+    frame["timestamp"] = frame["timestamp"].astype("datetime64[us, Asia/Kolkata]")
+    got = chain_asof(frame, ist("2025-08-14 10:30"))
+    want = chain_asof(candle_frame(ROWS), ist("2025-08-14 10:30"))
+    pd.testing.assert_frame_equal(got, want)

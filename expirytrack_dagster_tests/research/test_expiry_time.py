@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -28,3 +29,9 @@ def test_a_special_session_closes_when_it_closes() -> None:
 def test_naive_timestamps_are_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         years_to_expiry(pd.Series([pd.Timestamp("2025-08-28 10:00")]), date(2025, 8, 28))
+
+
+def test_any_timestamp_resolution() -> None:
+    stamps = pd.Series([ist("2025-08-27 15:30"), pd.NaT]).astype("datetime64[us, Asia/Kolkata]")
+    got = years_to_expiry(stamps, date(2025, 8, 28))
+    assert got[0] == pytest.approx(1 / 365) and np.isnan(got[1])
