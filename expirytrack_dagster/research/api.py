@@ -229,19 +229,16 @@ def _asof(
 
 def _spot(db: duckdb.DuckDBPyConnection, underlying_key: str, session: Session, at) -> float:
     """The index close at ``at`` (as of, same session) from ``index_candles``; NaN if absent."""
-    exists = db.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'index_candles' "
-        "AND database_name = current_database()"
-    ).fetchone()[0]
-    if not exists:
+    try:
+        row = db.execute(
+            """
+            SELECT arg_max(close, "timestamp") FROM index_candles
+            WHERE underlying_key = ? AND "timestamp" >= ? AND "timestamp" <= ?
+            """,
+            [underlying_key, session.open, at],
+        ).fetchone()
+    except duckdb.CatalogException:  # a database made before index candles were collected
         return math.nan
-    row = db.execute(
-        """
-        SELECT arg_max(close, "timestamp") FROM index_candles
-        WHERE underlying_key = ? AND "timestamp" >= ? AND "timestamp" <= ?
-        """,
-        [underlying_key, session.open, at],
-    ).fetchone()
     return float(row[0]) if row and row[0] is not None else math.nan
 
 

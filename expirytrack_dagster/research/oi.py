@@ -27,11 +27,12 @@ def pcr(chain: pd.DataFrame) -> dict[str, float]:
     """Put-call ratios of a chain: ``pcr_oi`` = Σ PE OI / Σ CE OI, ``pcr_volume`` likewise on
     ``session_volume``. ``chain`` is long form (``option_type``, ``oi``, ``session_volume``);
     missing values count as 0; a ratio with a zero denominator is NaN."""
+    side = chain["option_type"].to_numpy()
     out: dict[str, float] = {}
     for name, column in (("pcr_oi", "oi"), ("pcr_volume", "session_volume")):
-        totals = chain.groupby("option_type")[column].sum(min_count=0)
-        calls, puts = float(totals.get("CE", 0.0)), float(totals.get("PE", 0.0))
-        out[name] = puts / calls if calls > 0 else math.nan
+        values = np.nan_to_num(chain[column].to_numpy(dtype=float))
+        calls, puts = values[side == "CE"].sum(), values[side == "PE"].sum()
+        out[name] = float(puts / calls) if calls > 0 else math.nan
     return out
 
 

@@ -269,3 +269,14 @@ def test_an_open_connection_serves_many_questions(collected: Collected) -> None:
         )
     finally:
         connection.close()
+
+
+def test_no_spot_from_a_database_without_index_candles(
+    collected: Collected, tmp_path: Path
+) -> None:
+    copy = tmp_path / "older.duckdb"
+    shutil.copyfile(collected.database, copy)
+    with connect(copy) as db:
+        db.execute("DROP TABLE index_candles")  # as a database made before they were collected
+    chain = api.option_chain("NIFTY", EXPIRY, "2025-08-14 10:30", database=copy)
+    assert math.isnan(chain.attrs["spot"]) and math.isfinite(chain.attrs["forward"])
