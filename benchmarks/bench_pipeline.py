@@ -5,7 +5,8 @@ Printed (medians over ``--repeat`` where a figure is timed more than once):
   landing Parquet, transactional publish: the functions the ``candles`` asset runs), against a
   direct DuckDB bulk insert of the same candles already in memory, and their ratio;
 - peak memory of the process that materialises the partition through Dagster;
-- bytes per candle on disk (DuckDB, and the landing Parquet);
+- bytes per candle on disk (DuckDB, and the landing Parquet), then again after the landing of
+  the verified partition is pruned (``expirytrack prune-landing``: only its day records stay);
 - API requests per contract against the theoretical minimum for the window setting;
 - Dagster's own overhead per partition (three trivial partitioned steps, in-process).
 
@@ -88,6 +89,27 @@ def _materialize(root: str, base_url: str, token: str, ca: str, out: mp.Queue) -
         elapsed = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     out.put({"success": result.success, "seconds": elapsed, "peak_mb": peak_mb})
+
+
+def _pruned_disk(root: Path, database: Path, rows: int) -> str:
+    """Verify and prune the materialised partition's landing; the disk per candle after it."""
+    from expirytrack_dagster.ops.prune import prune_partition, verify_partition
+    from expirytrack_dagster.settings import CollectionSettings
+
+    collection = CollectionSettings(database=str(database), landing_dir=str(root / "landing"))
+    started = time.perf_counter()
+    check = verify_partition(collection, KEY)
+    if not check.prunable:
+        return f"landing not pruned: {check.reason}"
+    prune_partition(collection, KEY, check)
+    seconds = time.perf_counter() - started
+    kept = sum(p.stat().st_size for p in (root / "landing").rglob("*") if p.is_file())
+    db_bytes = database.stat().st_size
+    return (
+        f"with the landing pruned (verified and pruned in {seconds:.1f}s): DuckDB "
+        f"{db_bytes / rows:.1f} + day records {kept / rows:.2f} = "
+        f"{(db_bytes + kept) / rows:.1f} bytes/candle (goal <= 24)"
+    )
 
 
 def _raw_bodies(sb: Sandbox, contracts: list[dict]) -> dict[str, list[bytes]]:
@@ -216,6 +238,11 @@ def main(argv: list[str] | None = None) -> None:
             f"  on disk: DuckDB {database.stat().st_size / rows:.1f} bytes/candle, "
             f"landing Parquet {landing_bytes / rows:.1f} bytes/candle"
         )
+        print(
+            f"  total with the landing kept: "
+            f"{(database.stat().st_size + landing_bytes) / rows:.1f} bytes/candle"
+        )
+        print(f"  {_pruned_disk(root / 'run', database, rows)}")
         print(
             f"  API: {requests} candle requests for {len(contracts)} contracts = "
             f"{requests / len(contracts):.2f} per contract; minimum at a {span}-day window "
