@@ -23,7 +23,7 @@ from dagster import AssetSelection, Definitions, define_asset_job
 from expirytrack_dagster.assets import candles, contracts, expiries, index_candles
 from expirytrack_dagster.assets.coverage import coverage_report, coverage_report_sensor
 from expirytrack_dagster.assets.research import RESEARCH_ASSETS, research_sensor
-from expirytrack_dagster.checks import ALL_CHECKS
+from expirytrack_dagster.checks import ALL_CHECKS, RESEARCH_CHECKS
 from expirytrack_dagster.notifications import notification_sensors
 from expirytrack_dagster.project_settings import ExpiryTrackSettings, load_settings
 from expirytrack_dagster.sensors import new_expiry_sensor, orphaned_run_sensor
@@ -49,7 +49,7 @@ def build_definitions(
     upstox, collection = settings.upstox, settings.collection
     return Definitions(
         assets=[expiries, contracts, index_candles, candles, coverage_report, *RESEARCH_ASSETS],
-        asset_checks=ALL_CHECKS,
+        asset_checks=[*ALL_CHECKS, *RESEARCH_CHECKS],
         sensors=[
             new_expiry_sensor,
             orphaned_run_sensor,

@@ -11,7 +11,12 @@ from typing import Any
 from dagster import Definitions, ExecuteInProcessResult, materialize
 
 from expirytrack_dagster.assets.research import RESEARCH_ASSETS
-from expirytrack_dagster.checks import ALL_CHECKS, candle_quality_checks, contract_quality_checks
+from expirytrack_dagster.checks import (
+    ALL_CHECKS,
+    RESEARCH_CHECKS,
+    candle_quality_checks,
+    contract_quality_checks,
+)
 from expirytrack_dagster.research.settings import ResearchSettings
 from expirytrack_dagster.sandbox import FaultConfig
 from expirytrack_dagster.settings import CollectionSettings
@@ -26,7 +31,7 @@ from expirytrack_dagster_tests.pipeline import (
 TODAY = date(2025, 10, 1)
 AUGUST = date(2025, 8, 28)
 SEPTEMBER = date(2025, 9, 30)
-EVERYTHING = [*ASSETS, *RESEARCH_ASSETS, *ALL_CHECKS]
+EVERYTHING = [*ASSETS, *RESEARCH_ASSETS, *ALL_CHECKS, *RESEARCH_CHECKS]
 COLLECT_CHECKS = [contract_quality_checks, candle_quality_checks]
 """The checks of the collection assets (the ones whose blocking failures gate research)."""
 
@@ -66,7 +71,9 @@ def run(
 def definitions(p: Pipeline) -> Definitions:
     """The project's assets and checks over this pipeline's resources (for automation tests)."""
     return Definitions(
-        assets=[*ASSETS, *RESEARCH_ASSETS], asset_checks=ALL_CHECKS, resources=resources(p)
+        assets=[*ASSETS, *RESEARCH_ASSETS],
+        asset_checks=[*ALL_CHECKS, *RESEARCH_CHECKS],
+        resources=resources(p),
     )
 
 
