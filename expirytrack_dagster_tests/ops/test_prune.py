@@ -10,7 +10,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dagster import AssetKey
 
+from expirytrack_dagster.ops.delete import delete_partition, plan_deletion
 from expirytrack_dagster.ops.doctor import check_storage
 from expirytrack_dagster.ops.prune import apply_retention, prune_partition, verify_partition
 from expirytrack_dagster.ops.rebuild import rebuild
@@ -179,6 +181,21 @@ def test_the_setting_prunes_after_publishing_only_when_asked(stock: Pipeline) ->
     assert outcome is not None and outcome.startswith("pruned: ")
     assert landing.is_pruned(key)
     assert apply_retention(pruning, key) == "kept: already pruned"
+
+    # What the refusal advises: `expirytrack delete` the partition, then it collects again.
+    plan = plan_deletion(
+        key,
+        database=stock.database,
+        landing_dir=Path(stock.collection.landing_dir),
+        instance=stock.instance,
+        asset_keys=[AssetKey("candles")],
+    )
+    assert plan.landing_files == 1  # the day records
+    delete_partition(plan, database=stock.database, instance=stock.instance)
+    stock.sandbox.reset_stats()
+    assert stock.materialize(stock.partition("RELIANCE", EXPIRY)).success
+    assert stock.candle_requests() > 0 and not landing.is_pruned(key)
+    assert verify_partition(stock.collection, key).prunable
 
 
 def test_the_setting_is_checked_where_it_is_written(tmp_path: Path) -> None:
