@@ -46,6 +46,7 @@ from expirytrack_dagster.ops.api_usage import (
     record_api_usage,
     usage_from_stats,
 )
+from expirytrack_dagster.ops.prune import apply_retention
 from expirytrack_dagster.partitions import parse_partition_key
 from expirytrack_dagster.resources import UpstoxApi
 from expirytrack_dagster.settings import CollectionSettings
@@ -53,6 +54,7 @@ from expirytrack_dagster.storage.database import WRITER_POOL
 from expirytrack_dagster.storage.io_manager import (
     CANDLES_TABLE,
     FETCH_STATUS_TABLE,
+    PUBLISHED_UNCHANGED,
     StagedCandles,
     publish_candles,
 )
@@ -165,10 +167,28 @@ def candles(
     Both tables are replaced in one transaction (or left alone when the landed data has not
     changed since they were published); a failure before the commit leaves both as they were.
     """
+    landing = CandleLanding(collection.landing_dir, collection.interval)
+    pruned = landing.pruned_record(context.partition_key)
+    if pruned is not None and not config.force_refetch:
+        # Verified complete and its landing files pruned (``landing_retention``/``expirytrack
+        # prune-landing``): the candles live only in the database, which stays as it is.
+        context.log.info(
+            f"{context.partition_key}: landing pruned {pruned.pruned_at:%Y-%m-%d %H:%M} UTC after "
+            f"verification; its {pruned.candle_rows:,} candles live only in the database: "
+            "nothing to collect, nothing written"
+        )
+        for key in (CANDLES, CANDLE_FETCH_STATUS):
+            yield MaterializeResult(
+                asset_key=key, metadata={"published": PUBLISHED_UNCHANGED, "landing": "pruned"}
+            )
+        return
     staged = _collect_partition(context, config, upstox, collection, contracts)
     published = publish_candles(
         collection.database, staged, source=upstox.resolved_source(), skip_unchanged=True
     )
+    retention = apply_retention(collection, context.partition_key)
+    if retention is not None:
+        context.log.info(f"landing_retention: {retention}")
     yield MaterializeResult(
         asset_key=CANDLES,
         metadata={
@@ -176,6 +196,7 @@ def candles(
             "dagster/row_count": MetadataValue.int(published.rows),
             "dagster/table_name": CANDLES_TABLE,
             "published": published.outcome,
+            **({"landing_retention": retention} if retention is not None else {}),
         },
     )
     yield MaterializeResult(

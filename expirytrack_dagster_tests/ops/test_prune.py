@@ -5,6 +5,7 @@ A real RELIANCE partition collected from the sandbox into a real DuckDB file and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -72,13 +73,18 @@ def test_a_verified_partition_is_pruned_and_then_costs_nothing(stock: Pipeline) 
     per_candle = [float(f.detail.split(" bytes per candle")[0]) for f in (storage_before, storage)]
     assert per_candle[1] < per_candle[0]
 
-    # A re-run, and even a forced re-fetch, asks for no candle and leaves both tables as they
-    # were (expiries and contracts are listed again: not candle requests).
+    # A re-run succeeds with nothing to do; a forced re-fetch is refused. Neither asks for a
+    # candle, and both tables stay as they were (expiries and contracts are listed again: not
+    # candle requests).
     stock.sandbox.reset_stats()
-    for run_config in (None, {"ops": {"candles": {"config": {"force_refetch": True}}}}):
-        rerun = stock.materialize(key, run_config=run_config, raise_on_error=False)
-        assert not rerun.success
-        assert "cannot collect it: its landing files were pruned" in failure_messages(rerun)
+    rerun = stock.materialize(key)
+    assert rerun.success
+    (meta,) = [m.metadata for m in rerun.asset_materializations_for_node("candles")][:1]
+    assert meta["landing"].value == "pruned"
+    forced = {"ops": {"candles": {"config": {"force_refetch": True}}}}
+    rerun = stock.materialize(key, run_config=forced, raise_on_error=False)
+    assert not rerun.success
+    assert "cannot collect it: its landing files were pruned" in failure_messages(rerun)
     assert stock.candle_requests() == 0
     assert checksums(stock.database) == before
 
@@ -196,6 +202,25 @@ def test_the_setting_prunes_after_publishing_only_when_asked(stock: Pipeline) ->
     assert stock.materialize(stock.partition("RELIANCE", EXPIRY)).success
     assert stock.candle_requests() > 0 and not landing.is_pruned(key)
     assert verify_partition(stock.collection, key).prunable
+
+
+def test_with_the_setting_on_the_candles_step_prunes_after_it_publishes(stock: Pipeline) -> None:
+    fields = {name: getattr(stock.collection, name) for name in CollectionSettings.model_fields}
+    fields["landing_retention"] = "prune_verified"
+    pruning = replace(stock, collection=CollectionSettings(**fields))
+    key = pruning.partition("RELIANCE", EXPIRY)
+    first = pruning.materialize(key)
+    meta = first.asset_materializations_for_node("candles")[0].metadata
+    assert meta["landing_retention"].value.startswith("pruned: ")
+    landing = CandleLanding(stock.collection.landing_dir, stock.collection.interval)
+    assert landing.is_pruned(key)
+    before = checksums(stock.database)
+    assert before["candles"][0] > 0
+
+    pruning.sandbox.reset_stats()
+    again = pruning.materialize(key)
+    assert again.success and pruning.candle_requests() == 0
+    assert checksums(stock.database) == before
 
 
 def test_the_setting_is_checked_where_it_is_written(tmp_path: Path) -> None:
