@@ -29,11 +29,11 @@ from expirytrack_dagster.research import black76
 from expirytrack_dagster.research.expiry_time import years_to_expiry
 from expirytrack_dagster.research.oi import build_up
 from expirytrack_dagster.research.partition_grid import (
-    MINUTES_PER_DAY,
     ChainGrid,
     OptionLegs,
     PartitionCandles,
     atm_strikes,
+    ist_day,
     max_pains,
     put_call_ratios,
     synthetic_forwards,
@@ -74,7 +74,8 @@ def build_chain_tables(
     contracts = candles.contracts
     is_option = contracts["instrument_type"].isin(["CE", "PE"]).to_numpy()
     legs = OptionLegs.of(contracts)
-    grid = ChainGrid.build(candles.only(is_option[candles.contract]))
+    # Futures share the grid (their columns are never read as legs): no copy of the candles.
+    grid = ChainGrid.build(candles)
     expiry = partition_expiry(contracts) if len(contracts) else None
     forwards = _forwards_at(grid, grid.minutes, legs, expiry, rate, max_age_minutes)
     per_candle = _per_candle(candles, grid, forwards, expiry, rate, is_option)
@@ -82,7 +83,14 @@ def build_chain_tables(
         option_greeks=_option_greeks(candles, per_candle, is_option),
         option_chain_daily=_option_chain_daily(candles, per_candle),
         chain_metrics=_chain_metrics(
-            candles.partition_key, grid, legs, expiry, rate, bucket_minutes, max_age_minutes
+            candles.partition_key,
+            grid,
+            legs,
+            np.unique(ist_day(candles.minute[is_option[candles.contract]])),
+            expiry,
+            rate,
+            bucket_minutes,
+            max_age_minutes,
         ),
     )
 
@@ -148,19 +156,25 @@ def _keys(candles: PartitionCandles, contract: np.ndarray) -> pd.Categorical:
     return pd.Categorical.from_codes(contract, categories=names)
 
 
+def _types(candles: PartitionCandles) -> pd.Categorical:
+    return pd.Categorical(candles.contracts["instrument_type"].astype(str))
+
+
 def _option_greeks(
     candles: PartitionCandles, per_candle: pd.DataFrame, is_option: np.ndarray
 ) -> pd.DataFrame:
     rows = is_option[candles.contract]
     contract = candles.contract[rows]
-    types = candles.contracts["instrument_type"].to_numpy()
+    types = _types(candles)
     strikes = candles.contracts["strike_price"].to_numpy(dtype=float)
     frame = pd.DataFrame(
         {
             "partition_key": candles.partition_key,
             "expired_instrument_key": _keys(candles, contract),
             "timestamp": to_timestamps(candles.minute[rows]),
-            "instrument_type": types[contract],
+            "instrument_type": pd.Categorical.from_codes(
+                types.codes[contract], categories=types.categories
+            ),
             "strike_price": strikes[contract],
             "close": candles.close[rows],
         }
@@ -172,34 +186,28 @@ def _option_greeks(
 
 def _option_chain_daily(candles: PartitionCandles, per_candle: pd.DataFrame) -> pd.DataFrame:
     contracts = candles.contracts
-    day = (candles.minute + 330) // MINUTES_PER_DAY
-    frame = pd.DataFrame(
+    day = ist_day(candles.minute)
+    # Group (contract, session) in numpy: a stable sort by the group key keeps each group's
+    # candles in minute order, so first/last are the group's ends (no 10-column frame copied).
+    key = candles.contract.astype(np.int64) * (int(day.max(initial=0)) + 1) + day
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    starts = np.flatnonzero(np.r_[True, sorted_key[1:] != sorted_key[:-1]])
+    ends = np.r_[starts[1:], len(order)] - 1
+    first, last = order[starts], order[ends]
+    daily = pd.DataFrame(
         {
-            "contract": candles.contract,
-            "day": day,
-            "open": candles.open,
-            "high": candles.high,
-            "low": candles.low,
-            "close": candles.close,
-            "volume": candles.volume,
-            "open_interest": candles.open_interest,
-            "minute": candles.minute,
-            "row": np.arange(len(candles)),
+            "contract": candles.contract[first],
+            "day": day[first],
+            "open": candles.open[first],
+            "high": np.maximum.reduceat(candles.high[order], starts) if len(order) else [],
+            "low": np.minimum.reduceat(candles.low[order], starts) if len(order) else [],
+            "close": candles.close[last],
+            "volume": np.add.reduceat(candles.volume[order], starts) if len(order) else [],
+            "open_interest": candles.open_interest[last],
+            "minute": candles.minute[last],
+            "row": last,
         }
-    )
-    daily = (
-        frame.groupby(["contract", "day"], sort=True)
-        .agg(
-            open=("open", "first"),
-            high=("high", "max"),
-            low=("low", "min"),
-            close=("close", "last"),
-            volume=("volume", "sum"),
-            open_interest=("open_interest", "last"),
-            minute=("minute", "last"),
-            row=("row", "last"),
-        )
-        .reset_index()
     )
     previous = daily.groupby("contract", sort=False)[["close", "open_interest"]].shift()
     oi_change = daily["open_interest"] - previous["open_interest"]
@@ -209,7 +217,9 @@ def _option_chain_daily(candles: PartitionCandles, per_candle: pd.DataFrame) -> 
         {
             "partition_key": candles.partition_key,
             "expired_instrument_key": _keys(candles, contract),
-            "instrument_type": contracts["instrument_type"].to_numpy()[contract],
+            "instrument_type": pd.Categorical.from_codes(
+                _types(candles).codes[contract], categories=_types(candles).categories
+            ),
             "strike_price": contracts["strike_price"].to_numpy(dtype=float)[contract],
             "session_date": pd.to_datetime(daily["day"], unit="D").dt.date,
             "open": daily["open"],
@@ -250,12 +260,13 @@ def _chain_metrics(
     partition_key: str,
     grid: ChainGrid,
     legs: OptionLegs,
+    days: np.ndarray,
     expiry: date | None,
     rate: float,
     bucket_minutes: int,
     max_age_minutes: int,
 ) -> pd.DataFrame:
-    days = np.unique((grid.minutes + 330) // MINUTES_PER_DAY)
+    """One row per bucket of every session (``days``) on which an option traded."""
     bucket_start, as_of = bucket_minutes_of(days, bucket_minutes)
     chain = grid.at(as_of)
     tau = _tau(as_of, expiry)
@@ -279,7 +290,7 @@ def _chain_metrics(
     return pd.DataFrame(
         {
             "partition_key": partition_key,
-            "session_date": pd.to_datetime((as_of + 330) // MINUTES_PER_DAY, unit="D").date,
+            "session_date": pd.to_datetime(ist_day(as_of), unit="D").date,
             "bucket_start": to_timestamps(bucket_start),
             "as_of": to_timestamps(as_of),
             "forward": forward,

@@ -86,26 +86,6 @@ class PartitionCandles:
     def __len__(self) -> int:
         return len(self.minute)
 
-    def only(self, mask: np.ndarray) -> PartitionCandles:
-        """The candles where ``mask`` holds (contracts unchanged)."""
-        return PartitionCandles(
-            self.partition_key,
-            self.contracts,
-            *(
-                getattr(self, name)[mask]
-                for name in (
-                    "contract",
-                    "minute",
-                    "open",
-                    "high",
-                    "low",
-                    "close",
-                    "volume",
-                    "open_interest",
-                )
-            ),
-        )
-
 
 def load_partition(db: duckdb.DuckDBPyConnection, partition_key: str) -> PartitionCandles:
     """The partition's contracts and candles, read as numeric arrays (no per-row Python objects)."""
@@ -118,17 +98,20 @@ def load_partition(db: duckdb.DuckDBPyConnection, partition_key: str) -> Partiti
     # Sorted here rather than by DuckDB: one numpy argsort of an int64 key is several times
     # faster than ORDER BY on millions of rows.
     order = np.argsort(minute * (len(contracts) + 1) + contract, kind="stable")
+    del arrays["contract"], arrays["minute"]
+
+    def sorted_column(name: str, dtype: type) -> np.ndarray:
+        # Popped: each fetched column is freed once its sorted copy exists (peak memory).
+        return np.asarray(arrays.pop(name), dtype=dtype)[order]
+
     return PartitionCandles(
         partition_key,
         contracts,
         contract[order].astype(np.int32),
         minute[order],
-        *(
-            np.asarray(arrays[name], dtype=np.float64)[order]
-            for name in ("open", "high", "low", "close")
-        ),
-        np.asarray(arrays["volume"], dtype=np.int64)[order],
-        np.asarray(arrays["open_interest"], dtype=np.int64)[order],
+        *(sorted_column(name, np.float64) for name in ("open", "high", "low", "close")),
+        sorted_column("volume", np.int64),
+        sorted_column("open_interest", np.int64),
     )
 
 
