@@ -29,6 +29,7 @@ partition updates, reading only the partitions whose latest checks have no faile
 import time
 from collections.abc import Iterator
 
+import duckdb
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
@@ -51,7 +52,7 @@ from expirytrack_dagster.coverage_report.check_status import (
     partition_check_status,
 )
 from expirytrack_dagster.research.chain_tables import build_chain_tables
-from expirytrack_dagster.research.continuous import stitch
+from expirytrack_dagster.research.continuous import FUTURE_COLUMNS, stitch
 from expirytrack_dagster.research.partition_grid import load_partition
 from expirytrack_dagster.research.settings import ResearchSettings
 from expirytrack_dagster.settings import CollectionSettings
@@ -153,14 +154,31 @@ def chain_research(
         yield MaterializeResult(asset_key=asset_key, metadata=metadata)
 
 
-_FUTURES = """
-    SELECT k.underlying_symbol, c.partition_key, c.expired_instrument_key, k.expiry,
-           c."timestamp", c.open, c.high, c.low, c.close, c.volume, c.open_interest
-    FROM main.candles c
-    JOIN main.contracts k USING (partition_key, expired_instrument_key)
-    WHERE k.instrument_type = 'FUT' AND c.partition_key IN (SELECT unnest($keys))
-    ORDER BY k.underlying_symbol, c."timestamp", k.expiry
-"""
+def load_futures(db: duckdb.DuckDBPyConnection, partition_keys: list[str]) -> pd.DataFrame:
+    """Every candle of the futures of ``partition_keys``, in ``research.continuous``'s columns.
+
+    The futures' keys are looked up first and the candles then asked for by key as a constant
+    list: DuckDB skips the row groups that cannot hold them (candles are stored by partition and
+    contract), instead of joining every candle of the database.
+    """
+    futures = db.execute(
+        "SELECT partition_key, expired_instrument_key, underlying_symbol, expiry "
+        "FROM main.contracts WHERE instrument_type = 'FUT' AND partition_key IN "
+        "(SELECT unnest(?))",
+        [partition_keys],
+    ).df()
+    if futures.empty:
+        return pd.DataFrame(columns=list(FUTURE_COLUMNS))
+    keys = futures["expired_instrument_key"].unique().tolist()
+    candles = db.execute(
+        'SELECT partition_key, expired_instrument_key, "timestamp", open, high, low, close, '
+        "volume, open_interest FROM main.candles WHERE expired_instrument_key IN "
+        f"({', '.join('?' * len(keys))})",
+        keys,
+    ).df()
+    return candles.merge(futures, on=["partition_key", "expired_instrument_key"])[
+        list(FUTURE_COLUMNS)
+    ]
 
 
 def usable_partitions(statuses: dict[str, dict[str, str]]) -> list[str]:
@@ -195,7 +213,7 @@ def continuous_futures(
             f"running or did not run): {', '.join(left_out[:20])}"
         )
     with connect(collection.database, read_only=True) as db:
-        futures = db.sql(_FUTURES, params={"keys": usable}).df() if usable else pd.DataFrame()
+        futures = load_futures(db, usable)
     series = stitch(futures, research.roll)
     with transaction(collection.database) as db:
         db.execute("DELETE FROM main.continuous_futures")
