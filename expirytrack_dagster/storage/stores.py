@@ -23,7 +23,8 @@ SOURCE_TABLE = "store_source"
 SOURCE_FILE = "SOURCE"
 KNOWN_SOURCES = ("upstox", "sandbox")
 REBUILD_FIX = (
-    "run `expirytrack rebuild` to recreate the tables from the landing zone (no API requests)"
+    "run `expirytrack rebuild` to recreate the tables from the landing zone (no API requests; "
+    "partitions whose landing was pruned come back only from `expirytrack restore` of a backup)"
 )
 
 
