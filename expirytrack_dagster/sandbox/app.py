@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from urllib.parse import unquote
 
@@ -60,6 +61,21 @@ def _parse_date(raw: str | None, name: str) -> date:
             name,
             raw,
         ) from None
+
+
+def _date_range(params: Mapping[str, str]) -> tuple[date, date]:
+    """``from_date`` and ``to_date`` of a candle path, the first not after the second."""
+    to_date = _parse_date(params["to_date"], "to_date")
+    from_date = _parse_date(params["from_date"], "from_date")
+    if from_date > to_date:
+        raise r.ApiError(
+            400,
+            r.INVALID_RANGE_ORDER_CODE,
+            "to_date must be greater than or equal to from_date",
+            "from_date",
+            params["from_date"],
+        )
+    return from_date, to_date
 
 
 def _underlying_key(request: Request) -> str:
@@ -159,16 +175,7 @@ def build_app(state: SandboxState) -> ASGIApp:
                 "interval",
                 interval,
             )
-        to_date = _parse_date(params["to_date"], "to_date")
-        from_date = _parse_date(params["from_date"], "from_date")
-        if from_date > to_date:
-            raise r.ApiError(
-                400,
-                r.INVALID_RANGE_ORDER_CODE,
-                "to_date must be greater than or equal to from_date",
-                "from_date",
-                params["from_date"],
-            )
+        from_date, to_date = _date_range(params)
         try:
             spec = market.contract(key)
         except UnknownInstrument:
@@ -199,16 +206,7 @@ def build_app(state: SandboxState) -> ASGIApp:
         params = request.path_params
         key, unit = params["instrument_key"], params["unit"]
         interval = _v3_interval(unit, params["interval"])
-        to_date = _parse_date(params["to_date"], "to_date")
-        from_date = _parse_date(params["from_date"], "from_date")
-        if from_date > to_date:
-            raise r.ApiError(
-                400,
-                r.INVALID_RANGE_ORDER_CODE,
-                "to_date must be greater than or equal to from_date",
-                "from_date",
-                params["from_date"],
-            )
+        from_date, to_date = _date_range(params)
         try:
             market.underlying_profile(key)
         except UnknownInstrument:
