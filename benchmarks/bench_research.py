@@ -164,6 +164,8 @@ def asset_step(database: str) -> None:
         candles = load_partition(db, KEY)
     loaded = time.perf_counter()
     tables = build_chain_tables(candles, rate=0.065, bucket_minutes=15, max_age_minutes=5)
+    count = len(candles)
+    del candles  # as the asset does: freed before the write
     built = time.perf_counter()
     with transaction(database) as db:
         for name in ("option_greeks", "option_chain_daily", "chain_metrics"):
@@ -182,7 +184,7 @@ def asset_step(database: str) -> None:
     print(
         json.dumps(
             {
-                "candles": len(candles),
+                "candles": count,
                 "load_s": loaded - started,
                 "build_s": built - loaded,
                 "write_s": written - built,

@@ -117,13 +117,14 @@ def chain_research(
             description=f"no contracts are stored for {key}: collect the partition first "
             f"(expiries, contracts, candles). Nothing was written."
         )
-    loaded = time.monotonic()
+    loaded, count = time.monotonic(), len(candles)
     tables = build_chain_tables(
         candles,
         rate=research.rate,
         bucket_minutes=research.bucket_minutes,
         max_age_minutes=research.max_age_minutes,
     )
+    del candles  # freed before the write, which holds the new rows in memory until COMMIT
     computed = time.monotonic()
     frames = {
         OPTION_GREEKS: tables.option_greeks,
@@ -136,7 +137,7 @@ def chain_research(
             db.execute(f"DELETE FROM {table} WHERE partition_key = ?", [key])
             insert_frame(db, table, frame)
     context.log.info(
-        f"{key}: {len(candles):,} candles loaded in {loaded - started:.1f}s, tables computed in "
+        f"{key}: {count:,} candles loaded in {loaded - started:.1f}s, tables computed in "
         f"{computed - loaded:.1f}s, written in {time.monotonic() - computed:.1f}s"
     )
     settings = (

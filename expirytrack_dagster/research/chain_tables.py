@@ -78,20 +78,23 @@ def build_chain_tables(
     grid = ChainGrid.build(candles)
     expiry = partition_expiry(contracts) if len(contracts) else None
     forwards = _forwards_at(grid, grid.minutes, legs, expiry, rate, max_age_minutes)
-    per_candle = _per_candle(candles, grid, forwards, expiry, rate, is_option)
+    chain_metrics = _chain_metrics(
+        candles.partition_key,
+        grid,
+        legs,
+        np.unique(ist_day(candles.minute[is_option[candles.contract]])),
+        expiry,
+        rate,
+        bucket_minutes,
+        max_age_minutes,
+    )
+    minutes = grid.minutes
+    del grid  # the (minute × contract) arrays are not needed below: freed before the big frames
+    per_candle = _per_candle(candles, minutes, forwards, expiry, rate, is_option)
     return ChainTables(
         option_greeks=_option_greeks(candles, per_candle, is_option),
         option_chain_daily=_option_chain_daily(candles, per_candle),
-        chain_metrics=_chain_metrics(
-            candles.partition_key,
-            grid,
-            legs,
-            np.unique(ist_day(candles.minute[is_option[candles.contract]])),
-            expiry,
-            rate,
-            bucket_minutes,
-            max_age_minutes,
-        ),
+        chain_metrics=chain_metrics,
     )
 
 
@@ -118,7 +121,7 @@ def _forwards_at(
 
 def _per_candle(
     candles: PartitionCandles,
-    grid: ChainGrid,
+    minutes: np.ndarray,
     forwards: np.ndarray,
     expiry: date | None,
     rate: float,
@@ -127,10 +130,10 @@ def _per_candle(
     """Forward, IV and greeks of every candle (NaN for futures and where no forward)."""
     contracts = candles.contracts
     option_row = is_option[candles.contract]
-    t = np.searchsorted(grid.minutes, candles.minute)
+    t = np.searchsorted(minutes, candles.minute)
     forward = np.full(len(candles), np.nan)
-    if len(grid.minutes):
-        forward[option_row] = forwards[np.minimum(t[option_row], len(grid.minutes) - 1)]
+    if len(minutes):
+        forward[option_row] = forwards[np.minimum(t[option_row], len(minutes) - 1)]
     strike = contracts["strike_price"].to_numpy(dtype=float)[candles.contract]
     is_call = (contracts["instrument_type"] == "CE").to_numpy()[candles.contract]
     tau = _tau(candles.minute, expiry)
