@@ -278,3 +278,16 @@ def test_the_source_picks_the_resource_class(tmp_path: Path) -> None:
     assert type(sandbox) is SandboxResource
     assert sandbox.describe_source() == "Upstox sandbox (synthetic data) at https://127.0.0.1:1"
     assert sandbox.state_dir == "data/sandbox/state"
+
+
+def test_a_research_section_in_the_settings_file_reaches_the_definitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "expirytrack.yaml"
+    path.write_text("research:\n  rate: 0.07\n  roll: {sessions_before: 2}\n")
+    monkeypatch.setenv("EXPIRYTRACK_CONFIG", str(path))
+    research = build_definitions().resources["research"]
+    assert research.rate == 0.07 and research.roll_sessions_before == 2
+    path.write_text("research:\n  roll: weekly\n")
+    with pytest.raises(SettingsError, match=r"research\.roll = 'weekly': must be on_expiry"):
+        build_definitions()
