@@ -81,7 +81,7 @@ def chain_asof(candles: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
     codes, keys = pd.factorize(candles[key], sort=True)
     n = len(keys)
     now = np.flatnonzero((ns >= _ns(session.open)) & (ns <= at.value))
-    last = _last_rows(now, codes, ns)
+    last = last_row_per_contract(now, codes, ns)
     out: dict[str, object] = {key: np.asarray(keys)}
     extra = [c for c in candles.columns if c not in (*CANDLE_COLUMNS, "open", "high", "low")]
     if extra:
@@ -106,7 +106,7 @@ def chain_asof(candles: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
     before = previous_session(session)
     if before is not None:
         prior = np.flatnonzero((ns >= _ns(before.open)) & (ns < _ns(before.close)))
-        prior_last = _last_rows(prior, codes, ns)
+        prior_last = last_row_per_contract(prior, codes, ns)
         prev_oi[codes[prior_last]] = candles["open_interest"].to_numpy(dtype=float)[prior_last]
     out["prev_session_oi"] = prev_oi
     out["oi_change"] = out["oi"] - prev_oi
@@ -117,7 +117,7 @@ def _ns(moment: datetime) -> int:
     return pd.Timestamp(moment).value
 
 
-def _last_rows(rows: np.ndarray, codes: np.ndarray, ns: np.ndarray) -> np.ndarray:
+def last_row_per_contract(rows: np.ndarray, codes: np.ndarray, ns: np.ndarray) -> np.ndarray:
     """Of ``rows`` (positions), the latest one of each contract code."""
     if not rows.size:
         return rows

@@ -8,7 +8,12 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from expirytrack_dagster.research.asof import chain_asof, session_at, to_ist
+from expirytrack_dagster.research.asof import (
+    chain_asof,
+    last_row_per_contract,
+    session_at,
+    to_ist,
+)
 
 BUILD_UP_CLASSES = (
     "long_build_up",
@@ -100,18 +105,18 @@ def oi_tracker(
     now = chain_asof(chosen, at)
     out = now[["strike", "option_type", "expired_instrument_key", "oi"]].copy()
     # The OI as of each earlier minute, from the session's rows only (what chain_asof's ``oi``
-    # is, without the rest of the chain it builds).
-    stamps = pd.to_datetime(chosen["timestamp"])
-    today = chosen[(stamps >= session.open) & (stamps <= at)].sort_values("timestamp")
-    keys = out["expired_instrument_key"]
+    # is, without the rest of the chain it builds). Rows of ``out`` are in contract-code order.
+    ns = pd.DatetimeIndex(pd.to_datetime(chosen["timestamp"], utc=True)).as_unit("ns").asi8
+    codes, _ = pd.factorize(chosen["expired_instrument_key"], sort=True)
+    oi = chosen["open_interest"].to_numpy(dtype=float)
+    today = np.flatnonzero((ns >= pd.Timestamp(session.open).value) & (ns <= at.value))
     for w in windows:
         then_at = at - pd.Timedelta(minutes=w)
-        if then_at < session.open:
-            then = pd.Series(np.nan, index=out.index)
-        else:
-            before = today[today["timestamp"] <= then_at]
-            last = before.groupby("expired_instrument_key")["open_interest"].last()
-            then = pd.Series(last.reindex(keys).to_numpy(dtype=float), index=out.index)
+        values = np.full(len(out), np.nan)
+        if then_at >= session.open:
+            last = last_row_per_contract(today[ns[today] <= then_at.value], codes, ns)
+            values[codes[last]] = oi[last]
+        then = pd.Series(values, index=out.index)
         change = out["oi"] - then
         out[f"oi_chg_{w}m"] = change
         out[f"oi_chg_pct_{w}m"] = 100.0 * change / then.where(then != 0)
