@@ -211,7 +211,7 @@ def test_the_cli_answers_a_bad_setting_in_one_line(
     assert "\n" not in err and "Traceback" not in err
     assert err.endswith(
         f"{path}: unknown key 'colection' (did you mean 'collection'?); "
-        "allowed: underlyings, collection, upstox, notifications"
+        "allowed: underlyings, collection, upstox, notifications, research"
     )
 
 
