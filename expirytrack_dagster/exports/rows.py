@@ -1,0 +1,50 @@
+"""The one row shape every export writer reads: an ordered stream of Arrow record batches.
+
+The selection (``exports.selection``) turns the database into this stream; each format writer
+(``exports.parquet``, ``exports.csv``, ``exports.xlsx``, ``exports.amibroker``,
+``exports.metatrader``) consumes it once, in order, without holding more than one batch. Rows are
+ordered by underlying, expiry, instrument type, strike, instrument key and timestamp, so all rows
+of one contract are consecutive (a contract may continue into the next batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+
+IST_ZONE = "Asia/Kolkata"
+
+ROW_SCHEMA = pa.schema(
+    [
+        pa.field("underlying", pa.string(), nullable=False),
+        pa.field("expiry", pa.date32(), nullable=False),
+        pa.field("instrument_key", pa.string(), nullable=False),
+        pa.field("trading_symbol", pa.string(), nullable=False),
+        pa.field("instrument_type", pa.string(), nullable=False),  # CE, PE or FUT
+        pa.field("strike", pa.float64()),  # null for futures
+        pa.field("weekly", pa.bool_(), nullable=False),
+        pa.field("timestamp", pa.timestamp("us", tz=IST_ZONE), nullable=False),  # bar open, IST
+        pa.field("open", pa.float64(), nullable=False),
+        pa.field("high", pa.float64(), nullable=False),
+        pa.field("low", pa.float64(), nullable=False),
+        pa.field("close", pa.float64(), nullable=False),
+        pa.field("volume", pa.int64(), nullable=False),
+        pa.field("open_interest", pa.int64(), nullable=False),
+    ]
+)
+"""Columns of the export stream. ``timestamp`` is the bar's opening minute, timezone-aware IST."""
+
+Batches = Iterator[pa.RecordBatch]
+"""What a writer consumes: record batches of :data:`ROW_SCHEMA`, in the order described above."""
+
+
+@dataclass(frozen=True)
+class ExportedFile:
+    """One file an export wrote: its path, how many data rows it holds and its SHA-256."""
+
+    path: Path
+    rows: int
+    sha256: str
