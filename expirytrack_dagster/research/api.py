@@ -232,14 +232,20 @@ less time than two ``_LAST_CANDLES`` scans joined by ``UNION ALL``."""
 
 
 def _asof(
-    db: duckdb.DuckDBPyConnection, part: _Partition, at: pd.Timestamp, session: Session
+    db: duckdb.DuckDBPyConnection,
+    part: _Partition,
+    at: pd.Timestamp,
+    session: Session,
+    *,
+    previous: bool = True,
 ) -> pd.DataFrame:
     """``chain_asof`` of every contract of the partition at ``at`` (FUT rows included).
 
-    One query: each contract's last candle of the session up to ``at`` (volume summed) and its
-    last candle of the previous session (for ``prev_session_oi``).
+    One query: each contract's last candle of the session up to ``at`` (volume summed) and, when
+    ``previous``, its last candle of the previous session (for ``prev_session_oi``; without it
+    ``prev_session_oi`` and ``oi_change`` are NaN, for the callers that never read them).
     """
-    before = previous_session(session)
+    before = previous_session(session) if previous else None
     if before is None:
         rows = _last_candles(db, part.key, session.open, at)
     else:
@@ -328,12 +334,15 @@ def _snapshot(
     at: pd.Timestamp | datetime | str,
     rate: float,
     max_age_minutes: int,
+    *,
+    previous: bool = True,
 ) -> _Snapshot:
+    """The chain at ``at``; ``previous=False`` skips the previous session (no ``oi_change``)."""
     expiry = _expiry(expiry)
     at = _minute(at)
     session = _session(at, expiry)
     part = _partition(db, underlying, expiry)
-    chain = _asof(db, part, at, session)
+    chain = _asof(db, part, at, session, previous=previous)
     tau = float(years_to_expiry(pd.Series([at]), expiry)[0])
     options = chain[chain["option_type"].isin(["CE", "PE"])].reset_index(drop=True)
     future_price, future_key = _future(db, part, chain, expiry, session, at)
@@ -460,7 +469,7 @@ def oi_tracker(
     if strikes_around_atm < 0 or any(int(w) <= 0 for w in windows):
         raise ResearchError("strikes_around_atm must be >= 0 and every window > 0 minutes")
     with _open(database) as db:
-        snap = _snapshot(db, underlying, expiry, at, rate, max_age_minutes)
+        snap = _snapshot(db, underlying, expiry, at, rate, max_age_minutes, previous=False)
         centre = snap.atm_strike
         if not math.isfinite(centre):
             centre = atm_strike(snap.options["strike"], snap.future_price)
@@ -489,13 +498,17 @@ def oi_tracker(
             ],
         ).fetchdf()
     keys = picked[["expired_instrument_key", "strike", "option_type"]]
-    candles = keys.merge(candles, on="expired_instrument_key", how="left")
-    candles["timestamp"] = pd.to_datetime(candles["timestamp"], utc=True)
-    tracker = _oi_tracker(candles.dropna(subset=["timestamp"]), snap.at, chosen, windows)
-    tracker = keys.merge(tracker, on=list(keys.columns), how="left")
+    where = pd.Index(keys["expired_instrument_key"]).get_indexer(candles["expired_instrument_key"])
+    candles = candles.assign(
+        strike=keys["strike"].to_numpy(dtype=float)[where],
+        option_type=keys["option_type"].to_numpy()[where],
+    )
+    tracker = _oi_tracker(candles, snap.at, chosen, windows)
+    if len(tracker) < len(keys):  # contracts with no trade yet in the session: listed, NaN OI
+        tracker = keys.merge(tracker, on=list(keys.columns), how="left")
+        tracker = tracker.sort_values(["strike", "option_type"]).reset_index(drop=True)
     tracker = tracker[[*_oi_tracker_columns(windows)]]
     tracker.insert(3, "is_atm", tracker["strike"] == centre)
-    tracker = tracker.sort_values(["strike", "option_type"]).reset_index(drop=True)
     tracker.attrs.update({"forward": snap.forward, "atm_strike": centre, "at": snap.at})
     return tracker
 
@@ -517,7 +530,7 @@ def max_pain(
     """Max pain at ``at``: the listed strike minimising the payout to option holders at expiry,
     from each contract's OI as of ``at`` (see ``research.oi.max_pain``); NaN without OI."""
     with _open(database) as db:
-        snap = _snapshot(db, underlying, expiry, at, DEFAULT_RATE, 5)
+        snap = _snapshot(db, underlying, expiry, at, DEFAULT_RATE, 5, previous=False)
     return _max_pain(snap.options)
 
 
@@ -531,7 +544,7 @@ def pcr(
     """Put-call ratios at ``at``: ``pcr_oi`` (Σ PE OI / Σ CE OI, OI as of ``at``) and
     ``pcr_volume`` (same on the session's volume up to ``at``); NaN with no call OI/volume."""
     with _open(database) as db:
-        snap = _snapshot(db, underlying, expiry, at, DEFAULT_RATE, 5)
+        snap = _snapshot(db, underlying, expiry, at, DEFAULT_RATE, 5, previous=False)
     return _pcr(snap.options)
 
 

@@ -8,12 +8,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from expirytrack_dagster.research.asof import (
-    chain_asof,
-    last_row_per_contract,
-    session_at,
-    to_ist,
-)
+from expirytrack_dagster.research.asof import last_row_per_contract, session_at, to_ist
 
 BUILD_UP_CLASSES = (
     "long_build_up",
@@ -100,24 +95,35 @@ def oi_tracker(
     """
     at = to_ist(at)
     session = session_at(at)
-    wanted = {float(s) for s in strikes}
-    chosen = candles[candles["strike"].astype(float).isin(wanted)]
-    now = chain_asof(chosen, at)
-    out = now[["strike", "option_type", "expired_instrument_key", "oi"]].copy()
-    # The OI as of each earlier minute, from the session's rows only (what chain_asof's ``oi``
-    # is, without the rest of the chain it builds). Rows of ``out`` are in contract-code order.
+    wanted = np.fromiter((float(s) for s in strikes), dtype=float)
+    chosen = candles[np.isin(candles["strike"].to_numpy(dtype=float), wanted)]
+    # numpy on integer nanoseconds and contract codes; one DataFrame built at the end.
     ns = pd.DatetimeIndex(pd.to_datetime(chosen["timestamp"], utc=True)).as_unit("ns").asi8
-    codes, _ = pd.factorize(chosen["expired_instrument_key"], sort=True)
+    codes, keys = pd.factorize(chosen["expired_instrument_key"], sort=True)
+    _, first = np.unique(codes, return_index=True)
     oi = chosen["open_interest"].to_numpy(dtype=float)
     today = np.flatnonzero((ns >= pd.Timestamp(session.open).value) & (ns <= at.value))
-    for w in windows:
-        then_at = at - pd.Timedelta(minutes=w)
-        values = np.full(len(out), np.nan)
-        if then_at >= session.open:
-            last = last_row_per_contract(today[ns[today] <= then_at.value], codes, ns)
+
+    def oi_as_of(moment: pd.Timestamp) -> np.ndarray:
+        """Each contract's OI of its last candle in the session at or before ``moment``."""
+        values = np.full(len(keys), np.nan)
+        if moment >= session.open:
+            last = last_row_per_contract(today[ns[today] <= moment.value], codes, ns)
             values[codes[last]] = oi[last]
-        then = pd.Series(values, index=out.index)
-        change = out["oi"] - then
+        return values
+
+    now = oi_as_of(at)
+    out: dict[str, np.ndarray] = {
+        "strike": chosen["strike"].to_numpy(dtype=float)[first],
+        "option_type": chosen["option_type"].to_numpy()[first],
+        "expired_instrument_key": np.asarray(keys),
+        "oi": now,
+    }
+    for w in windows:
+        then = oi_as_of(at - pd.Timedelta(minutes=w))
+        change = now - then
         out[f"oi_chg_{w}m"] = change
-        out[f"oi_chg_pct_{w}m"] = 100.0 * change / then.where(then != 0)
-    return out.sort_values(["strike", "option_type"]).reset_index(drop=True)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out[f"oi_chg_pct_{w}m"] = np.where(then != 0, 100.0 * change / then, np.nan)
+    order = np.lexsort((out["option_type"], out["strike"]))
+    return pd.DataFrame({name: values[order] for name, values in out.items()})

@@ -187,6 +187,30 @@ def test_oi_tracker_around_the_money(collected: Collected) -> None:
     assert sorted(tracker["oi"]) == sorted(by_key[by_key["strike"].isin(strikes)]["value"])
 
 
+def test_oi_tracker_lists_a_contract_that_has_not_traded_in_the_session(
+    collected: Collected, tmp_path: Path
+) -> None:
+    at = "2025-08-14 10:30"
+    whole = research.oi_tracker("NIFTY", EXPIRY, at, database=collected.database)
+    quiet = whole[~whole["is_atm"]].iloc[0]  # a wing leg: the forward and ATM stay the same
+    copy = tmp_path / "quiet.duckdb"
+    shutil.copyfile(collected.database, copy)
+    with connect(copy) as db:
+        db.execute(
+            """DELETE FROM candles WHERE expired_instrument_key = ?
+               AND "timestamp" >= '2025-08-14 09:15+05:30'""",
+            [quiet.expired_instrument_key],
+        )
+    tracker = research.oi_tracker("NIFTY", EXPIRY, at, database=copy)
+    assert list(tracker["expired_instrument_key"]) == list(whole["expired_instrument_key"])
+    row = tracker[tracker["expired_instrument_key"] == quiet.expired_instrument_key].iloc[0]
+    assert math.isnan(row["oi"]) and math.isnan(row["oi_chg_3m"])  # listed, never carried
+    others = tracker["expired_instrument_key"] != quiet.expired_instrument_key
+    pd.testing.assert_frame_equal(
+        tracker[others].reset_index(drop=True), whole[others].reset_index(drop=True)
+    )
+
+
 def test_max_pain_and_pcr_functions_agree_with_the_chain(collected: Collected) -> None:
     at = "2025-08-20 11:00"
     chain = api.option_chain("NIFTY", EXPIRY, at, database=collected.database)
