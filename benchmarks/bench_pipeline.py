@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing as mp
-import resource
 import statistics
 import tempfile
 import time
@@ -30,6 +29,7 @@ import duckdb
 import httpx
 import pandas as pd
 
+from benchmarks.memory import peak_rss_mb
 from expirytrack_dagster.collection import fetch_status
 from expirytrack_dagster.collection.answers import clean_answer, merge_days
 from expirytrack_dagster.sandbox import Sandbox, SandboxConfig, run_sandbox
@@ -87,7 +87,7 @@ def _materialize(root: str, base_url: str, token: str, ca: str, out: mp.Queue) -
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
         elapsed = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     out.put({"success": result.success, "seconds": elapsed, "peak_mb": peak_mb})
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,8 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
+
+from benchmarks.memory import peak_rss_mb
 
 EXPIRY = date(2025, 8, 28)
 KEY = "NIFTY_2025-08-28"
@@ -172,7 +173,7 @@ def asset_step(database: str) -> None:
             db.execute(f"DELETE FROM main.{name} WHERE partition_key = ?", [KEY])
             insert_frame(db, f"main.{name}", getattr(tables, name))
     written = time.perf_counter()
-    chain_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    chain_peak = peak_rss_mb()
     with connect(database, read_only=True) as db:
         keys = [row[0] for row in db.execute("SELECT partition_key FROM expiries").fetchall()]
         futures = load_futures(db, keys)
@@ -193,7 +194,7 @@ def asset_step(database: str) -> None:
                 "greeks_rows": len(tables.option_greeks),
                 "total_s": finished - started,
                 "chain_peak_mb": chain_peak,
-                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "peak_mb": peak_rss_mb(),
             }
         )
     )

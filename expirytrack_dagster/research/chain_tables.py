@@ -90,10 +90,11 @@ def build_chain_tables(
     )
     minutes = grid.minutes
     del grid  # the (minute × contract) arrays are not needed below: freed before the big frames
-    per_candle = _per_candle(candles, minutes, forwards, expiry, rate, is_option)
+    rows = np.flatnonzero(is_option[candles.contract])
+    greeks = _option_candle_greeks(candles, rows, minutes, forwards, expiry, rate)
     return ChainTables(
-        option_greeks=_option_greeks(candles, per_candle, is_option),
-        option_chain_daily=_option_chain_daily(candles, per_candle),
+        option_chain_daily=_option_chain_daily(candles, rows, greeks),
+        option_greeks=_option_greeks(candles, rows, greeks),
         chain_metrics=chain_metrics,
     )
 
@@ -119,39 +120,38 @@ def _forwards_at(
     return synthetic_forwards(grid.at(minutes), legs, rate, _tau(minutes, expiry), max_age_minutes)
 
 
-def _per_candle(
+def _option_candle_greeks(
     candles: PartitionCandles,
+    rows: np.ndarray,
     minutes: np.ndarray,
     forwards: np.ndarray,
     expiry: date | None,
     rate: float,
-    is_option: np.ndarray,
-) -> pd.DataFrame:
-    """Forward, IV and greeks of every candle (NaN for futures and where no forward)."""
+) -> dict[str, np.ndarray]:
+    """Forward, IV and greeks of the option candles at ``rows`` (NaN where no forward)."""
     contracts = candles.contracts
-    option_row = is_option[candles.contract]
-    t = np.searchsorted(minutes, candles.minute)
-    forward = np.full(len(candles), np.nan)
+    contract = candles.contract[rows]
+    minute = candles.minute[rows]
+    forward = np.full(len(rows), np.nan)
     if len(minutes):
-        forward[option_row] = forwards[np.minimum(t[option_row], len(minutes) - 1)]
-    strike = contracts["strike_price"].to_numpy(dtype=float)[candles.contract]
-    is_call = (contracts["instrument_type"] == "CE").to_numpy()[candles.contract]
-    tau = _tau(candles.minute, expiry)
-    out = {name: np.full(len(candles), np.nan) for name in PER_CANDLE}
+        forward = forwards[np.minimum(np.searchsorted(minutes, minute), len(minutes) - 1)]
+    strike = contracts["strike_price"].to_numpy(dtype=float)[contract]
+    is_call = (contracts["instrument_type"] == "CE").to_numpy()[contract]
+    tau = _tau(minute, expiry)
+    out = {name: np.full(len(rows), np.nan) for name in PER_CANDLE}
     out["forward"] = forward
     # In slices: the solver's temporaries for millions of options at once would double the
     # step's peak memory, for no gain in speed.
     solvable = np.flatnonzero(np.isfinite(forward))
-    for start in range(0, len(solvable), SLICE_ROWS):
-        rows = solvable[start : start + SLICE_ROWS]
-        iv = black76.implied_vol(
-            candles.close[rows], is_call[rows], forward[rows], strike[rows], tau[rows], rate
-        )
-        greeks = black76.greeks(is_call[rows], forward[rows], strike[rows], tau[rows], rate, iv)
-        out["iv"][rows] = iv
+    for begin in range(0, len(solvable), SLICE_ROWS):
+        part = solvable[begin : begin + SLICE_ROWS]
+        close = candles.close[rows[part]]
+        iv = black76.implied_vol(close, is_call[part], forward[part], strike[part], tau[part], rate)
+        greeks = black76.greeks(is_call[part], forward[part], strike[part], tau[part], rate, iv)
+        out["iv"][part] = iv
         for name in ("delta", "gamma", "theta", "vega"):
-            out[name][rows] = greeks[name].to_numpy()
-    return pd.DataFrame(out)
+            out[name][part] = greeks[name].to_numpy()
+    return out
 
 
 def _keys(candles: PartitionCandles, contract: np.ndarray) -> pd.Categorical:
@@ -164,30 +164,32 @@ def _types(candles: PartitionCandles) -> pd.Categorical:
 
 
 def _option_greeks(
-    candles: PartitionCandles, per_candle: pd.DataFrame, is_option: np.ndarray
+    candles: PartitionCandles, rows: np.ndarray, greeks: dict[str, np.ndarray]
 ) -> pd.DataFrame:
-    rows = is_option[candles.contract]
     contract = candles.contract[rows]
     types = _types(candles)
     strikes = candles.contracts["strike_price"].to_numpy(dtype=float)
-    frame = pd.DataFrame(
-        {
-            "partition_key": candles.partition_key,
-            "expired_instrument_key": _keys(candles, contract),
-            "timestamp": to_timestamps(candles.minute[rows]),
-            "instrument_type": pd.Categorical.from_codes(
-                types.codes[contract], categories=types.categories
-            ),
-            "strike_price": strikes[contract],
-            "close": candles.close[rows],
-        }
-    )
-    for column in per_candle.columns:
-        frame[column] = per_candle[column].to_numpy()[rows]
-    return frame
+    columns = {
+        # One category, int8 codes: not millions of pointers to the same string.
+        "partition_key": pd.Categorical.from_codes(
+            np.zeros(len(rows), dtype=np.int8), categories=[candles.partition_key]
+        ),
+        "expired_instrument_key": _keys(candles, contract),
+        "timestamp": to_timestamps(candles.minute[rows]),
+        "instrument_type": pd.Categorical.from_codes(
+            types.codes[contract], categories=types.categories
+        ),
+        "strike_price": strikes[contract],
+        "close": candles.close[rows],
+        **greeks,
+    }
+    # copy=False: the arrays become the frame's columns as they are (no consolidated copy).
+    return pd.DataFrame(columns, copy=False)
 
 
-def _option_chain_daily(candles: PartitionCandles, per_candle: pd.DataFrame) -> pd.DataFrame:
+def _option_chain_daily(
+    candles: PartitionCandles, option_rows: np.ndarray, greeks: dict[str, np.ndarray]
+) -> pd.DataFrame:
     contracts = candles.contracts
     day = ist_day(candles.minute)
     # Group (contract, session) in numpy: a stable sort by the group key keeps each group's
@@ -216,6 +218,17 @@ def _option_chain_daily(candles: PartitionCandles, per_candle: pd.DataFrame) -> 
     oi_change = daily["open_interest"] - previous["open_interest"]
     classes = build_up(daily["close"] - previous["close"], oi_change).astype(object)
     contract = daily["contract"].to_numpy()
+    # The day's last candle's greeks: greeks are per option row; a future's day gets NaN.
+    last_row = daily["row"].to_numpy()
+    position = np.searchsorted(option_rows, last_row)
+    is_option = position < len(option_rows)
+    is_option[is_option] = option_rows[position[is_option]] == last_row[is_option]
+    at_close = {
+        name: np.where(is_option, greeks[name][np.minimum(position, len(option_rows) - 1)], np.nan)
+        if len(option_rows)
+        else np.full(len(last_row), np.nan)
+        for name in ("forward", "iv", "delta")
+    }
     return pd.DataFrame(
         {
             "partition_key": candles.partition_key,
@@ -234,9 +247,9 @@ def _option_chain_daily(candles: PartitionCandles, per_candle: pd.DataFrame) -> 
             "oi_change": oi_change.astype("Int64"),
             "build_up": classes.where(previous["open_interest"].notna(), None),
             "close_time": to_timestamps(daily["minute"].to_numpy()),
-            "forward": per_candle["forward"].to_numpy()[daily["row"]],
-            "iv": per_candle["iv"].to_numpy()[daily["row"]],
-            "delta": per_candle["delta"].to_numpy()[daily["row"]],
+            "forward": at_close["forward"],
+            "iv": at_close["iv"],
+            "delta": at_close["delta"],
         }
     )
 

@@ -87,31 +87,58 @@ class PartitionCandles:
         return len(self.minute)
 
 
+_COLUMNS = (
+    ("contract", np.int32),
+    ("minute", np.int64),
+    ("open", np.float64),
+    ("high", np.float64),
+    ("low", np.float64),
+    ("close", np.float64),
+    ("volume", np.int64),
+    ("open_interest", np.int64),
+)
+_BATCH_ROWS = 1 << 18
+
+
 def load_partition(db: duckdb.DuckDBPyConnection, partition_key: str) -> PartitionCandles:
-    """The partition's contracts and candles, read as numeric arrays (no per-row Python objects)."""
+    """The partition's contracts and candles, read as numeric arrays (no per-row Python objects).
+
+    Streamed: DuckDB's result arrives in record batches copied into arrays sized once from a
+    count, so the whole result never exists twice (peak memory ≈ the arrays plus one sort copy).
+    """
     params = {"partition_key": partition_key}
     contracts = db.sql(_CONTRACTS, params=params).df()
     contracts["expiry"] = pd.to_datetime(contracts["expiry"]).dt.date
-    arrays = db.sql(_CANDLES, params=params).fetchnumpy()
-    contract = np.asarray(arrays["contract"], dtype=np.int64)
-    minute = np.asarray(arrays["minute"], dtype=np.int64)
+    ((total,),) = db.execute(
+        "SELECT count(*) FROM main.candles WHERE partition_key = $partition_key", params
+    ).fetchall()
+    columns = {name: np.empty(total, dtype=dtype) for name, dtype in _COLUMNS}
+    filled = 0
+    for batch in db.sql(_CANDLES, params=params).to_arrow_reader(_BATCH_ROWS):
+        rows = batch.num_rows
+        if filled + rows > total:
+            raise RuntimeError(f"{partition_key}: candles changed while being read")
+        for name, _ in _COLUMNS:
+            columns[name][filled : filled + rows] = batch.column(name).to_numpy()
+        filled += rows
+    if filled != total:
+        raise RuntimeError(f"{partition_key}: candles changed while being read")
+    contract, minute = columns.pop("contract"), columns.pop("minute")
     # Sorted here rather than by DuckDB: one numpy argsort of an int64 key is several times
     # faster than ORDER BY on millions of rows.
     order = np.argsort(minute * (len(contracts) + 1) + contract, kind="stable")
-    del arrays["contract"], arrays["minute"]
 
-    def sorted_column(name: str, dtype: type) -> np.ndarray:
+    def sorted_column(name: str) -> np.ndarray:
         # Popped: each fetched column is freed once its sorted copy exists (peak memory).
-        return np.asarray(arrays.pop(name), dtype=dtype)[order]
+        return columns.pop(name)[order]
 
     return PartitionCandles(
         partition_key,
         contracts,
-        contract[order].astype(np.int32),
+        contract[order],
         minute[order],
-        *(sorted_column(name, np.float64) for name in ("open", "high", "low", "close")),
-        sorted_column("volume", np.int64),
-        sorted_column("open_interest", np.int64),
+        *(sorted_column(name) for name in ("open", "high", "low", "close", "volume")),
+        sorted_column("open_interest"),
     )
 
 
