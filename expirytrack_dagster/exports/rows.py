@@ -9,10 +9,12 @@ of one contract are consecutive (a contract may continue into the next batch).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 
 IST_ZONE = "Asia/Kolkata"
@@ -48,3 +50,52 @@ class ExportedFile:
     path: Path
     rows: int
     sha256: str
+
+
+BATCH_ROWS = 1 << 17
+"""Rows per record batch read from DuckDB: large enough to keep writers in C, small enough that
+one batch is a few MB."""
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """The selection's rows in one DuckDB query: streamed as batches, or copied by DuckDB itself.
+
+    ``query`` already orders the rows as documented above; ``params`` are its named parameters.
+    The connection's time zone is IST, so DuckDB writes and formats timestamps in IST.
+    """
+
+    db: duckdb.DuckDBPyConnection
+    query: str
+    params: dict[str, object]
+
+    def batches(self, rows: int = BATCH_ROWS) -> Batches:
+        """The rows as record batches of :data:`ROW_SCHEMA` (one query, read as it goes)."""
+        reader = self.db.sql(self.query, params=self.params).to_arrow_reader(rows)
+        for batch in reader:
+            yield batch.cast(ROW_SCHEMA)
+
+    def copy(self, target: Path, options: str, *, columns: str = "*") -> None:
+        """DuckDB's own ``COPY (SELECT columns FROM query) TO target (options)``: streamed."""
+        self.db.execute(
+            f"COPY (SELECT {columns} FROM ({self.query})) TO '{_quoted(target)}' ({options})",
+            self.params,
+        )
+
+
+def _quoted(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
+def sha256_of(path: Path) -> str:
+    """The SHA-256 of a file, read in 1 MB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def exported(path: Path, rows: int) -> ExportedFile:
+    """The :class:`ExportedFile` of a finished file."""
+    return ExportedFile(path, rows, sha256_of(path))
