@@ -557,6 +557,9 @@ def build_parser() -> argparse.ArgumentParser:
     from expirytrack_dagster.research.cli import add_research_commands
 
     add_research_commands(commands)
+    from expirytrack_dagster.exports.cli import add_export_command
+
+    add_export_command(commands)
     return parser
 
 

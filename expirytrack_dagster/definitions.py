@@ -24,6 +24,7 @@ from expirytrack_dagster.assets import candles, contracts, expiries, index_candl
 from expirytrack_dagster.assets.coverage import coverage_report, coverage_report_sensor
 from expirytrack_dagster.assets.research import RESEARCH_ASSETS, research_sensor
 from expirytrack_dagster.checks import ALL_CHECKS, RESEARCH_CHECKS
+from expirytrack_dagster.exports.job import export_data
 from expirytrack_dagster.notifications import notification_sensors
 from expirytrack_dagster.project_settings import ExpiryTrackSettings, load_settings
 from expirytrack_dagster.sensors import new_expiry_sensor, orphaned_run_sensor
@@ -57,7 +58,7 @@ def build_definitions(
             research_sensor,
             *notification_sensors(settings.notifications, upstox),
         ],
-        jobs=[collect_expiry_job],
+        jobs=[collect_expiry_job, export_data],
         resources={
             "upstox": upstox,
             "collection": collection,

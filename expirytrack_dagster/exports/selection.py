@@ -102,7 +102,13 @@ class Selection:
 
     def time_bounds(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
         """``start``/``end`` as IST timestamps (an end date includes its whole day)."""
-        return _bound(self.start, end=False), _bound(self.end, end=True)
+        try:
+            return _bound(self.start, end=False), _bound(self.end, end=True)
+        except ValueError:
+            raise ExportError(
+                f"time range {self.start!r} to {self.end!r}: give dates (YYYY-MM-DD) or minutes "
+                "('YYYY-MM-DD HH:MM', IST)"
+            ) from None
 
     def describe(self) -> dict[str, object]:
         """The selection as plain JSON values (for the manifest and run metadata)."""
@@ -222,6 +228,10 @@ def _names(selection: Selection) -> str:
     return "/".join(selection.underlyings)
 
 
+def _strike(value: float | None) -> str:
+    return "any" if value is None else f"{value:g}"
+
+
 def _strikes(
     db: duckdb.DuckDBPyConnection,
     selection: Selection,
@@ -237,7 +247,8 @@ def _strikes(
         )
         if not (keep & ~is_future).any() and set(selection.types) - {"FUT"}:
             raise ExportError(
-                f"no listed strike lies between {selection.strike_min} and {selection.strike_max}"
+                f"no listed strike lies between {_strike(selection.strike_min)} and "
+                f"{_strike(selection.strike_max)}"
             )
         return contracts[keep].reset_index(drop=True), {}
     from expirytrack_dagster.research.api import ResearchError, option_chain
