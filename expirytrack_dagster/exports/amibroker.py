@@ -1,9 +1,10 @@
 """The AmiBroker export: an ASCII import file and the matching import format definition.
 
 ``<stem>.txt`` holds one line per bar — ticker, date, time, open, high, low, close, volume,
-open interest — after a one-line header; ``<stem>.format`` is AmiBroker's import definition for
-it (File → Import ASCII, or copy it into AmiBroker's ``Formats`` folder and list it in
-``import.types``)::
+open interest — after a one-line header; ``<stem>.format`` is the definition AmiBroker's ASCII
+importer reads to parse it (File → Import ASCII and pick it as the format, or copy it into
+AmiBroker's ``Formats`` folder and add a line ``ExpiryTrack (*.txt)|*.txt|<stem>.format`` to
+``Formats/import.types``)::
 
     $FORMAT Ticker,Date_YMD,Time,Open,High,Low,Close,Volume,OpenInt
     $SKIPLINES 1
@@ -13,9 +14,14 @@ it (File → Import ASCII, or copy it into AmiBroker's ``Formats`` folder and li
     $AUTOADD 1
     $DEBUG 1
 
-Dates are ``YYYY-MM-DD`` and times ``HH:MM:SS`` in IST, the bar's opening minute (AmiBroker's
-default "start time of interval" timestamps). Tickers follow ``exports.tickers``: unique per
-contract, expiry included, so two expiries' same strike never merge into one symbol.
+The commands are the ones AmiBroker's own Import Wizard writes: ``$FORMAT`` names the columns in
+order, ``$SKIPLINES 1`` skips the header, ``$SEPARATOR ,`` splits fields, ``$AUTOADD 1`` creates
+symbols that do not exist yet (in group ``$GROUP 255``, flagged continuous by ``$CONT 1``) and
+``$DEBUG 1`` logs refused lines to ``import.log``. Dates are ``YYYY-MM-DD`` (``Date_YMD``: year,
+month, day separated by ``-``) and times ``HH:MM:SS``, both IST, the bar's opening minute
+(AmiBroker's default "start time of interval" time stamps); day bars carry the session's open,
+09:15:00. Tickers follow ``exports.tickers``: unique per contract, expiry included, so two
+expiries' same strike never merge into one symbol (a collision stops the export).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import pyarrow.csv as pacsv
 from expirytrack_dagster.exports.contract_runs import contract_runs, ist_text
 from expirytrack_dagster.exports.formats import Progress, WriteOptions
 from expirytrack_dagster.exports.rows import ExportedFile, RowSource, exported
+from expirytrack_dagster.exports.tickers import TickerBook
 
 FIELDS = ("Ticker", "Date_YMD", "Time", "Open", "High", "Low", "Close", "Volume", "OpenInt")
 FORMAT_DEFINITION = "\n".join(
@@ -63,10 +70,13 @@ def write(
     data = directory / f"{stem}.txt"
     definition = directory / f"{stem}.format"
     rows = 0
+    book = TickerBook()
     with data.open("wb") as handle:
         handle.write((",".join(FIELDS) + "\n").encode())
         with pacsv.CSVWriter(handle, _SCHEMA, write_options=_OPTIONS) as out:
             for run in contract_runs(source.batches()):
+                if run.first:
+                    book.claim(run.ticker, run.instrument_key)
                 batch = run.rows
                 stamps = batch.column("timestamp")
                 out.write_batch(

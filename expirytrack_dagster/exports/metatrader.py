@@ -1,26 +1,33 @@
 """The MetaTrader 5 export: one bar file per contract in MT5's "Import bars" CSV layout.
 
-Each ``<stem>_<ticker>.csv`` is tab-separated with MT5's header::
+Each ``<stem>_<ticker>.csv`` is tab-separated with the header MT5 itself writes when it exports
+bars, which its import dialog (custom symbol → Bars → Import Bars) reads back::
 
     <DATE>	<TIME>	<OPEN>	<HIGH>	<LOW>	<CLOSE>	<TICKVOL>	<VOL>	<SPREAD>
     2025.08.14	09:15:00	212.5	214	211.05	213.4	1275	1275	0
 
-Dates ``YYYY.MM.DD`` and times ``HH:MM:SS`` in IST (the bar's opening minute; set the custom
-symbol's time zone accordingly). MT5 bars have no open-interest field: open interest is not in
-this export (use CSV or Parquet for it). ``<TICKVOL>`` and ``<VOL>`` both carry the exchange
-volume (MT5 shows tick volume by default); ``<SPREAD>`` is 0 (candles carry no quotes).
+Dates ``YYYY.MM.DD`` and times ``HH:MM:SS`` in IST, the bar's opening minute (MT5 has no time
+zones: keep the custom symbol in IST, or use the dialog's hour shift). MT5 keeps a custom
+symbol's history as one-minute bars and builds its timeframes from them, so export ``1minute``
+for MT5; coarser bars import as single minutes stamped at their open. MT5 bars have no
+open-interest field: open interest is not in this export (use CSV, Parquet, XLSX or AmiBroker for
+it). ``<TICKVOL>`` and ``<VOL>`` both carry the exchange volume (candles carry no tick counts and
+MT5 charts tick volume by default); ``<SPREAD>`` is 0 (candles carry no quotes). A file is named
+by the contract's ticker (``exports.tickers``), which is unique per contract.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from expirytrack_dagster.exports.contract_runs import contract_runs, ist_text
 from expirytrack_dagster.exports.formats import Progress, WriteOptions
 from expirytrack_dagster.exports.rows import ExportedFile, RowSource, exported
+from expirytrack_dagster.exports.tickers import TickerBook
 
 HEADER = (
     "<DATE>",
@@ -53,6 +60,7 @@ def write(
     files: list[ExportedFile] = []
     handle = writer = path = None
     rows = 0
+    book = TickerBook()
 
     def finish() -> None:
         if writer is not None:
@@ -63,7 +71,7 @@ def write(
     for run in contract_runs(source.batches()):
         if run.first:
             finish()
-            path = directory / f"{stem}_{run.ticker}.csv"
+            path = directory / f"{stem}_{book.claim(run.ticker, run.instrument_key)}.csv"
             handle = path.open("wb")
             handle.write(("\t".join(HEADER) + "\n").encode())
             writer = pacsv.CSVWriter(handle, _SCHEMA, write_options=_OPTIONS)
@@ -79,7 +87,7 @@ def write(
                     *(batch.column(name) for name in ("open", "high", "low", "close")),
                     volume,
                     volume,
-                    pa.array([0] * batch.num_rows, pa.int64()),
+                    pa.array(np.zeros(batch.num_rows, np.int64)),
                 ],
                 schema=_SCHEMA,
             )

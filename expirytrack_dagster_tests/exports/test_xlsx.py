@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import openpyxl
 import pandas as pd
+import pytest
 
 from expirytrack_dagster.exports.formats import WriteOptions
 from expirytrack_dagster.exports.run import export
 from expirytrack_dagster.exports.selection import Selection
-from expirytrack_dagster.exports.xlsx import HEADER
+from expirytrack_dagster.exports.xlsx import HEADER, WIDTHS, write
 from expirytrack_dagster_tests.exports.conftest import expected_rows
+from expirytrack_dagster_tests.exports.writer_rows import TableSource, stream_rows
 
 
 def test_sheets_split_before_the_limit_and_hold_every_row(
@@ -76,3 +79,96 @@ def test_a_sheet_per_expiry_and_type(export_database: Path, tmp_path: Path) -> N
         "NIFTY 2025-08-28 FUT",
         "NIFTY 2025-08-28 PE",
     ]
+
+
+def _read_back(path: Path) -> tuple[list[str], list[tuple]]:
+    book = openpyxl.load_workbook(path)
+    rows: list[tuple] = []
+    for sheet in book.worksheets:
+        values = list(sheet.iter_rows(values_only=True))
+        assert values[0] == HEADER
+        assert all(cell.font.bold for cell in sheet[1])
+        assert sheet.freeze_panes == "A2"
+        assert [sheet.column_dimensions[letter].width for letter in "ABCG"] == [
+            pytest.approx(WIDTHS[i] + 0.71, abs=0.01) for i in (0, 1, 2, 6)
+        ]
+        rows.extend(values[1:])
+    return book.sheetnames, rows
+
+
+def test_every_cell_equals_its_input_row_and_sheets_split_at_the_limit(tmp_path: Path) -> None:
+    table = stream_rows()
+    files = write(
+        TableSource(table, batch_rows=5),
+        tmp_path,
+        stem="s",
+        options=WriteOptions(max_sheet_rows=10),
+        progress=lambda rows: None,
+    )
+    assert [(f.path.name, f.rows) for f in files] == [("s.xlsx", table.num_rows)]
+    names, rows = _read_back(files[0].path)
+    # 28 weekly and 28 monthly NIFTY rows, 14 SENSEX rows: 10 + 10 + 8, 10 + 10 + 8, 10 + 4.
+    assert names == [
+        "NIFTY 2025-08-14",
+        "NIFTY 2025-08-14 (2)",
+        "NIFTY 2025-08-14 (3)",
+        "NIFTY 2025-08-28",
+        "NIFTY 2025-08-28 (2)",
+        "NIFTY 2025-08-28 (3)",
+        "SENSEX 2025-08-12",
+        "SENSEX 2025-08-12 (2)",
+    ]
+    want = table.to_pylist()
+    assert len(rows) == len(want)
+    for got, row in zip(rows, want, strict=True):
+        assert got == (
+            row["underlying"],
+            datetime.combine(row["expiry"], datetime.min.time()),
+            row["trading_symbol"],
+            row["instrument_key"],
+            row["instrument_type"],
+            row["strike"],
+            row["timestamp"].replace(tzinfo=None),  # Excel date-time: the IST wall clock
+            row["open"],
+            row["high"],
+            row["low"],
+            row["close"],
+            row["volume"],
+            row["open_interest"],
+        )
+
+
+def test_continuation_sheets_per_expiry_and_type(tmp_path: Path) -> None:
+    table = stream_rows()
+    files = write(
+        TableSource(table, batch_rows=3),
+        tmp_path,
+        stem="s",
+        options=WriteOptions(sheet_by="expiry_type", max_sheet_rows=12),
+        progress=lambda rows: None,
+    )
+    names, rows = _read_back(files[0].path)
+    assert names == [
+        "NIFTY 2025-08-14 CE",
+        "NIFTY 2025-08-14 CE (2)",
+        "NIFTY 2025-08-14 PE",
+        "NIFTY 2025-08-14 PE (2)",
+        "NIFTY 2025-08-28 CE",
+        "NIFTY 2025-08-28 CE (2)",
+        "NIFTY 2025-08-28 FUT",
+        "NIFTY 2025-08-28 FUT (2)",
+        "SENSEX 2025-08-12 CE",
+        "SENSEX 2025-08-12 CE (2)",
+    ]
+    assert [row[3] for row in rows] == table["instrument_key"].to_pylist()
+
+
+def test_an_unknown_sheet_grouping_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="sheet_by 'type'"):
+        write(
+            TableSource(stream_rows()),
+            tmp_path,
+            stem="s",
+            options=WriteOptions(sheet_by="type"),
+            progress=lambda rows: None,
+        )
