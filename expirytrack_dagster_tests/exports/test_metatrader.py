@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import csv
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-from expirytrack_dagster.exports.metatrader import HEADER
+from expirytrack_dagster.exports.formats import WriteOptions
+from expirytrack_dagster.exports.metatrader import HEADER, write
 from expirytrack_dagster.exports.run import export
 from expirytrack_dagster.exports.selection import Selection
-from expirytrack_dagster.exports.tickers import ticker
+from expirytrack_dagster.exports.tickers import TickerCollision, ticker
 from expirytrack_dagster_tests.exports.conftest import expected_rows
+from expirytrack_dagster_tests.exports.writer_rows import (
+    CONTRACTS,
+    Contract,
+    TableSource,
+    stream_rows,
+)
 
 
 def test_bar_files_match_the_database(export_database: Path, tmp_path: Path) -> None:
@@ -41,3 +50,43 @@ def test_bar_files_match_the_database(export_database: Path, tmp_path: Path) -> 
             ]
             assert int(line[6]) == int(line[7]) == row["volume"]
             assert line[8] == "0"
+
+
+def test_writer_alone_one_file_per_contract_equal_to_its_rows(tmp_path: Path) -> None:
+    table = stream_rows()
+    files = write(
+        TableSource(table, batch_rows=5),
+        tmp_path,
+        stem="s",
+        options=WriteOptions(),
+        progress=lambda rows: None,
+    )
+    order = list(dict.fromkeys(table["instrument_key"].to_pylist()))
+    by_key = {c.instrument_key: c for c in CONTRACTS}
+    assert [f.path.name for f in files] == [f"s_{by_key[key].ticker}.csv" for key in order]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f.path.name for f in files)
+    rows = table.to_pylist()
+    for file, key in zip(files, order, strict=True):
+        lines = file.path.read_text().splitlines()
+        assert (
+            lines[0] == "<DATE>\t<TIME>\t<OPEN>\t<HIGH>\t<LOW>\t<CLOSE>\t<TICKVOL>\t<VOL>\t<SPREAD>"
+        )
+        want = [row for row in rows if row["instrument_key"] == key]
+        assert file.rows == len(lines) - 1 == len(want)
+        for line, row in zip(lines[1:], want, strict=True):
+            day, minute, *prices, tickvol, vol, spread = line.split("\t")
+            stamp = datetime.strptime(f"{day} {minute}", "%Y.%m.%d %H:%M:%S")
+            assert stamp == row["timestamp"].replace(tzinfo=None)  # IST wall clock
+            assert [float(p) for p in prices] == [row[c] for c in ("open", "high", "low", "close")]
+            assert int(tickvol) == int(vol) == row["volume"]
+            assert spread == "0"
+
+
+def test_two_contracts_on_one_ticker_never_share_a_file(tmp_path: Path) -> None:
+    first = Contract("NIFTY", date(2025, 8, 7), "FUT", None, False, "NSE_FO|1|07-08-2025")
+    second = Contract("NIFTY", date(2025, 8, 28), "FUT", None, False, "NSE_FO|2|28-08-2025")
+    table = stream_rows((first, second), sessions=(date(2025, 8, 6),))
+    with pytest.raises(TickerCollision, match="NIFTY25AUGFUT"):
+        write(
+            TableSource(table), tmp_path, stem="s", options=WriteOptions(), progress=lambda n: None
+        )
