@@ -32,7 +32,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from expirytrack_dagster.exports.contract_runs import contract_runs, ist_text
+from expirytrack_dagster.exports.bar_text import ist_date_text, ist_time_text
+from expirytrack_dagster.exports.contract_runs import contract_runs
 from expirytrack_dagster.exports.formats import Progress, WriteOptions
 from expirytrack_dagster.exports.rows import ExportedFile, RowSource, exported
 from expirytrack_dagster.exports.tickers import TickerBook
@@ -83,8 +84,8 @@ def write(
                     pa.RecordBatch.from_arrays(
                         [
                             pa.array([run.ticker] * batch.num_rows, pa.string()),
-                            ist_text(stamps, "%Y-%m-%d"),
-                            ist_text(stamps, "%H:%M:%S"),
+                            ist_date_text(stamps),
+                            ist_time_text(stamps),
                             *(batch.column(name) for name in ("open", "high", "low", "close")),
                             batch.column("volume"),
                             pc.cast(batch.column("open_interest"), pa.int64()),

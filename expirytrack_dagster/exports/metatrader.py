@@ -24,7 +24,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from expirytrack_dagster.exports.contract_runs import contract_runs, ist_text
+from expirytrack_dagster.exports.bar_text import ist_date_text, ist_time_text
+from expirytrack_dagster.exports.contract_runs import contract_runs
 from expirytrack_dagster.exports.formats import Progress, WriteOptions
 from expirytrack_dagster.exports.rows import ExportedFile, RowSource, exported
 from expirytrack_dagster.exports.tickers import TickerBook
@@ -82,8 +83,8 @@ def write(
         writer.write_batch(
             pa.RecordBatch.from_arrays(
                 [
-                    ist_text(stamps, "%Y.%m.%d"),
-                    ist_text(stamps, "%H:%M:%S"),
+                    ist_date_text(stamps, "."),
+                    ist_time_text(stamps),
                     *(batch.column(name) for name in ("open", "high", "low", "close")),
                     volume,
                     volume,

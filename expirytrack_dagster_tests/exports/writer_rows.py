@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 import pyarrow as pa
 
 from expirytrack_dagster.exports.rows import ROW_SCHEMA, Batches
-from expirytrack_dagster.exports.tickers import ticker
+from expirytrack_dagster.exports.tickers import strike_text, ticker
 
 IST = "Asia/Kolkata"
 
@@ -25,6 +25,12 @@ class Contract:
     strike: float | None
     weekly: bool
     instrument_key: str
+
+    @property
+    def upstox_symbol(self) -> str:
+        """Upstox's trading symbol: ``NIFTY 24500 CE 14 AUG 25``, ``NIFTY FUT 28 AUG 25``."""
+        strike = "" if self.strike is None else f"{strike_text(self.strike)} "
+        return f"{self.underlying} {strike}{self.instrument_type} {self.expiry:%d %b %y}".upper()
 
     @property
     def ticker(self) -> str:
@@ -64,7 +70,7 @@ def stream_rows(
                         "underlying": contract.underlying,
                         "expiry": contract.expiry,
                         "instrument_key": contract.instrument_key,
-                        "trading_symbol": f"{contract.underlying} {contract.instrument_type} X",
+                        "trading_symbol": contract.upstox_symbol,
                         "instrument_type": contract.instrument_type,
                         "strike": contract.strike,
                         "weekly": contract.weekly,
