@@ -10,7 +10,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from expirytrack_dagster.exports.formats import WriteOptions
+from expirytrack_dagster.exports.formats import EXCEL_MAX_ROWS, WriteOptions
 from expirytrack_dagster.exports.run import export
 from expirytrack_dagster.exports.selection import Selection
 from expirytrack_dagster.exports.xlsx import HEADER, WIDTHS, write
@@ -170,5 +170,17 @@ def test_an_unknown_sheet_grouping_is_refused(tmp_path: Path) -> None:
             tmp_path,
             stem="s",
             options=WriteOptions(sheet_by="type"),
+            progress=lambda rows: None,
+        )
+
+
+@pytest.mark.parametrize("limit", [0, EXCEL_MAX_ROWS])
+def test_a_sheet_limit_past_excels_rows_is_refused(tmp_path: Path, limit: int) -> None:
+    with pytest.raises(ValueError, match=f"max_sheet_rows {limit} is not between 1 and 1048575"):
+        write(
+            TableSource(stream_rows()),
+            tmp_path,
+            stem="s",
+            options=WriteOptions(max_sheet_rows=limit),
             progress=lambda rows: None,
         )
