@@ -2,9 +2,9 @@
 
 ``<stem>.txt`` holds one line per bar — ticker, date, time, open, high, low, close, volume,
 open interest — after a one-line header; ``<stem>.format`` is the definition AmiBroker's ASCII
-importer reads to parse it (File → Import ASCII and pick it as the format, or copy it into
-AmiBroker's ``Formats`` folder and add a line ``ExpiryTrack (*.txt)|*.txt|<stem>.format`` to
-``Formats/import.types``)::
+importer reads to parse it: copy it into AmiBroker's ``Formats`` folder, add the line
+``ExpiryTrack (*.txt)|*.txt|<stem>.format`` to ``Formats/import.types`` and pick that type in
+File → Import ASCII (from OLE automation: ``AB.Import(0, "<stem>.txt", "<stem>.format")``)::
 
     $FORMAT Ticker,Date_YMD,Time,Open,High,Low,Close,Volume,OpenInt
     $SKIPLINES 1
