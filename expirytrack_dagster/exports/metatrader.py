@@ -73,7 +73,7 @@ def write(
         if run.first:
             finish()
             path = directory / f"{stem}_{book.claim(run.ticker, run.instrument_key)}.csv"
-            handle = path.open("wb")
+            handle = path.open("xb")  # never over a file already written
             handle.write(("\t".join(HEADER) + "\n").encode())
             writer = pacsv.CSVWriter(handle, _SCHEMA, write_options=_OPTIONS)
             rows = 0

@@ -7,6 +7,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from expirytrack_dagster.exports.formats import WriteOptions
@@ -89,4 +90,19 @@ def test_two_contracts_on_one_ticker_never_share_a_file(tmp_path: Path) -> None:
     with pytest.raises(TickerCollision, match="NIFTY25AUGFUT"):
         write(
             TableSource(table), tmp_path, stem="s", options=WriteOptions(), progress=lambda n: None
+        )
+
+
+def test_a_contract_met_again_after_another_never_overwrites_its_file(tmp_path: Path) -> None:
+    # Out of the stream's order (A, B, A): the second A must not replace A's first bars.
+    table = stream_rows(CONTRACTS[:2])
+    first, second = table.slice(0, 14), table.slice(14)
+    shuffled = pa.concat_tables([first.slice(0, 7), second, first.slice(7)])
+    with pytest.raises(FileExistsError):
+        write(
+            TableSource(shuffled),
+            tmp_path,
+            stem="s",
+            options=WriteOptions(),
+            progress=lambda n: None,
         )
