@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from expirytrack_dagster.exports.rows import ROW_SCHEMA, Batches
 from expirytrack_dagster.exports.tickers import strike_text, ticker
@@ -19,6 +20,8 @@ IST = "Asia/Kolkata"
 
 @dataclass(frozen=True)
 class Contract:
+    """One test contract: what the stream says about it, and its expected names."""
+
     underlying: str
     expiry: date
     instrument_type: str
@@ -49,7 +52,9 @@ SESSIONS = (date(2025, 8, 11), date(2025, 8, 12))
 
 
 def stream_rows(
-    contracts: tuple[Contract, ...] = CONTRACTS, minutes: int = 7, sessions=SESSIONS
+    contracts: tuple[Contract, ...] = CONTRACTS,
+    minutes: int = 7,
+    sessions: tuple[date, ...] = SESSIONS,
 ) -> pa.Table:
     """``minutes`` one-minute bars from 09:15 IST per contract and session (up to its expiry),
     in the stream's order (underlying, expiry, type, strike, key, timestamp)."""
@@ -86,8 +91,8 @@ def stream_rows(
     table = pa.Table.from_pylist(
         rows, schema=ROW_SCHEMA.set(7, pa.field("timestamp", pa.string(), nullable=False))
     )
-    stamps = pa.compute.cast(
-        pa.compute.strptime(table["timestamp"], "%Y-%m-%dT%H:%M:%S%z", "us"),
+    stamps = pc.cast(
+        pc.strptime(table["timestamp"], "%Y-%m-%dT%H:%M:%S%z", "us"),
         pa.timestamp("us", tz=IST),
     )
     return table.set_column(7, ROW_SCHEMA.field("timestamp"), stamps)
