@@ -59,8 +59,3 @@ def ist_text(timestamps: pa.Array, fmt: str) -> pa.Array:
     seconds = pc.cast(timestamps, pa.timestamp("s", tz="Asia/Kolkata"), safe=False)
     local = pc.local_timestamp(seconds)
     return pc.strftime(local, format=fmt)
-
-
-def iso_ist(timestamps: pa.Array) -> pa.Array:
-    """ISO-8601 with the IST offset: ``2025-08-14T10:30:00+05:30`` (IST never changes offset)."""
-    return pc.binary_join_element_wise(ist_text(timestamps, "%Y-%m-%dT%H:%M:%S"), "+05:30", "")

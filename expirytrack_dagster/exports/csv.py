@@ -16,7 +16,7 @@ from typing import IO
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from expirytrack_dagster.exports.contract_runs import contract_runs, iso_ist
+from expirytrack_dagster.exports.contract_runs import contract_runs
 from expirytrack_dagster.exports.formats import Progress, WriteOptions
 from expirytrack_dagster.exports.rows import ROW_SCHEMA, ExportedFile, RowSource, exported
 
@@ -26,11 +26,12 @@ CSV_SCHEMA = ROW_SCHEMA.set(
 _OPTIONS = pacsv.WriteOptions(include_header=False, quoting_style="needed")
 
 
-def _text(batch: pa.RecordBatch) -> pa.RecordBatch:
-    columns = list(batch.columns)
-    at = ROW_SCHEMA.get_field_index("timestamp")
-    columns[at] = iso_ist(columns[at])
-    return pa.RecordBatch.from_arrays(columns, schema=CSV_SCHEMA)
+ISO_TIMESTAMP = (
+    "* REPLACE (strftime(timezone('Asia/Kolkata', \"timestamp\"), '%Y-%m-%dT%H:%M:%S') "
+    "|| '+05:30' AS \"timestamp\")"
+)
+"""The timestamp as ISO-8601 text in IST, formatted by DuckDB (in parallel, several times faster
+than formatting each batch in Arrow); IST has had one offset, +05:30, since 1945."""
 
 
 class _File:
@@ -49,7 +50,7 @@ class _File:
         )
 
     def append(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(_text(batch))
+        self._writer.write_batch(batch)
         self.rows += batch.num_rows
 
     def close(self) -> ExportedFile:
@@ -69,13 +70,13 @@ def write(
     suffix = ".csv.gz" if options.gzip else ".csv"
     if not options.per_contract:
         out = _File(directory / f"{stem}{suffix}", options.gzip)
-        for batch in source.batches():
+        for batch in source.batches(columns=ISO_TIMESTAMP, schema=CSV_SCHEMA):
             out.append(batch)
             progress(batch.num_rows)
         return [out.close()]
     files: list[ExportedFile] = []
     current: _File | None = None
-    for run in contract_runs(source.batches()):
+    for run in contract_runs(source.batches(columns=ISO_TIMESTAMP, schema=CSV_SCHEMA)):
         if run.first:
             if current is not None:
                 files.append(current.close())

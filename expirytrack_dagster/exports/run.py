@@ -10,7 +10,7 @@ from pathlib import Path
 
 from expirytrack_dagster.exports.formats import WriteOptions, writer
 from expirytrack_dagster.exports.manifest import MANIFEST_NAME, Manifest, write_manifest
-from expirytrack_dagster.exports.rows import RowSource
+from expirytrack_dagster.exports.rows import Part, RowSource
 from expirytrack_dagster.exports.selection import (
     ExportError,
     Selection,
@@ -20,6 +20,10 @@ from expirytrack_dagster.exports.selection import (
     rows_query,
 )
 from expirytrack_dagster.storage.database import open_connection
+
+EXPORT_MEMORY_LIMIT = "256MB"
+"""DuckDB's memory for an export: the ordering sort spills to a temporary folder beyond it, so
+an export's memory stays bounded whatever the selection's size."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,9 @@ def export(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        db = open_connection(database, read_only=True, lock_timeout_s=60.0)
+        db = open_connection(
+            database, read_only=True, lock_timeout_s=60.0, memory_limit=EXPORT_MEMORY_LIMIT
+        )
         try:
             db.execute("SET TimeZone = 'Asia/Kolkata'")
             resolved = resolve(db, selection)
@@ -75,8 +81,12 @@ def export(
                 on_total(count_rows(db, resolved))
             query, params = rows_query(resolved)
             stem = file_stem(format_name, selection, resolved.synthetic)
+            parts = tuple(
+                Part(row.partition_key, row.underlying, row.expiry)
+                for row in resolved.partitions.itertuples()
+            )
             files = write(
-                RowSource(db, query, params),
+                RowSource(db, query, params, parts),
                 partial,
                 stem=stem,
                 options=options,

@@ -275,27 +275,34 @@ def _strikes(
     return contracts[keep].reset_index(drop=True), atm
 
 
-_ORDER = 'ORDER BY underlying, expiry, instrument_type, strike, instrument_key, "timestamp"'
-"""The documented row order (rows.py); a future's NULL strike sorts after the options'."""
+_ORDER = 'ORDER BY ordinal, "timestamp"'
+"""The documented row order (rows.py): ``ordinal`` numbers the contracts in that order, so the
+sort compares two integers instead of five columns."""
 
 _FIELDS = """k.underlying, k.expiry::DATE AS expiry, k.expired_instrument_key AS instrument_key,
            k.trading_symbol,
            k.instrument_type, k.strike_price AS strike, k.weekly"""
 
-_FILTER = """c."interval" = '1minute'
+_FILTER = """c.partition_key = $partition_key AND c."interval" = '1minute'
       AND c."timestamp" >= coalesce($lower::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)
       AND c."timestamp" <= coalesce($upper::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)"""
 
+_COLUMNS = """underlying, expiry, instrument_key, trading_symbol, instrument_type, strike, weekly,
+           "timestamp", open, high, low, close, volume, open_interest"""
+
 _MINUTES = f"""
-    SELECT {_FIELDS}, c."timestamp", c.open, c.high, c.low, c.close, c.volume, c.open_interest
-    FROM main.candles c JOIN _export_contracts k USING (partition_key, expired_instrument_key)
-    WHERE {_FILTER}
-    {_ORDER}
+    SELECT {_COLUMNS} FROM (
+        SELECT {_FIELDS}, k.ordinal, c."timestamp", c.open, c.high, c.low, c.close, c.volume,
+               c.open_interest
+        FROM main.candles c JOIN _export_contracts k USING (partition_key, expired_instrument_key)
+        WHERE {_FILTER}
+        {_ORDER}
+    )
 """
 
 _BARS = f"""
     WITH minutes AS (
-        SELECT {_FIELDS}, c."timestamp", c.open, c.high, c.low, c.close, c.volume,
+        SELECT {_FIELDS}, k.ordinal, c."timestamp", c.open, c.high, c.low, c.close, c.volume,
                c.open_interest,
                -- The session's open; a day the calendar does not know opens at 09:15 IST.
                coalesce(
@@ -310,29 +317,30 @@ _BARS = f"""
           ON s.trading_date = CAST(timezone('Asia/Kolkata', c."timestamp") AS DATE)
         WHERE {_FILTER}
     )
-    SELECT underlying, expiry, instrument_key, trading_symbol, instrument_type, strike, weekly,
-           {{bar}} AS "timestamp",
-           arg_min(open, "timestamp") AS open, max(high) AS high, min(low) AS low,
-           arg_max(close, "timestamp") AS close, sum(volume)::BIGINT AS volume,
-           arg_max(open_interest, "timestamp") AS open_interest
-    FROM minutes
-    GROUP BY underlying, expiry, instrument_key, trading_symbol, instrument_type, strike, weekly,
-             {{bar}}
-    {_ORDER}
+    SELECT {_COLUMNS} FROM (
+        SELECT underlying, expiry, instrument_key, trading_symbol, instrument_type, strike,
+               weekly, ordinal, {{bar}} AS "timestamp",
+               arg_min(open, "timestamp") AS open, max(high) AS high, min(low) AS low,
+               arg_max(close, "timestamp") AS close, sum(volume)::BIGINT AS volume,
+               arg_max(open_interest, "timestamp") AS open_interest
+        FROM minutes
+        GROUP BY underlying, expiry, instrument_key, trading_symbol, instrument_type, strike,
+                 weekly, ordinal, {{bar}}
+        {_ORDER}
+    )
 """
 
 
 def rows_query(resolved: Resolved) -> tuple[str, dict[str, object]]:
-    """The SQL (and its parameters) giving the selection's rows in :data:`ROW_SCHEMA` order.
+    """The SQL (and its parameters) giving one partition's rows in :data:`ROW_SCHEMA` order.
 
-    Needs :func:`register` to have been called on the connection first.
+    The parameter ``partition_key`` is left for the caller (``exports.rows.RowSource`` runs the
+    query once per partition, in order: each sort is one partition's, whatever the selection's
+    size). Needs :func:`register` to have been called on the connection first.
     """
     minutes = INTERVAL_MINUTES[resolved.selection.interval]
     lower, upper = resolved.selection.time_bounds()
-    params: dict[str, object] = {
-        "lower": lower.to_pydatetime() if lower is not None else None,
-        "upper": upper.to_pydatetime() if upper is not None else None,
-    }
+    params: dict[str, object] = {"lower": _py(lower), "upper": _py(upper)}
     if minutes == 1:
         return _MINUTES, params
     if minutes is None:
@@ -348,7 +356,8 @@ def rows_query(resolved: Resolved) -> tuple[str, dict[str, object]]:
 def register(db: duckdb.DuckDBPyConnection, resolved: Resolved) -> None:
     """Register the selection's contracts and the session opens of
     the dates it spans as tables the rows query joins."""
-    db.register("_export_contracts", pa.Table.from_pandas(resolved.contracts, preserve_index=False))
+    contracts = resolved.contracts.assign(ordinal=range(len(resolved.contracts)))
+    db.register("_export_contracts", pa.Table.from_pandas(contracts, preserve_index=False))
     first = min(resolved.partitions["expiry"]) - timedelta(days=400)
     last = max(resolved.partitions["expiry"])
     sessions = sessions_between(first, last)
@@ -363,9 +372,30 @@ def register(db: duckdb.DuckDBPyConnection, resolved: Resolved) -> None:
 
 def count_rows(db: duckdb.DuckDBPyConnection, resolved: Resolved) -> int:
     """How many rows the export will write (the progress bar's total)."""
+    lower, upper = resolved.selection.time_bounds()
+    minutes = INTERVAL_MINUTES[resolved.selection.interval]
+    if minutes == 1:
+        ((count,),) = db.execute(
+            f"""
+            SELECT count(*) FROM main.candles c
+            JOIN _export_contracts k USING (partition_key, expired_instrument_key)
+            WHERE {_FILTER.replace("c.partition_key = $partition_key AND ", "")}
+            """,
+            {"lower": _py(lower), "upper": _py(upper)},
+        ).fetchall()
+        return int(count)
     query, params = rows_query(resolved)
-    ((count,),) = db.execute(f"SELECT count(*) FROM ({query})", params).fetchall()
-    return int(count)
+    total = 0
+    for key in resolved.partitions["partition_key"]:
+        ((count,),) = db.execute(
+            f"SELECT count(*) FROM ({query})", {**params, "partition_key": key}
+        ).fetchall()
+        total += int(count)
+    return total
+
+
+def _py(stamp: pd.Timestamp | None) -> datetime | None:
+    return stamp.to_pydatetime() if stamp is not None else None
 
 
 def selected_underlyings(resolved: Resolved) -> Sequence[str]:

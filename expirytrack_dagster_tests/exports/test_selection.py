@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from expirytrack_dagster.exports.rows import ROW_SCHEMA, RowSource
+from expirytrack_dagster.exports.rows import ROW_SCHEMA, Part, RowSource
 from expirytrack_dagster.exports.selection import (
     ExportError,
     Selection,
@@ -35,7 +35,10 @@ def stream(database: Path, selection: Selection) -> tuple[pd.DataFrame, int, lis
         resolved = resolve(db, selection)
         register(db, resolved)
         total = count_rows(db, resolved)
-        batches = list(RowSource(db, *rows_query(resolved)).batches(rows=64))
+        parts = tuple(
+            Part(r.partition_key, r.underlying, r.expiry) for r in resolved.partitions.itertuples()
+        )
+        batches = list(RowSource(db, *rows_query(resolved), parts).batches(rows=64))
     finally:
         db.close()
     frame = pa.Table.from_batches(batches, schema=ROW_SCHEMA).to_pandas()
