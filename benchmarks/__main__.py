@@ -1,6 +1,7 @@
 """`make bench`: every benchmark in turn. Figures only; nothing here asserts a speed."""
 
 from benchmarks import (
+    bench_export,
     bench_pipeline,
     bench_quality,
     bench_rate_limit,
@@ -22,3 +23,5 @@ if __name__ == "__main__":
     bench_quality.main([])
     print("\n== research: chain and OI tracker on >= 50M candles, the four assets ==")
     bench_research.main([])
+    print("\n== exports: >= 20M candles to Parquet and CSV beside a bare DuckDB COPY ==")
+    bench_export.main([])
