@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from datetime import datetime
 from pathlib import Path
 
@@ -184,3 +185,19 @@ def test_a_sheet_limit_past_excels_rows_is_refused(tmp_path: Path, limit: int) -
             options=WriteOptions(max_sheet_rows=limit),
             progress=lambda rows: None,
         )
+
+
+def test_the_workbook_is_streamed_not_held(tmp_path: Path) -> None:
+    # Constant-memory mode writes each row's strings inline as the row is written; the default
+    # mode keeps every cell, and a shared-string table of every text, in memory until close.
+    files = write(
+        TableSource(stream_rows()),
+        tmp_path,
+        stem="s",
+        options=WriteOptions(),
+        progress=lambda rows: None,
+    )
+    with zipfile.ZipFile(files[0].path) as archive:
+        assert "xl/sharedStrings.xml" not in archive.namelist()
+        sheet = archive.read("xl/worksheets/sheet1.xml").decode()
+    assert 't="inlineStr"' in sheet and "NSE_FO|40001|14-08-2025" in sheet
