@@ -22,6 +22,7 @@ from expirytrack_dagster.sandbox.candles import INTERVAL_MINUTES
 from expirytrack_dagster.sandbox.contracts import parse_expired_key
 from expirytrack_dagster.sandbox.drop import drop_request
 from expirytrack_dagster.sandbox.faults import FaultInjector, double_candle
+from expirytrack_dagster.sandbox.live_routes import live_routes
 from expirytrack_dagster.sandbox.login import LOGIN_PREFIX
 from expirytrack_dagster.sandbox.market import UnknownInstrument
 from expirytrack_dagster.sandbox.ranges import V3_UNITS, RangeRefused, v3_served_range
@@ -275,6 +276,7 @@ def build_app(state: SandboxState) -> ASGIApp:
             Route("/v2/market/holidays", holidays),
             Route("/v2/market/timings/{date}", timings),
             *state.login.routes(),
+            *live_routes(state.live, _underlying_key, _parse_date, _invalid_key),
         ],
         exception_handlers={
             r.ApiError: api_error,

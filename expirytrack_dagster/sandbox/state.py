@@ -7,6 +7,7 @@ import threading
 from expirytrack_dagster.sandbox.config import SandboxConfig
 from expirytrack_dagster.sandbox.faults import FaultConfig, FaultInjector
 from expirytrack_dagster.sandbox.limits import SlidingWindowLimiter, upstox_windows
+from expirytrack_dagster.sandbox.live import LiveClock, LiveMarket
 from expirytrack_dagster.sandbox.login import SandboxLogin
 from expirytrack_dagster.sandbox.market import SyntheticMarket
 from expirytrack_dagster.sandbox.profiles import build_book
@@ -37,6 +38,7 @@ class SandboxState:
         self.ranges: RangePolicy = config.range_policy
         self._ranges_lock = threading.Lock()
         self.stats = RequestStats()
+        self.live = LiveMarket(self.market, LiveClock())  # the live endpoints' "now"
 
     def set_faults(self, faults: FaultConfig) -> None:
         """Switch faults; the new config's random stream and ``max_count`` start afresh."""
