@@ -15,7 +15,7 @@ import ssl
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -37,6 +37,11 @@ from expirytrack_dagster.upstox.errors import (
     error_envelope,
 )
 from expirytrack_dagster.upstox.limiter import RateLimits, SharedRateLimiter
+from expirytrack_dagster.upstox.live import (
+    CurrentExpiry,
+    fetch_current_expiries,
+    fetch_option_chain,
+)
 from expirytrack_dagster.upstox.models import (
     INTERVALS,
     Contract,
@@ -285,6 +290,23 @@ class UpstoxClient:
         path = f"{V3_CANDLE_PREFIX}/{key}/minutes/1/{end.isoformat()}/{start.isoformat()}"
         data = await self._get("index_candles", path, None)
         return parse_index_candles(data, f"index candles {instrument_key} {start}..{end}")
+
+    async def get_option_chain(
+        self,
+        underlying_key: str,
+        expiry: date,
+        *,
+        underlying_symbol: str = "",
+        captured_at: datetime | None = None,
+    ) -> pd.DataFrame:
+        """The live put/call chain of one current expiry as a snapshot frame (``upstox.live``)."""
+        return await fetch_option_chain(
+            self, underlying_key, expiry, underlying_symbol or underlying_key, captured_at
+        )
+
+    async def get_current_expiries(self, underlying_key: str) -> list[CurrentExpiry]:
+        """The expiries whose contracts trade now, ascending, each marked weekly or monthly."""
+        return await fetch_current_expiries(self, underlying_key)
 
     async def _candles_window(
         self, expired_instrument_key: str, interval: str, start: date, end: date
