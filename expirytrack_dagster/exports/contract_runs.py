@@ -1,4 +1,4 @@
-"""Cutting the ordered row stream into per-contract runs, and the text forms writers share."""
+"""Cutting the ordered row stream into per-contract runs (per-contract files, tickers)."""
 
 from __future__ import annotations
 
@@ -51,11 +51,3 @@ def ticker_of(rows: pa.RecordBatch) -> str:
         first["strike"],
         bool(first["weekly"]),
     )
-
-
-def ist_text(timestamps: pa.Array, fmt: str) -> pa.Array:
-    """Timestamps formatted in IST with ``fmt`` (strftime codes), as strings."""
-    # Whole seconds: candles start on the minute, and %S would print microseconds otherwise.
-    seconds = pc.cast(timestamps, pa.timestamp("s", tz="Asia/Kolkata"), safe=False)
-    local = pc.local_timestamp(seconds)
-    return pc.strftime(local, format=fmt)
