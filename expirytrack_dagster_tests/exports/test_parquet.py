@@ -51,3 +51,17 @@ def test_parquet_round_trip_with_every_reader(export_database: Path, tmp_path: P
             f"SELECT * FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true)"
         ).df()
     assert_same_rows(_as_export(frame, want), want)
+
+
+def test_polars_reads_the_dataset_with_its_partition_columns(
+    export_database: Path, tmp_path: Path
+) -> None:
+    import polars as pl
+
+    export(
+        Selection(("NIFTY",), interval="day"), "parquet", tmp_path / "out", database=export_database
+    )
+    frame = pl.scan_parquet(str(tmp_path / "out" / "**" / "*.parquet"), hive_partitioning=True)
+    got = frame.collect().to_pandas()
+    want = expected_rows(export_database, "day")
+    assert_same_rows(_as_export(got, want), want)
