@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from expirytrack_dagster.calendar import IST
-from expirytrack_dagster.sandbox.candles import session_of
+from expirytrack_dagster.sandbox.candles import EMPTY_BARS, Bars, session_of
 from expirytrack_dagster.sandbox.contracts import ContractSpec, listing_date
 from expirytrack_dagster.sandbox.expiries import expiry_calendar
 from expirytrack_dagster.sandbox.market import SyntheticMarket
@@ -102,6 +102,12 @@ class LiveMarket:
     def __init__(self, market: SyntheticMarket, clock: LiveClock):
         self.market = market
         self.clock = clock
+        # The market's own bar cache is sized for candle requests; a live chain asks for every
+        # contract of an expiry each minute, so the live side keeps its session's bars itself.
+        self._lock = threading.Lock()
+        self._day: date | None = None
+        self._bars: dict[ContractSpec, Bars] = {}
+        self._previous: dict[ContractSpec, tuple[float, int]] = {}
 
     def current_expiries(self, symbol_or_key: str, today: date | None = None) -> list[date]:
         """Expiries not yet past on ``today`` (default: the clock's date) whose contracts are listed."""
@@ -170,13 +176,7 @@ class LiveMarket:
     ) -> dict[str, Any]:
         market = self.market
         lot = spec.profile.lot_size
-        before = previous_trading_day(at.day)
-        prev_bars = market.minute_bars(spec, before) if before is not None else None
-        close_price = (
-            float(prev_bars.close[-1]) / 100.0 if prev_bars is not None and len(prev_bars) else 0.0
-        )
-        prev_oi = int(market._oi_at_close(spec, before)) if before and before >= spec.listing else 0
-        bars = market.minute_bars(spec, at.day)
+        close_price, prev_oi, bars = self._session_data(spec, at.day)
         done = bars.minute <= at.last_minute
         ltp = float(bars.close[done][-1]) / 100.0 if done.any() else close_price
         volume = int(bars.volume[done].sum())
@@ -205,6 +205,25 @@ class LiveMarket:
             },
             "option_greeks": greeks,
         }
+
+    def _session_data(self, spec: ContractSpec, day: date) -> tuple[float, int, Bars]:
+        """Previous close, previous closing OI and the session's bars of ``spec``, kept per day."""
+        with self._lock:
+            if self._day != day:
+                self._day, self._bars, self._previous = day, {}, {}
+            if spec not in self._bars:
+                market = self.market
+                before = previous_trading_day(day)
+                prev = market.minute_bars(spec, before) if before is not None else EMPTY_BARS
+                close = float(prev.close[-1]) / 100.0 if len(prev) else 0.0
+                oi = (
+                    int(market._oi_at_close(spec, before))
+                    if before and before >= spec.listing
+                    else 0
+                )
+                self._previous[spec] = (close, oi)
+                self._bars[spec] = market.minute_bars(spec, day)
+            return (*self._previous[spec], self._bars[spec])
 
 
 def _price(rupees: float) -> float | int:

@@ -1,0 +1,137 @@
+"""The snapshot store: one DuckDB file per session day, ``<live_dir>/<YYYY-MM-DD>.duckdb``.
+
+Why its own files: DuckDB allows one writing process per file, and the candle database's writer
+is the collection runs'. Live capture writes a minute's rows every minute for six hours; in the
+candle file it would wait behind (or block) every backfill step. A file per session day has
+exactly one writer (that day's capture run), holds its lock only for the few milliseconds of
+one minute's transaction, and is the only file the tracker view needs (OI changes are measured
+inside one session). Past days are never written again.
+
+Tables:
+
+- ``option_snapshots``: one row per option leg per capture minute (``upstox.live.SNAPSHOT_COLUMNS``),
+  primary key ``(captured_at, underlying_symbol, expiry, instrument_key)``: a minute can never be
+  stored twice.
+- ``capture_log``: one row per (capture minute, underlying, expiry) that was stored, with its row
+  count. A restarted run reads it to continue from the next minute.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from expirytrack_dagster.upstox.live import SNAPSHOT_COLUMNS
+
+SNAPSHOT_TABLE = "option_snapshots"
+LOG_TABLE = "capture_log"
+
+_SQL_TYPES = {
+    "datetime64[ns, Asia/Kolkata]": "TIMESTAMPTZ",
+    "string": "VARCHAR",
+    "object": "DATE",
+    "float64": "DOUBLE",
+    "Float64": "DOUBLE",
+    "Int64": "BIGINT",
+}
+_KEY = ("captured_at", "underlying_symbol", "expiry", "instrument_key")
+_LOCK_RETRIES = 50
+
+
+def session_file(live_dir: str | Path, day: date) -> Path:
+    """The snapshot file of one session day."""
+    return Path(live_dir) / f"{day.isoformat()}.duckdb"
+
+
+def _schema() -> str:
+    columns = ", ".join(f'"{name}" {_SQL_TYPES[dtype]}' for name, dtype in SNAPSHOT_COLUMNS.items())
+    key = ", ".join(_KEY)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {SNAPSHOT_TABLE} ({columns}, PRIMARY KEY ({key}));"
+        f"CREATE TABLE IF NOT EXISTS {LOG_TABLE} (captured_at TIMESTAMPTZ, "
+        "underlying_symbol VARCHAR, expiry DATE, rows_stored INTEGER, "
+        "PRIMARY KEY (captured_at, underlying_symbol, expiry));"
+    )
+
+
+@contextmanager
+def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived connection, retried while the other side holds the file (a few ms each time)."""
+    for attempt in range(_LOCK_RETRIES):
+        try:
+            conn = duckdb.connect(str(path), read_only=read_only)
+            break
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or attempt == _LOCK_RETRIES - 1:
+                raise
+            time.sleep(0.02 * (attempt + 1))
+    try:
+        conn.execute("SET TimeZone = 'Asia/Kolkata'")
+        yield conn
+    finally:
+        conn.close()
+
+
+class SnapshotStore:
+    """The snapshot file of one session day."""
+
+    def __init__(self, live_dir: str | Path, day: date):
+        self.day = day
+        self.path = session_file(live_dir, day)
+
+    def captured(self) -> set[tuple[datetime, str, date]]:
+        """``(capture minute, underlying, expiry)`` of everything stored so far."""
+        if not self.path.exists():
+            return set()
+        with connect(self.path, read_only=True) as conn:
+            rows = conn.execute(
+                f"SELECT captured_at, underlying_symbol, expiry FROM {LOG_TABLE}"
+            ).fetchall()
+        return {(pd.Timestamp(a).to_pydatetime(), s, e) for a, s, e in rows}
+
+    def write_minute(self, frames: list[tuple[str, date, pd.DataFrame]], minute: datetime) -> int:
+        """Store one capture minute's chains in one transaction; returns the rows stored.
+
+        A chain already logged for that minute is skipped (a retried write stores nothing twice).
+        """
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        stored = 0
+        with connect(self.path) as conn:
+            conn.execute(_schema())
+            conn.execute("BEGIN")
+            for symbol, expiry, frame in frames:
+                done = conn.execute(
+                    f"SELECT 1 FROM {LOG_TABLE} WHERE captured_at = ? AND underlying_symbol = ? "
+                    "AND expiry = ?",
+                    [minute, symbol, expiry],
+                ).fetchone()
+                if done:
+                    continue
+                conn.register("chain_frame", frame)
+                conn.execute(
+                    f"INSERT INTO {SNAPSHOT_TABLE} SELECT * FROM chain_frame ON CONFLICT DO NOTHING"
+                )
+                conn.unregister("chain_frame")
+                conn.execute(
+                    f"INSERT INTO {LOG_TABLE} VALUES (?, ?, ?, ?)",
+                    [minute, symbol, expiry, len(frame)],
+                )
+                stored += len(frame)
+            conn.execute("COMMIT")
+        return stored
+
+    def snapshots(self) -> pd.DataFrame:
+        """Every stored row of the day, ordered by minute, underlying, expiry, strike, type."""
+        if not self.path.exists():
+            return pd.DataFrame(columns=list(SNAPSHOT_COLUMNS))
+        with connect(self.path, read_only=True) as conn:
+            return conn.execute(
+                f"SELECT * FROM {SNAPSHOT_TABLE} ORDER BY captured_at, underlying_symbol, "
+                "expiry, strike_price, option_type"
+            ).df()
