@@ -25,6 +25,9 @@ from expirytrack_dagster.assets.coverage import coverage_report, coverage_report
 from expirytrack_dagster.assets.research import RESEARCH_ASSETS, research_sensor
 from expirytrack_dagster.checks import ALL_CHECKS, RESEARCH_CHECKS
 from expirytrack_dagster.exports.job import export_data
+from expirytrack_dagster.live.assets import oi_snapshots
+from expirytrack_dagster.live.clock import SessionClock
+from expirytrack_dagster.live.schedules import live_capture_job, live_capture_schedule
 from expirytrack_dagster.notifications import notification_sensors
 from expirytrack_dagster.project_settings import ExpiryTrackSettings, load_settings
 from expirytrack_dagster.sensors import new_expiry_sensor, orphaned_run_sensor
@@ -49,7 +52,15 @@ def build_definitions(
         settings = load_settings(settings)
     upstox, collection = settings.upstox, settings.collection
     return Definitions(
-        assets=[expiries, contracts, index_candles, candles, coverage_report, *RESEARCH_ASSETS],
+        assets=[
+            expiries,
+            contracts,
+            index_candles,
+            candles,
+            coverage_report,
+            *RESEARCH_ASSETS,
+            oi_snapshots,
+        ],
         asset_checks=[*ALL_CHECKS, *RESEARCH_CHECKS],
         sensors=[
             new_expiry_sensor,
@@ -58,11 +69,13 @@ def build_definitions(
             research_sensor,
             *notification_sensors(settings.notifications, upstox),
         ],
-        jobs=[collect_expiry_job, export_data],
+        jobs=[collect_expiry_job, export_data, live_capture_job],
+        schedules=[live_capture_schedule],
         resources={
             "upstox": upstox,
             "collection": collection,
             "research": settings.research,
+            "live_clock": SessionClock(),
             "io_manager": ExpiryTrackIOManager(
                 database=collection.database,
                 schema="main",

@@ -99,6 +99,11 @@ class UpstoxApi(ConfigurableResource):
         """A new client, after the token deadline check; ``async with resource.client() as c:``."""
         raise NotImplementedError
 
+    def live_client(self) -> UpstoxClient:
+        """A client for the live endpoints (option chain, current contracts); the same as
+        ``client()`` unless a resource has a token meant for them (the Analytics Token)."""
+        return self.client()
+
     def setup_for_execution(self, context: InitResourceContext) -> None:
         log = context.log if context.log is not None else get_dagster_logger()
         log.info(f"Data source: {self.describe_source()}")
