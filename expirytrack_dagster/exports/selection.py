@@ -279,20 +279,32 @@ _ORDER = 'ORDER BY ordinal, "timestamp"'
 """The documented row order (rows.py): ``ordinal`` numbers the contracts in that order, so the
 sort compares two integers instead of five columns."""
 
-_FIELDS = """k.underlying, k.expiry::DATE AS expiry, k.expired_instrument_key AS instrument_key,
-           k.trading_symbol,
-           k.instrument_type, k.strike_price AS strike, k.weekly"""
-
 _FILTER = """c.partition_key = $partition_key AND c."interval" = '1minute'
       AND c."timestamp" >= coalesce($lower::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)
       AND c."timestamp" <= coalesce($upper::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)"""
 
-_COLUMNS = """underlying, expiry, instrument_key, trading_symbol, instrument_type, strike, weekly,
-           "timestamp", open, high, low, close, volume, open_interest"""
+_CONTRACT_FIELDS = (
+    # (ROW_SCHEMA column, _export_contracts column, DuckDB list type)
+    ("underlying", "underlying", "VARCHAR[]"),
+    ("expiry", "expiry", "DATE[]"),
+    ("instrument_key", "expired_instrument_key", "VARCHAR[]"),
+    ("trading_symbol", "trading_symbol", "VARCHAR[]"),
+    ("instrument_type", "instrument_type", "VARCHAR[]"),
+    ("strike", "strike_price", "DOUBLE[]"),
+    ("weekly", "weekly", "BOOLEAN[]"),
+)
+
+_COLUMNS = (
+    ", ".join(f"(${name}::{kind})[ordinal + 1] AS {name}" for name, _, kind in _CONTRACT_FIELDS)
+    + ', "timestamp", open, high, low, close, volume, open_interest'
+)
+"""The ROW_SCHEMA columns of a sorted row: a contract's fields are looked up by its ordinal in
+parameter lists after the sort, so the sort carries integers and numbers, never strings (a
+narrower sort spills less within the export's memory limit)."""
 
 _MINUTES = f"""
     SELECT {_COLUMNS} FROM (
-        SELECT {_FIELDS}, k.ordinal, c."timestamp", c.open, c.high, c.low, c.close, c.volume,
+        SELECT k.ordinal, c."timestamp", c.open, c.high, c.low, c.close, c.volume,
                c.open_interest
         FROM main.candles c JOIN _export_contracts k USING (partition_key, expired_instrument_key)
         WHERE {_FILTER}
@@ -302,7 +314,7 @@ _MINUTES = f"""
 
 _BARS = f"""
     WITH minutes AS (
-        SELECT {_FIELDS}, k.ordinal, c."timestamp", c.open, c.high, c.low, c.close, c.volume,
+        SELECT k.ordinal, c."timestamp", c.open, c.high, c.low, c.close, c.volume,
                c.open_interest,
                -- The session's open; a day the calendar does not know opens at 09:15 IST.
                coalesce(
@@ -318,17 +330,27 @@ _BARS = f"""
         WHERE {_FILTER}
     )
     SELECT {_COLUMNS} FROM (
-        SELECT underlying, expiry, instrument_key, trading_symbol, instrument_type, strike,
-               weekly, ordinal, {{bar}} AS "timestamp",
+        SELECT ordinal, {{bar}} AS "timestamp",
                arg_min(open, "timestamp") AS open, max(high) AS high, min(low) AS low,
                arg_max(close, "timestamp") AS close, sum(volume)::BIGINT AS volume,
                arg_max(open_interest, "timestamp") AS open_interest
         FROM minutes
-        GROUP BY underlying, expiry, instrument_key, trading_symbol, instrument_type, strike,
-                 weekly, ordinal, {{bar}}
+        GROUP BY ordinal, {{bar}}
         {_ORDER}
     )
 """
+
+
+def _contract_lists(contracts: pd.DataFrame) -> dict[str, list[object]]:
+    """Each contract field as a list in ordinal order (the parameters ``_COLUMNS`` indexes)."""
+    lists: dict[str, list[object]] = {}
+    for name, column, _ in _CONTRACT_FIELDS:
+        values = contracts[column]
+        if name == "expiry":
+            values = pd.to_datetime(values).dt.date
+        lists[name] = [None if pd.isna(v) else v for v in values.tolist()]
+    lists["weekly"] = [bool(v) for v in lists["weekly"]]
+    return lists
 
 
 def rows_query(resolved: Resolved) -> tuple[str, dict[str, object]]:
@@ -340,7 +362,11 @@ def rows_query(resolved: Resolved) -> tuple[str, dict[str, object]]:
     """
     minutes = INTERVAL_MINUTES[resolved.selection.interval]
     lower, upper = resolved.selection.time_bounds()
-    params: dict[str, object] = {"lower": _py(lower), "upper": _py(upper)}
+    params: dict[str, object] = {
+        "lower": _py(lower),
+        "upper": _py(upper),
+        **_contract_lists(resolved.contracts),
+    }
     if minutes == 1:
         return _MINUTES, params
     if minutes is None:
