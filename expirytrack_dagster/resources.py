@@ -16,6 +16,8 @@ at 03:30 IST after login, so a run refuses to start with a missing, dead or near
 
 from __future__ import annotations
 
+import contextlib
+import os
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -24,11 +26,15 @@ from pydantic import Field, field_validator
 
 from expirytrack_dagster.credentials.guard import (
     DEFAULT_MARGIN,
+    ENV_ANALYTICS_TOKEN,
     LOGIN_FIX,
     ActiveToken,
+    active_token,
     has_stored_token,
+    live_token_for_run,
     token_for_run,
 )
+from expirytrack_dagster.credentials.store import CredentialStore, CredentialStoreError
 from expirytrack_dagster.upstox.client import UPSTOX_BASE_URL, ClientSettings, UpstoxClient
 from expirytrack_dagster.upstox.errors import TokenExpired
 from expirytrack_dagster.upstox.limiter import RateLimits
@@ -210,5 +216,25 @@ class UpstoxResource(UpstoxApi):
         token = self.check_token_deadline()
         assert token is not None
         user = token.stored.user_id if token.stored is not None else None
+        settings = self.client_settings(self.upstox_user_id or user)
+        return UpstoxClient(self.base_url, token.access_token, settings)
+
+    def live_client(self) -> UpstoxClient:
+        """A client for the live endpoints with the Analytics Token (``UPSTOX_ANALYTICS_TOKEN``
+        or ``expirytrack login --analytics-token``), else the daily token; each is checked
+        against its own expiry. Requests count in the same user's ledger."""
+        token = live_token_for_run(
+            os.environ.get(ENV_ANALYTICS_TOKEN),
+            self.access_token,
+            credentials_dir=self.credentials_dir,
+            base_url=self.base_url,
+            margin=self.token_margin(),
+        )
+        stored = token.stored
+        user = stored.user_id if stored is not None and stored.user_id else None
+        if user is None:  # the Analytics Token's user is the daily login's: one budget
+            with contextlib.suppress(CredentialStoreError):
+                daily = active_token(None, CredentialStore(self.credentials_dir))
+                user = daily.stored.user_id if daily is not None and daily.stored else None
         settings = self.client_settings(self.upstox_user_id or user)
         return UpstoxClient(self.base_url, token.access_token, settings)

@@ -129,14 +129,37 @@ def _login_browser(args: argparse.Namespace, store: CredentialStore) -> int:
     return 0
 
 
-def _login_pasted(args: argparse.Namespace, store: CredentialStore) -> int:
+def _read_token(kind: str) -> str:
     if sys.stdin.isatty():
-        raw = getpass.getpass(f"Paste the Upstox {args.kind} token (input hidden): ")
+        raw = getpass.getpass(f"Paste the Upstox {kind} token (input hidden): ")
     else:
         raw = sys.stdin.read()
     token = raw.strip()
     if not token or any(c.isspace() or not c.isprintable() for c in token) or len(token) > 8192:
         raise LoginError("standard input held no token (one line, no spaces); nothing was stored")
+    return token
+
+
+ANALYTICS_LIFETIME = timedelta(days=365)
+"""Upstox's Analytics Token lasts one year; assumed from when it is stored unless it says."""
+
+
+def _login_analytics(store: CredentialStore) -> int:
+    """Store the one-year Analytics Token beside the daily token, for live capture."""
+    token = _read_token("Analytics")
+    now = datetime.now(IST)
+    deadline = token_deadline(token, "analytics", None, now) or now + ANALYTICS_LIFETIME
+    store.save_analytics_token(
+        StoredToken(token, "analytics", obtained_at=now, expires_at=deadline)
+    )
+    print(f"Stored the Analytics Token {token_fingerprint(token)} encrypted in {store.path}.")
+    print(f"It {describe_deadline(deadline, now)}. Live capture uses it; the daily login stays")
+    print("for expired-instrument data.")
+    return 0
+
+
+def _login_pasted(args: argparse.Namespace, store: CredentialStore) -> int:
+    token = _read_token(args.kind)
     now = datetime.now(IST)
     deadline = token_deadline(token, args.kind, None, now)
     store.save_token(StoredToken(token, args.kind, obtained_at=now, expires_at=deadline))
@@ -162,11 +185,14 @@ def refuse_extra_login_arguments() -> int:
 
 def cmd_login(args: argparse.Namespace) -> int:
     """Log in through the browser, or store a pasted token (``--token``)."""
-    if isinstance(args.token, str):  # --token VALUE or --token=VALUE
-        _err(f"--token takes no value; {TOKEN_ON_COMMAND_LINE}")
-        return 2
+    for flag, value in (("--token", args.token), ("--analytics-token", args.analytics_token)):
+        if isinstance(value, str):  # --token VALUE or --token=VALUE
+            _err(f"{flag} takes no value; {TOKEN_ON_COMMAND_LINE}")
+            return 2
     store = CredentialStore()
     try:
+        if args.analytics_token:
+            return _login_analytics(store)
         return _login_pasted(args, store) if args.token else _login_browser(args, store)
     except (LoginError, CredentialStoreError) as exc:
         _err(str(exc))
@@ -228,6 +254,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  token   : {_describe_token(stored, token.fingerprint)}")
         assumed = " (assumed: issue time unknown)" if token.deadline_assumed else ""
         print(f"  expiry  : {describe_deadline(token.expires_at, now)}{assumed}")
+    if creds.analytics is not None:
+        analytics = creds.analytics
+        print(
+            f"  live    : Analytics Token {token_fingerprint(analytics.access_token)}, "
+            f"{describe_deadline(analytics.expires_at, now)} (live capture uses it)"
+        )
     if creds.app:
         print(f"  API app : key {creds.app.api_key}, redirect URI {creds.app.redirect_uri}")
     print(f"  store   : {store.path} (key from {store.key_source})")
@@ -276,6 +308,14 @@ def add_credential_commands(commands: argparse._SubParsersAction) -> None:
         const=True,
         default=False,
         help="read a token from standard input instead (never give it here)",
+    )
+    login.add_argument(
+        "--analytics-token",
+        nargs="?",
+        const=True,
+        default=False,
+        help="read the one-year Analytics Token from standard input and store it beside the "
+        "daily token, for live capture (never give it here)",
     )
     login.add_argument(
         "--kind", choices=TOKEN_KINDS, default="access", help="with --token: what the token is"

@@ -153,3 +153,60 @@ def token_with_deadline(
         deadline = deadline.replace(tzinfo=IST)
     token = ActiveToken(access_token, source, deadline, deadline_assumed=False)
     return check_deadline(token, margin=margin, now=now)
+
+
+ENV_ANALYTICS_TOKEN = "UPSTOX_ANALYTICS_TOKEN"
+ANALYTICS_FIX = (
+    "create a new Analytics Token on the Upstox Developer Apps page and store it with "
+    "`expirytrack login --analytics-token` (it reads the token from standard input)"
+)
+
+
+def analytics_token(
+    configured: str | None, credentials_dir: str | Path | None
+) -> ActiveToken | None:
+    """The Analytics Token for live data: ``configured`` (``UPSTOX_ANALYTICS_TOKEN``) first, else
+    the stored one; None when there is neither."""
+    if configured:
+        deadline = token_deadline(configured, "analytics", None, datetime.now(IST))
+        return ActiveToken(
+            configured, f"environment variable {ENV_ANALYTICS_TOKEN}", deadline, False
+        )
+    store = CredentialStore(credentials_dir)
+    if not store.exists():
+        return None
+    try:
+        stored = store.load().analytics
+    except CredentialStoreError as exc:
+        raise TokenExpired(f"{exc}") from None
+    if stored is None:
+        return None
+    source = f"stored Analytics Token ({store.path})"
+    return ActiveToken(stored.access_token, source, stored.expires_at, False, stored)
+
+
+def live_token_for_run(
+    configured_analytics: str | None,
+    configured_access: str | None,
+    *,
+    credentials_dir: str | Path | None,
+    base_url: str | None,
+    margin: timedelta = DEFAULT_MARGIN,
+    now: datetime | None = None,
+) -> ActiveToken:
+    """The token live capture uses: the Analytics Token when there is one (guarded by its own
+    expiry, about a year), else the daily token (guarded by its 03:30 IST deadline)."""
+    token = analytics_token(configured_analytics, credentials_dir)
+    if token is None:
+        return token_for_run(
+            configured_access,
+            credentials_dir=credentials_dir,
+            base_url=base_url,
+            margin=margin,
+            now=now,
+        )
+    now = now or datetime.now(IST)
+    name = f"the Upstox Analytics Token {token.fingerprint} from the {token.source}"
+    if token.expires_at is not None and token.expires_at - now <= margin:
+        raise TokenExpired(f"{name} {describe_deadline(token.expires_at, now)} — {ANALYTICS_FIX}")
+    return token

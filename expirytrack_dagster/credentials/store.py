@@ -69,10 +69,15 @@ class StoredToken:
 
 @dataclass(frozen=True)
 class Credentials:
-    """Everything the store holds; either part may be missing."""
+    """Everything the store holds; any part may be missing.
+
+    ``token`` is the daily login (expired-instrument data); ``analytics`` the one-year read-only
+    Analytics Token the live capture prefers (``expirytrack login --analytics-token``).
+    """
 
     app: AppCredentials | None = None
     token: StoredToken | None = None
+    analytics: StoredToken | None = None
 
 
 def default_credentials_dir() -> Path:
@@ -111,6 +116,8 @@ def _encode(creds: Credentials) -> bytes:
         return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(obj).items()}
 
     body = {"version": _FORMAT_VERSION, "app": row(creds.app), "token": row(creds.token)}
+    if creds.analytics is not None:  # absent otherwise: older versions read the file unchanged
+        body["analytics"] = row(creds.analytics)
     return json.dumps(body, separators=(",", ":")).encode()
 
 
@@ -119,14 +126,18 @@ def _decode(plain: bytes) -> Credentials:
     if body.get("version") != _FORMAT_VERSION:
         raise ValueError("unknown store version")
     app = AppCredentials(**body["app"]) if body.get("app") else None
-    token = None
-    if body.get("token"):
-        fields = dict(body["token"])
-        for name in ("obtained_at", "issued_at", "expires_at"):
-            if fields.get(name) is not None:
-                fields[name] = datetime.fromisoformat(fields[name])
-        token = StoredToken(**fields)
-    return Credentials(app=app, token=token)
+    token, analytics = _decode_token(body.get("token")), _decode_token(body.get("analytics"))
+    return Credentials(app=app, token=token, analytics=analytics)
+
+
+def _decode_token(row: Any) -> StoredToken | None:
+    if not row:
+        return None
+    fields = dict(row)
+    for name in ("obtained_at", "issued_at", "expires_at"):
+        if fields.get(name) is not None:
+            fields[name] = datetime.fromisoformat(fields[name])
+    return StoredToken(**fields)
 
 
 class CredentialStore:
@@ -238,6 +249,10 @@ class CredentialStore:
     def save_token(self, token: StoredToken) -> None:
         """Store ``token``, keeping the stored API app."""
         self.save(replace(self.load(), token=token))
+
+    def save_analytics_token(self, token: StoredToken) -> None:
+        """Store the Analytics Token beside the daily token (which stays)."""
+        self.save(replace(self.load(), analytics=token))
 
     def save_app(self, app: AppCredentials) -> None:
         """Store the API app, keeping the stored token."""
