@@ -19,11 +19,12 @@ from expirytrack_dagster.exports.selection import (
     resolve,
     rows_query,
 )
-from expirytrack_dagster.storage.database import open_connection
+from expirytrack_dagster.storage.database import connect, open_connection
 from expirytrack_dagster_tests.exports.conftest import (
     MONTHLY,
     WEEKLY,
     assert_same_rows,
+    build_export_database,
     expected_rows,
 )
 
@@ -65,6 +66,31 @@ def test_bars_start_at_the_session_open_and_skip_untraded_minutes(export_databas
     bar = frame[(frame["strike"] == 24600) & (frame["expiry"] == WEEKLY)].iloc[0]
     assert bar["volume"] == first["volume"].sum()
     assert bar["close"] == first["close"].iloc[-1]
+
+
+@pytest.mark.parametrize("interval", ["10minute", "day"])
+def test_a_special_session_has_bars_from_its_own_open(tmp_path: Path, interval: str) -> None:
+    # Muhurat trading 2024-11-01 opened at 18:00 IST: 10-minute bars start 18:00, 18:10, ... (at
+    # 09:15 alignment they would start 17:55), and the day bar opens at 18:00.
+    database = build_export_database(tmp_path / "muhurat.duckdb")
+    with connect(database) as db:
+        db.execute(
+            """
+            INSERT INTO main.candles BY NAME
+            SELECT k.partition_key, k.expired_instrument_key, '1minute' AS "interval",
+                   TIMESTAMPTZ '2024-11-01 18:00:00+05:30' + to_minutes(m) AS "timestamp",
+                   100.0 + m AS open, 101.0 + m AS high, 99.0 + m AS low, 100.5 + m AS close,
+                   75 * (m + 1) AS volume, 7500 + 75 * m AS open_interest
+            FROM main.contracts k, range(0, 60) AS t(m)
+            WHERE k.instrument_type = 'FUT'
+            """
+        )
+    where = "k.instrument_type = 'FUT' AND c.\"timestamp\" < TIMESTAMPTZ '2025-01-01 00:00+05:30'"
+    selection = Selection(("NIFTY",), types=("FUT",), end=date(2024, 12, 31), interval=interval)
+    frame, total, _ = stream(database, selection)
+    assert total == len(frame)
+    assert frame["timestamp"].iloc[0] == pd.Timestamp("2024-11-01 18:00", tz="Asia/Kolkata")
+    assert_same_rows(frame, expected_rows(database, interval, where))
 
 
 def test_rows_come_contract_by_contract_in_the_documented_order(export_database: Path) -> None:
