@@ -560,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
     from expirytrack_dagster.exports.cli import add_export_command
 
     add_export_command(commands)
+    from expirytrack_dagster.explorer.cli import add_explore_command
+
+    add_explore_command(commands)
     return parser
 
 
@@ -568,6 +571,11 @@ def main(argv: list[str] | None = None) -> int:
     from expirytrack_dagster.runs import EXIT_INTERRUPTED, StoppedAtOnce
     from expirytrack_dagster.settings import SettingsError
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["oi", "live"]:  # beside `expirytrack oi SYMBOL EXPIRY --at …`
+        from expirytrack_dagster.live.cli import main as live_main
+
+        return live_main(argv[2:])
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:

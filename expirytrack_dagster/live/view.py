@@ -1,0 +1,157 @@
+"""The live OI tracker view over stored snapshots: ATM ± N strikes, OI change over 3–30 minutes.
+
+The definitions are the research layer's (``research.oi``), applied to snapshots instead of
+candles. The view stands at the newest capture minute ``M`` at or before the requested moment.
+For a window of ``w`` minutes the earlier OI is that of the newest snapshot at or before
+``M − w`` in the same session (NaN when there is none: the capture had not started); change =
+OI at ``M`` − earlier OI, in % of the earlier OI. ATM is the listed strike nearest Upstox's
+``underlying_spot`` (a tie goes to the lower strike). PCR is Σ PE OI / Σ CE OI over the whole
+chain at ``M``; max pain is ``research.oi.max_pain`` of the chain at ``M``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from expirytrack_dagster.calendar import IST
+from expirytrack_dagster.live.store import SNAPSHOT_TABLE, connect, session_file
+from expirytrack_dagster.research.oi import TRACKER_WINDOWS, max_pain
+
+_COLUMNS = "captured_at, expiry, strike_price, option_type, instrument_key, oi, ltp, iv"
+
+
+class LiveViewError(Exception):
+    """Nothing to show (no snapshot file, underlying or expiry); the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class LiveTracker:
+    """One frame of the tracker: the rows and what the header shows."""
+
+    symbol: str
+    expiry: date
+    minute: datetime  # the newest capture minute shown
+    atm_strike: float
+    spot: float
+    pcr: float
+    max_pain: float
+    rows: pd.DataFrame  # strike, option_type, oi, ltp, iv, is_atm, oi_chg_{w}m, oi_chg_pct_{w}m
+    windows: tuple[int, ...]
+
+
+def read_history(
+    live_dir: str | Path, symbol: str, at: datetime, expiry: date | None = None
+) -> pd.DataFrame:
+    """The day's snapshots of ``symbol`` (one ``expiry``, default the nearest stored) up to ``at``."""
+    at = at.astimezone(IST)
+    path = session_file(live_dir, at.date())
+    if not path.exists():
+        raise LiveViewError(f"no live snapshots for {at:%Y-%m-%d} ({path} does not exist)")
+    with connect(path, read_only=True) as conn:
+        if expiry is None:
+            found = conn.execute(
+                f"SELECT min(expiry) FROM {SNAPSHOT_TABLE} WHERE underlying_symbol = ? "
+                "AND captured_at <= ?",
+                [symbol, at],
+            ).fetchone()
+            if found is None or found[0] is None:
+                raise LiveViewError(f"no snapshots of {symbol} on {at:%Y-%m-%d} by {at:%H:%M}")
+            expiry = found[0]
+        frame = conn.execute(
+            f"SELECT {_COLUMNS}, underlying_spot FROM {SNAPSHOT_TABLE} "
+            "WHERE underlying_symbol = ? AND expiry = ? AND captured_at <= ? ORDER BY captured_at",
+            [symbol, expiry, at],
+        ).df()
+    if frame.empty:
+        raise LiveViewError(f"no snapshots of {symbol} {expiry} on {at:%Y-%m-%d} by {at:%H:%M}")
+    return frame
+
+
+def tracker(
+    history: pd.DataFrame,
+    symbol: str,
+    strikes_around_atm: int = 3,
+    windows: Sequence[int] = TRACKER_WINDOWS,
+) -> LiveTracker:
+    """The tracker at the newest minute of ``history`` (rows of one underlying and expiry)."""
+    stamps = pd.DatetimeIndex(history["captured_at"]).tz_convert(IST).as_unit("ns")
+    minutes = np.unique(stamps.asi8)
+    newest = minutes[-1]
+    now_rows = history[stamps.asi8 == newest].set_index("instrument_key")
+    spot = float(now_rows["underlying_spot"].iloc[0])
+    listed = np.unique(now_rows["strike_price"].to_numpy(dtype=float))
+    atm = float(listed[np.argmin(np.abs(listed - spot))])  # argmin: a tie goes to the lower
+    position = int(np.searchsorted(listed, atm))
+    shown = listed[max(0, position - strikes_around_atm) : position + strikes_around_atm + 1]
+    chain = now_rows.rename(columns={"strike_price": "strike"})
+    oi = chain["oi"].astype(float)
+    calls, puts = oi[chain["option_type"] == "CE"].sum(), oi[chain["option_type"] == "PE"].sum()
+    rows = chain[chain["strike"].isin(shown)][["strike", "option_type", "oi", "ltp", "iv"]].copy()
+    rows["oi"] = rows["oi"].astype(float)
+    rows["is_atm"] = rows["strike"] == atm
+    for w in windows:
+        earlier = minutes[minutes <= newest - w * 60 * 1_000_000_000]
+        if earlier.size:
+            then_rows = history[stamps.asi8 == earlier[-1]].set_index("instrument_key")
+            then = then_rows["oi"].astype(float).reindex(rows.index)
+        else:
+            then = pd.Series(np.nan, index=rows.index)
+        change = rows["oi"] - then
+        rows[f"oi_chg_{w}m"] = change
+        rows[f"oi_chg_pct_{w}m"] = np.where(then != 0, 100.0 * change / then, np.nan)
+    rows = rows.sort_values(["strike", "option_type"]).reset_index()
+    return LiveTracker(
+        symbol=symbol,
+        expiry=pd.Timestamp(history["expiry"].iloc[0]).date(),
+        minute=pd.Timestamp(newest, tz="UTC").tz_convert(IST).to_pydatetime(),
+        atm_strike=atm,
+        spot=spot,
+        pcr=float(puts / calls) if calls > 0 else math.nan,
+        max_pain=max_pain(chain.reset_index()),
+        rows=rows,
+        windows=tuple(windows),
+    )
+
+
+def _num(value: float, digits: int = 0) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:,.{digits}f}"
+
+
+def _chg(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:+,.0f}"
+
+
+def _pct(value: float) -> str:
+    return "-" if not math.isfinite(value) else f"{value:+.2f}%"
+
+
+def format_tracker(view: LiveTracker, now: datetime) -> str:
+    """The terminal frame: header (PCR, max pain, age of the newest snapshot), then one row per
+    contract with OI, LTP, IV and the OI change per window; the ATM strike marked ``*``."""
+    age = max(0, int((now - view.minute).total_seconds()))
+    lines = [
+        f"{view.symbol} {view.expiry}  live  {view.minute:%Y-%m-%d %H:%M} IST  "
+        f"(snapshot {age // 60}m {age % 60:02d}s old)",
+        f"spot {_num(view.spot, 2)}   ATM {_num(view.atm_strike)}   PCR (chain) "
+        f"{_num(view.pcr, 2)}   max pain {_num(view.max_pain)}",
+        f"{'Strike':>9} {'Type':<5} {'OI':>12} {'LTP':>9} {'IV%':>6}"
+        + "".join(f" {f'{w}m chg':>10} {f'{w}m %':>8}" for w in view.windows),
+    ]
+    for row in view.rows.itertuples(index=False):
+        mark = "*" if row.is_atm else " "
+        text = (
+            f"{_num(row.strike):>9} {row.option_type + mark:<5} {_num(row.oi):>12} "
+            f"{_num(row.ltp, 2):>9} {_num(row.iv, 1):>6}"
+        )
+        for w in view.windows:
+            text += f" {_chg(getattr(row, f'oi_chg_{w}m')):>10} {_pct(getattr(row, f'oi_chg_pct_{w}m')):>8}"
+        lines.append(text)
+    lines.append("* ATM strike; OI change vs the newest snapshot at or before N minutes earlier")
+    return "\n".join(line.rstrip() for line in lines)
