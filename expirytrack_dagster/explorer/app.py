@@ -1,0 +1,141 @@
+"""The explorer's web app: one Starlette route per page, Jinja2 templates, static charting files.
+
+Starlette because the sandbox already uses it (no second framework); pages are rendered on the
+server and every state is in the query string, so a view is a bookmarkable URL. The only
+JavaScript is TradingView's lightweight-charts (served from ``static/``, no CDN) and the small
+``static/explorer.js`` that draws its charts and moves the chain's time slider.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from expirytrack_dagster.explorer import data
+from expirytrack_dagster.explorer.database import Reader
+from expirytrack_dagster.research.api import ResearchError
+from expirytrack_dagster.storage.database import DatabaseLocked
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+
+
+def _number(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+def _signed(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:+,.0f}"
+
+
+templates.env.filters["number"] = _number
+templates.env.filters["signed"] = _signed
+
+
+def create_app(database: Path) -> Starlette:
+    """The explorer over the DuckDB file ``database`` (opened read-only for each request)."""
+    reader = Reader(database)
+
+    def page(template: str, build: Any) -> Any:
+        async def endpoint(request: Request) -> Response:
+            params = dict(request.query_params)
+            started = time.perf_counter()
+            try:
+                with reader.read() as reading:
+                    context = build(reading.connection, params)
+                    context["partitions"] = data.partitions(reading.connection)
+                    synthetic, snapshot = reading.synthetic, reading.snapshot_taken
+            except (ResearchError, ValueError, KeyError, DatabaseLocked) as exc:
+                message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                context = {
+                    "message": message,
+                    "page": template,
+                    "params": params,
+                    "partitions": [],
+                    "server_ms": round(1000 * (time.perf_counter() - started)),
+                }
+                return templates.TemplateResponse(request, "error.html", context, status_code=400)
+            context.update(
+                {
+                    "page": template,
+                    "params": params,
+                    "synthetic": synthetic,
+                    "snapshot": datetime.fromtimestamp(snapshot).strftime("%H:%M:%S")
+                    if snapshot
+                    else None,
+                    "server_ms": round(1000 * (time.perf_counter() - started)),
+                }
+            )
+            return templates.TemplateResponse(request, f"{template}.html", context)
+
+        return endpoint
+
+    def underlying(params: dict[str, str]) -> tuple[str, str]:
+        try:
+            return params["underlying"], params["expiry"]
+        except KeyError:
+            raise ResearchError("choose an underlying and expiry (from the list above)") from None
+
+    def chain(db: Any, params: dict[str, str]) -> dict[str, Any]:
+        return data.chain_page(db, *underlying(params), params.get("at"))
+
+    def chart(db: Any, params: dict[str, str]) -> dict[str, Any]:
+        if "contract" not in params:
+            raise ResearchError("choose a contract")
+        return data.chart_page(
+            db, params["contract"], params.get("interval", "1minute"), params.get("overlay") == "1"
+        )
+
+    def oi(db: Any, params: dict[str, str]) -> dict[str, Any]:
+        side = params.get("side", "all")
+        if side not in ("all", "CE", "PE"):
+            raise ResearchError("side must be all, CE or PE")
+        return data.oi_page(db, *underlying(params), params.get("at"), side)
+
+    def tracker(db: Any, params: dict[str, str]) -> dict[str, Any]:
+        strikes = int(params.get("strikes", "3"))
+        return data.tracker_page(db, *underlying(params), params.get("at"), strikes)
+
+    def coverage(db: Any, params: dict[str, str]) -> dict[str, Any]:
+        return data.coverage_page(db)
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/coverage")
+
+    async def favicon(request: Request) -> Response:
+        return HTMLResponse("", status_code=204)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        reader.close()
+
+    app = Starlette(
+        routes=[
+            Route("/", home),
+            Route("/favicon.ico", favicon),
+            Route("/chain", page("chain", chain)),
+            Route("/chart", page("chart", chart)),
+            Route("/oi", page("oi", oi)),
+            Route("/tracker", page("tracker", tracker)),
+            Route("/coverage", page("coverage", coverage)),
+            Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
+        ],
+        lifespan=lifespan,
+    )
+    return app

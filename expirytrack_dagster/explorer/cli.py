@@ -1,0 +1,35 @@
+"""The ``expirytrack explore`` command: serve the explorer over a collected database."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    """Serve the explorer until Ctrl-C."""
+    from expirytrack_dagster.explorer.server import serve
+    from expirytrack_dagster.research.api import default_database
+
+    database = Path(args.database) if args.database else default_database()
+    if not database.exists():
+        print(f"no database at {database}: collect data first (`expirytrack demo` for the sandbox)")
+        return 1
+    serve(database, args.port)
+    return 0
+
+
+def add_explore_command(commands: argparse._SubParsersAction) -> None:
+    """Register ``expirytrack explore [--port 8050] [--database PATH]``."""
+    explore = commands.add_parser(
+        "explore",
+        help="serve the explorer (option chain, charts, OI analysis, coverage) on 127.0.0.1",
+        description="Read-only web pages over the research API: option chain with a time "
+        "slider, contract charts, OI analysis, OI tracker and coverage. Never blocks a "
+        "collection run (reads a snapshot copy while a writer holds the database).",
+    )
+    explore.add_argument("--port", type=int, default=8050, help="port on 127.0.0.1 (default 8050)")
+    explore.add_argument(
+        "--database", default=None, help="DuckDB file (default: the settings' database)"
+    )
+    explore.set_defaults(func=cmd_explore)

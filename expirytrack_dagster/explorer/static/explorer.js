@@ -1,0 +1,99 @@
+// The explorer's only hand-written script: the partition picker, the chain's time slider, and
+// the charts (TradingView lightweight-charts, served from this folder).
+"use strict";
+
+function go(changes) {
+  const url = new URL(window.location.href);
+  for (const [name, value] of Object.entries(changes)) url.searchParams.set(name, value);
+  window.location.assign(url.toString());
+}
+
+function pad(n) { return String(n).padStart(2, "0"); }
+
+function minuteAfter(open, minutes) {
+  // open is "YYYY-MM-DD HH:MM" IST; the session never crosses midnight.
+  const [day, clock] = open.split(" ");
+  const [h, m] = clock.split(":").map(Number);
+  const total = h * 60 + m + minutes;
+  return `${day} ${pad(Math.floor(total / 60))}:${pad(total % 60)}`;
+}
+
+function readJson(id) {
+  const node = document.getElementById(id);
+  return node ? JSON.parse(node.textContent) : null;
+}
+
+function newChart(id, height) {
+  const node = document.getElementById(id);
+  return LightweightCharts.createChart(node, {
+    height: height,
+    width: node.clientWidth,
+    timeScale: { timeVisible: true, secondsVisible: false },
+    crosshair: { mode: 0 },
+    leftPriceScale: { visible: false },
+  });
+}
+
+function points(series, field) {
+  const out = [];
+  for (let i = 0; i < series.time.length; i++) {
+    if (series[field][i] !== null) out.push({ time: series.time[i], value: series[field][i] });
+  }
+  return out;
+}
+
+function drawContract(data) {
+  const bars = data.bars;
+  const price = newChart("price-chart", 420);
+  const candles = price.addCandlestickSeries();
+  candles.setData(bars.time.map((t, i) => ({
+    time: t, open: bars.open[i], high: bars.high[i], low: bars.low[i], close: bars.close[i],
+  })));
+  const volume = price.addHistogramSeries({ priceScaleId: "volume", color: "#90a4ae" });
+  price.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+  volume.setData(points(bars, "volume"));
+  if (data.overlay) {
+    price.applyOptions({ leftPriceScale: { visible: true } });
+    const future = price.addLineSeries({ priceScaleId: "left", color: "#ff9800", lineWidth: 1 });
+    future.setData(points(data.overlay, "close"));
+  }
+  const oi = newChart("oi-chart", 160);
+  oi.addLineSeries({ color: "#3f51b5" }).setData(points(bars, "oi"));
+  price.timeScale().fitContent();
+  oi.timeScale().fitContent();
+  price.timeScale().subscribeVisibleLogicalRangeChange((range) => {
+    if (range) oi.timeScale().setVisibleLogicalRange(range);
+  });
+}
+
+function drawLife(life) {
+  const chart = newChart("life-chart", 220);
+  chart.applyOptions({ leftPriceScale: { visible: true }, timeScale: { timeVisible: false } });
+  chart.addLineSeries({ color: "#3f51b5", title: "PCR" }).setData(points(life, "pcr_oi"));
+  chart.addLineSeries({ priceScaleId: "left", color: "#e91e63", title: "max pain" })
+    .setData(points(life, "max_pain"));
+  chart.addLineSeries({ priceScaleId: "left", color: "#ff9800", title: "future" })
+    .setData(points(life, "future_close"));
+  chart.timeScale().fitContent();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const picker = document.getElementById("partition-picker");
+  if (picker) {
+    picker.addEventListener("change", () => {
+      const [underlying, expiry] = picker.value.split("|");
+      const page = ["/chain", "/oi", "/tracker"].includes(location.pathname) ? location.pathname : "/chain";
+      window.location.assign(`${page}?underlying=${encodeURIComponent(underlying)}&expiry=${expiry}`);
+    });
+  }
+  const slider = document.getElementById("minute");
+  if (slider) {
+    slider.addEventListener("change", () => {
+      go({ at: minuteAfter(slider.dataset.open, Number(slider.value)) });
+    });
+  }
+  const contract = readJson("chart-data");
+  if (contract) drawContract(contract);
+  const life = readJson("life-data");
+  if (life) drawLife(life);
+});
