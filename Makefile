@@ -39,8 +39,11 @@ format: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/dagster definitions validate -w workspace.yaml
 
-## The Dagster UI and daemon (sensors, backfills, run queue) on the project's DAGSTER_HOME.
+## The Dagster UI and daemon (sensors, backfills, run queue) on the project's DAGSTER_HOME,
+## and beside them the explorer (read-only pages over the data) on http://127.0.0.1:8050/.
 dev: $(STAMP)
+	$(BIN)/expirytrack explore --port 8050 & explorer=$$!; \
+	trap 'kill $$explorer 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/expirytrack dev
 
 ## The Upstox sandbox alone, for poking at it with curl or a notebook.
