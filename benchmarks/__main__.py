@@ -2,6 +2,7 @@
 
 from benchmarks import (
     bench_export,
+    bench_live,
     bench_pipeline,
     bench_quality,
     bench_rate_limit,
@@ -25,3 +26,5 @@ if __name__ == "__main__":
     bench_research.main([])
     print("\n== exports: >= 20M candles to Parquet and CSV beside a bare DuckDB COPY ==")
     bench_export.main([])
+    print("\n== live OI capture: per-minute cost, tracker view on a full day ==")
+    bench_live.main([])

@@ -101,30 +101,30 @@ class SnapshotStore:
         A chain already logged for that minute is skipped (a retried write stores nothing twice).
         """
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        stored = 0
         with connect(self.path) as conn:
             conn.execute(_schema())
             conn.execute("BEGIN")
-            for symbol, expiry, frame in frames:
-                done = conn.execute(
-                    f"SELECT 1 FROM {LOG_TABLE} WHERE captured_at = ? AND underlying_symbol = ? "
-                    "AND expiry = ?",
-                    [minute, symbol, expiry],
-                ).fetchone()
-                if done:
-                    continue
-                conn.register("chain_frame", frame)
+            logged = {
+                (symbol, expiry)
+                for symbol, expiry in conn.execute(
+                    f"SELECT underlying_symbol, expiry FROM {LOG_TABLE} WHERE captured_at = ?",
+                    [minute],
+                ).fetchall()
+            }
+            new = [(s, e, f) for s, e, f in frames if (s, e) not in logged]
+            if new:
+                chains = pd.concat([f for _, _, f in new], ignore_index=True)
+                conn.register("chain_frame", chains)
                 conn.execute(
                     f"INSERT INTO {SNAPSHOT_TABLE} SELECT * FROM chain_frame ON CONFLICT DO NOTHING"
                 )
                 conn.unregister("chain_frame")
-                conn.execute(
+                conn.executemany(
                     f"INSERT INTO {LOG_TABLE} VALUES (?, ?, ?, ?)",
-                    [minute, symbol, expiry, len(frame)],
+                    [[minute, s, e, len(f)] for s, e, f in new],
                 )
-                stored += len(frame)
             conn.execute("COMMIT")
-        return stored
+        return sum(len(f) for _, _, f in new)
 
     def snapshots(self) -> pd.DataFrame:
         """Every stored row of the day, ordered by minute, underlying, expiry, strike, type."""

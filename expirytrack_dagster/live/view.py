@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from expirytrack_dagster.calendar import IST
-from expirytrack_dagster.live.store import SNAPSHOT_TABLE, connect, session_file
+from expirytrack_dagster.live.store import LOG_TABLE, SNAPSHOT_TABLE, connect, session_file
 from expirytrack_dagster.research.oi import TRACKER_WINDOWS, max_pain
 
 _COLUMNS = "captured_at, expiry, strike_price, option_type, instrument_key, oi, ltp, iv"
@@ -47,31 +47,47 @@ class LiveTracker:
 
 
 def read_history(
-    live_dir: str | Path, symbol: str, at: datetime, expiry: date | None = None
+    live_dir: str | Path,
+    symbol: str,
+    at: datetime,
+    expiry: date | None = None,
+    windows: Sequence[int] = TRACKER_WINDOWS,
 ) -> pd.DataFrame:
-    """The day's snapshots of ``symbol`` (one ``expiry``, default the nearest stored) up to ``at``."""
+    """The snapshots the tracker needs: ``symbol``'s chain (one ``expiry``, default the nearest
+    stored) at the newest capture minute at or before ``at`` and, per window ``w``, at the newest
+    one at or before ``w`` minutes earlier. Minutes come from the small ``capture_log``, so only
+    those few chains are read, however long the day's file is."""
     at = at.astimezone(IST)
     path = session_file(live_dir, at.date())
     if not path.exists():
         raise LiveViewError(f"no live snapshots for {at:%Y-%m-%d} ({path} does not exist)")
     with connect(path, read_only=True) as conn:
-        if expiry is None:
-            found = conn.execute(
-                f"SELECT min(expiry) FROM {SNAPSHOT_TABLE} WHERE underlying_symbol = ? "
-                "AND captured_at <= ?",
-                [symbol, at],
-            ).fetchone()
-            if found is None or found[0] is None:
-                raise LiveViewError(f"no snapshots of {symbol} on {at:%Y-%m-%d} by {at:%H:%M}")
-            expiry = found[0]
-        frame = conn.execute(
+        logged = conn.execute(
+            f"SELECT expiry, captured_at FROM {LOG_TABLE} WHERE underlying_symbol = ? "
+            "AND captured_at <= ? ORDER BY expiry, captured_at",
+            [symbol, at],
+        ).fetchall()
+        if expiry is None and logged:
+            expiry = logged[0][0]
+        stamps = [pd.Timestamp(a).value for e, a in logged if e == expiry]
+        if not stamps:
+            what = f"{symbol} {expiry}" if expiry else symbol
+            raise LiveViewError(f"no snapshots of {what} on {at:%Y-%m-%d} by {at:%H:%M}")
+        minutes = np.asarray(stamps, dtype=np.int64)
+        newest = int(minutes[-1])
+        needed = {newest}
+        for w in windows:
+            earlier = minutes[minutes <= newest - w * 60 * 1_000_000_000]
+            if earlier.size:
+                needed.add(int(earlier[-1]))
+        wanted = [pd.Timestamp(n, tz="UTC").to_pydatetime() for n in sorted(needed)]
+        marks = ", ".join("?" for _ in wanted)
+        return conn.execute(
             f"SELECT {_COLUMNS}, underlying_spot FROM {SNAPSHOT_TABLE} "
-            "WHERE underlying_symbol = ? AND expiry = ? AND captured_at <= ? ORDER BY captured_at",
-            [symbol, expiry, at],
+            f"WHERE underlying_symbol = ? AND expiry = ? AND captured_at IN ({marks}) "
+            "AND captured_at BETWEEN ? AND ? ORDER BY captured_at",  # the range prunes row groups
+            [symbol, expiry, *wanted, wanted[0], wanted[-1]],
         ).df()
-    if frame.empty:
-        raise LiveViewError(f"no snapshots of {symbol} {expiry} on {at:%Y-%m-%d} by {at:%H:%M}")
-    return frame
 
 
 def tracker(

@@ -100,7 +100,7 @@ def parse_option_chain(
     if not isinstance(data, Sequence) or isinstance(data, str | bytes):
         raise MalformedResponse(f"{what}: expected a list of strikes")
     minute = capture_minute(captured_at)
-    rows: list[dict[str, Any]] = []
+    columns: dict[str, list[Any]] = {name: [] for name in SNAPSHOT_COLUMNS if name != "captured_at"}
     for strike_row in data:
         if not isinstance(strike_row, Mapping):
             raise MalformedResponse(f"{what}: a strike is not an object")
@@ -112,17 +112,8 @@ def parse_option_chain(
             expiry = date.fromisoformat(raw_expiry)
         except ValueError:
             raise MalformedResponse(f"{what}: expiry {raw_expiry!r} is not a date") from None
-        common = {
-            "captured_at": minute,
-            "underlying_symbol": underlying_symbol,
-            "underlying_key": strike_row.get("underlying_key"),
-            "expiry": expiry,
-            "strike_price": strike,
-            "underlying_spot": _number(
-                strike_row.get("underlying_spot_price"), "underlying_spot_price", what
-            ),
-            "pcr": _number(strike_row.get("pcr"), "pcr", what),
-        }
+        spot = _number(strike_row.get("underlying_spot_price"), "underlying_spot_price", what)
+        pcr = _number(strike_row.get("pcr"), "pcr", what)
         for option_type, leg_name in (("CE", "call_options"), ("PE", "put_options")):
             leg = strike_row.get(leg_name)
             if leg is None:
@@ -131,17 +122,32 @@ def parse_option_chain(
                 raise MalformedResponse(f"{what}: {leg_name} at {strike:g} has no instrument_key")
             market = leg.get("market_data") or {}
             greeks = leg.get("option_greeks") or {}
-            row = {**common, "option_type": option_type, "instrument_key": leg["instrument_key"]}
+            columns["underlying_symbol"].append(underlying_symbol)
+            columns["underlying_key"].append(strike_row.get("underlying_key"))
+            columns["expiry"].append(expiry)
+            columns["strike_price"].append(strike)
+            columns["option_type"].append(option_type)
+            columns["instrument_key"].append(leg["instrument_key"])
             for name in _MARKET_FLOATS:
-                row[name] = _number(market.get(name), name, what)
+                columns[name].append(_number(market.get(name), name, what))
             for name in _MARKET_INTS:
-                row[name] = _whole(market.get(name), name, what)
+                columns[name].append(_whole(market.get(name), name, what))
             for name in _GREEKS:
-                row[name] = _number(greeks.get(name), name, what)
-            rows.append(row)
-    frame = pd.DataFrame(rows, columns=list(SNAPSHOT_COLUMNS))
-    frame = frame.astype({k: v for k, v in SNAPSHOT_COLUMNS.items() if k != "captured_at"})
-    frame["captured_at"] = pd.to_datetime(frame["captured_at"], utc=True).dt.tz_convert(IST)
+                columns[name].append(_number(greeks.get(name), name, what))
+            columns["underlying_spot"].append(spot)
+            columns["pcr"].append(pcr)
+    size = len(columns["expiry"])
+    frame = pd.DataFrame(
+        {
+            "captured_at": pd.DatetimeIndex([minute] * size, tz=IST).as_unit("ns"),
+            **{
+                name: pd.array(values, dtype=SNAPSHOT_COLUMNS[name])
+                if SNAPSHOT_COLUMNS[name] != "object"
+                else values
+                for name, values in columns.items()
+            },
+        }
+    )
     return frame.sort_values(["strike_price", "option_type"], kind="stable", ignore_index=True)
 
 

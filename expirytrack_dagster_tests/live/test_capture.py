@@ -1,4 +1,4 @@
-"""The capture loop against the in-process sandbox, its live clock running 100x real time."""
+"""The capture loop against the in-process sandbox, on virtual time (a stepped clock)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from expirytrack_dagster.calendar import IST, session_for
 from expirytrack_dagster.instruments import Underlying
 from expirytrack_dagster.live.capture import CaptureReport, capture_minutes, capture_session
-from expirytrack_dagster.live.clock import SessionClock
+from expirytrack_dagster.live.clock import SteppedClock
 from expirytrack_dagster.live.store import SnapshotStore
 from expirytrack_dagster.sandbox import SandboxConfig, run_sandbox
 from expirytrack_dagster.sandbox.faults import FaultConfig
@@ -19,7 +19,6 @@ from expirytrack_dagster.upstox.resilience import RetryPolicy
 
 DAY = date(2026, 11, 20)
 NIFTY = Underlying("NIFTY", "NSE_INDEX|Nifty 50")
-SPEED = 100.0  # a session minute every 0.6 s
 
 
 def _at(hh: int, mm: int) -> datetime:
@@ -29,11 +28,9 @@ def _at(hh: int, mm: int) -> datetime:
 def test_restart_and_outage_lose_nothing_else_and_store_nothing_twice(tmp_path: Path) -> None:
     store = SnapshotStore(tmp_path / "live", DAY)
     with run_sandbox(SandboxConfig(today=DAY), in_process=True) as sb:
-        sb.state.live.clock.set(_at(15, 19), speed=0)  # warm the model's caches first
-        for expiry in sb.state.live.current_expiries("NIFTY")[:2]:
-            sb.state.live.option_chain("NIFTY", expiry)
-        sb.state.live.clock.set(_at(15, 19), speed=SPEED)
-        clock = SessionClock(now=sb.state.live.clock.now, speed=SPEED)
+        live = sb.state.live
+        live.clock.set(_at(15, 19), speed=0)
+        clock = SteppedClock(live.clock.now, lambda moment: live.clock.set(moment, speed=0))
         settings = ClientSettings(
             state_dir=tmp_path / "state",
             retry=RetryPolicy(max_attempts=1, circuit_failures=1000),
@@ -50,17 +47,17 @@ def test_restart_and_outage_lose_nothing_else_and_store_nothing_twice(tmp_path: 
                 capture_session(client, store, [NIFTY], clock=clock, report=first)
             )
             while first.chains_stored < 2 * 3:  # 15:19 … 15:21 stored, then the run dies
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0)
             task.cancel()
             second = CaptureReport(DAY)
             task = asyncio.create_task(
                 capture_session(client, store, [NIFTY], clock=clock, report=second)
             )
             while clock.now() < _at(15, 25) + timedelta(seconds=30):
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0)
             sb.set_faults(FaultConfig(server_error=1.0, only_paths=("/v2/option/chain",)))
             while clock.now() < _at(15, 28) + timedelta(seconds=30):
-                await asyncio.sleep(0.005)
+                await asyncio.sleep(0)
             sb.set_faults(FaultConfig())
             await task
             return first, second

@@ -10,7 +10,7 @@ from dagster import DagsterInstance, RunRequest, SkipReason, materialize
 from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.definitions import build_definitions
 from expirytrack_dagster.live.assets import oi_snapshots
-from expirytrack_dagster.live.clock import SessionClock
+from expirytrack_dagster.live.clock import SteppedClock
 from expirytrack_dagster.live.schedules import session_run_request
 from expirytrack_dagster.live.store import SnapshotStore
 from expirytrack_dagster.sandbox import SandboxConfig, run_sandbox
@@ -25,9 +25,6 @@ def test_a_run_captures_the_rest_of_the_session_into_its_own_file(tmp_path: Path
     with run_sandbox(SandboxConfig(today=DAY), in_process=True) as sb:
         live = sb.state.live
         live.clock.set(datetime(2026, 11, 20, 15, 26, tzinfo=IST), speed=0)
-        for expiry in live.current_expiries("NIFTY")[:2]:
-            live.option_chain("NIFTY", expiry)  # warm the model before the clock runs
-        live.clock.set(datetime(2026, 11, 20, 15, 26, tzinfo=IST), speed=100)
         result = materialize(
             [oi_snapshots],
             partition_key=DAY.isoformat(),
@@ -40,7 +37,7 @@ def test_a_run_captures_the_rest_of_the_session_into_its_own_file(tmp_path: Path
                     max_attempts=1,
                 ),
                 "collection": CollectionSettings(database=str(database)),
-                "live_clock": SessionClock(now=live.clock.now, speed=100),
+                "live_clock": SteppedClock(live.clock.now, lambda m: live.clock.set(m, speed=0)),
             },
             run_config={"ops": {"oi_snapshots": {"config": {"underlyings": ["NIFTY"]}}}},
         )
