@@ -180,6 +180,10 @@ def _human_bytes(size: float) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Collect a handful of partitions through real Dagster runs and print a summary."""
+    if args.live:
+        from expirytrack_dagster.live.demo import run_live_demo
+
+        return run_live_demo()
     started = time.monotonic()
     symbols = _watched([s.strip() for s in args.underlyings.split(",") if s.strip()])
     home = _dagster_home()
@@ -506,6 +510,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--per-underlying", type=_positive_int, default=1, help="latest N expiries each"
+    )
+    demo.add_argument(
+        "--live",
+        action="store_true",
+        help="instead: the live OI capture and tracker against the sandbox, 20x real time",
     )
     demo.set_defaults(func=cmd_demo)
     for name, func, text in (

@@ -130,7 +130,7 @@ async def _capture_minute(
     if not todo:
         return
     if clock.now() >= minute + MINUTE:  # past before this run could ask: stays missing
-        _missed(report, minute, todo, "not captured in its minute")
+        _missed(report, minute, todo, "not captured in its minute", quiet=True)
         return
     await clock.sleep_until(minute)
     answers = await asyncio.gather(
@@ -162,8 +162,17 @@ async def _capture_minute(
         done.update((minute, symbol, expiry) for symbol, expiry, _ in frames)
 
 
-def _missed(report: CaptureReport, minute: datetime, targets: Sequence[Target], why: str) -> None:
+def _missed(
+    report: CaptureReport,
+    minute: datetime,
+    targets: Sequence[Target],
+    why: str,
+    *,
+    quiet: bool = False,
+) -> None:
     report.chains_missed += len(targets)
     for t in targets:
         report.missed.append(f"{minute:%H:%M} {t.underlying.symbol} {t.expiry}: {why}")
-    log.warning("live capture missed %s at %s: %s", len(targets), f"{minute:%H:%M}", why)
+    # Minutes already past when a run starts are counted, not shouted about one by one.
+    level = logging.DEBUG if quiet else logging.WARNING
+    log.log(level, "live capture missed %s at %s: %s", len(targets), f"{minute:%H:%M}", why)
