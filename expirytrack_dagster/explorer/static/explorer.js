@@ -25,10 +25,12 @@ function readJson(id) {
 
 function newChart(id, height) {
   const node = document.getElementById(id);
+  node.style.height = `${height}px`;
   return LightweightCharts.createChart(node, {
-    height: height,
-    width: node.clientWidth,
+    autoSize: true,
     timeScale: { timeVisible: true, secondsVisible: false },
+    // One width for every chart's scales, so stacked panes line up bar for bar.
+    rightPriceScale: { minimumWidth: 90 },
     crosshair: { mode: 0 },
     leftPriceScale: { visible: false },
   });
@@ -45,6 +47,7 @@ function points(series, field) {
 function drawContract(data) {
   const bars = data.bars;
   const price = newChart("price-chart", 420);
+  const oi = newChart("oi-chart", 160);
   const candles = price.addCandlestickSeries();
   candles.setData(bars.time.map((t, i) => ({
     time: t, open: bars.open[i], high: bars.high[i], low: bars.low[i], close: bars.close[i],
@@ -53,11 +56,11 @@ function drawContract(data) {
   price.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
   volume.setData(points(bars, "volume"));
   if (data.overlay) {
-    price.applyOptions({ leftPriceScale: { visible: true } });
+    price.applyOptions({ leftPriceScale: { visible: true, minimumWidth: 90 } });
+    oi.applyOptions({ leftPriceScale: { visible: true, minimumWidth: 90 } });
     const future = price.addLineSeries({ priceScaleId: "left", color: "#ff9800", lineWidth: 1 });
     future.setData(points(data.overlay, "close"));
   }
-  const oi = newChart("oi-chart", 160);
   oi.addLineSeries({ color: "#3f51b5" }).setData(points(bars, "oi"));
   price.timeScale().fitContent();
   oi.timeScale().fitContent();
