@@ -24,7 +24,7 @@ def test_a_run_captures_the_rest_of_the_session_into_its_own_file(tmp_path: Path
     database = tmp_path / "db" / "expirytrack.duckdb"
     with run_sandbox(SandboxConfig(today=DAY), in_process=True) as sb:
         live = sb.state.live
-        live.clock.set(datetime(2026, 11, 20, 15, 26, tzinfo=IST), speed=0)
+        live.clock.set(datetime(2026, 11, 20, 15, 28, tzinfo=IST), speed=0)
         result = materialize(
             [oi_snapshots],
             partition_key=DAY.isoformat(),
@@ -46,11 +46,11 @@ def test_a_run_captures_the_rest_of_the_session_into_its_own_file(tmp_path: Path
         k: v.value
         for k, v in result.asset_materializations_for_node("oi_snapshots")[0].metadata.items()
     }
-    assert meta["chains_stored"] == 2 * 5  # 15:26 … 15:30, both tracked expiries
-    assert meta["chains_missed"] == 2 * (375 - 5)  # the minutes before the run started
+    assert meta["chains_stored"] == 2 * 3  # 15:28 … 15:30, both tracked expiries
+    assert meta["chains_missed"] == 2 * (375 - 3)  # the minutes before the run started
     assert meta["minutes_expected"] == 375
     stored = SnapshotStore(tmp_path / "db" / "live", DAY).snapshots()
-    assert stored["captured_at"].nunique() == 5 and meta["rows_stored"] == len(stored)
+    assert stored["captured_at"].nunique() == 3 and meta["rows_stored"] == len(stored)
     assert not database.exists()  # the candle database is never touched
 
 

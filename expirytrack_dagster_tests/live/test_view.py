@@ -23,16 +23,14 @@ START = datetime(2026, 11, 20, 10, 0, tzinfo=IST)
 
 @pytest.fixture(scope="module")
 def live_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """36 captured minutes 10:00 … 10:35 of NIFTY's two nearest expiries, 10:20 missing."""
+    """NIFTY's two nearest expiries captured at a few minutes from 10:00 to 10:35 (10:20 not)."""
     folder = tmp_path_factory.mktemp("live")
     state = SandboxState(SandboxConfig(today=DAY))
     store = SnapshotStore(folder, DAY)
     state.live.clock.set(START, speed=0)
     expiries = state.live.current_expiries("NIFTY")[:2]
-    for k in range(36):
+    for k in (0, 5, 10, 19, 25, 30, 32, 35):
         minute = START + timedelta(minutes=k)
-        if k == 20:
-            continue
         state.live.clock.set(minute + timedelta(seconds=1), speed=0)
         frames = [
             ("NIFTY", e, parse_option_chain(state.live.option_chain("NIFTY", e), minute, "NIFTY"))
@@ -49,15 +47,15 @@ def test_changes_are_differences_of_stored_snapshots(live_dir: Path) -> None:
     assert view.minute == START + timedelta(minutes=35)
     assert len(view.rows) == 10 and view.rows["is_atm"].sum() == 2
     stored = SnapshotStore(live_dir, DAY).snapshots()
+    stored_minutes = {ts.to_pydatetime() for ts in stored["captured_at"]}
+    assert START + timedelta(minutes=20) not in stored_minutes
     stored = stored[pd.to_datetime(stored["expiry"]).dt.date == view.expiry].set_index(
         ["captured_at", "instrument_key"]
     )
     for row in view.rows.itertuples():
         now = stored.loc[(view.minute, row.instrument_key), "oi"]
-        for w in (3, 5, 10, 30):
-            then_minute = view.minute - timedelta(minutes=w)
-            if then_minute == START + timedelta(minutes=20):  # missing: the one before it
-                then_minute -= timedelta(minutes=1)
+        for w in (3, 5, 10, 15, 30):  # 15: 10:20 is missing, so 10:19 (as of, never filled)
+            then_minute = max(m for m in stored_minutes if m <= view.minute - timedelta(minutes=w))
             then = stored.loc[(then_minute, row.instrument_key), "oi"]
             assert getattr(row, f"oi_chg_{w}m") == now - then
             if then:
