@@ -50,6 +50,7 @@ templates.env.filters["signed"] = _signed
 def create_app(database: Path) -> Starlette:
     """The explorer over the DuckDB file ``database`` (opened read-only for each request)."""
     reader = Reader(database)
+    history = data.LifeCache(database)
 
     def page(template: str, build: Any) -> Any:
         async def endpoint(request: Request) -> Response:
@@ -105,7 +106,7 @@ def create_app(database: Path) -> Starlette:
         side = params.get("side", "all")
         if side not in ("all", "CE", "PE"):
             raise ResearchError("side must be all, CE or PE")
-        return data.oi_page(db, *underlying(params), params.get("at"), side)
+        return data.oi_page(db, *underlying(params), params.get("at"), side, history=history)
 
     def tracker(db: Any, params: dict[str, str]) -> dict[str, Any]:
         strikes = int(params.get("strikes", "3"))

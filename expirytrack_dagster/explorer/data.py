@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -193,15 +194,50 @@ def _heat(value: float | None, scale: float) -> str:
     return f"rgb({fade},255,{fade})" if value > 0 else f"rgb(255,{fade},{fade})"
 
 
+class LifeCache:
+    """Each partition's :func:`session_legs` and :func:`expiry_life`, kept while the database
+    file is unchanged (same size and modification time), for the last ``size`` partitions.
+
+    Collected days are final, so an expiry's life only changes when a collection run writes the
+    file; moving the OI page's minute then costs only the chain."""
+
+    def __init__(self, path: Path, size: int = 8) -> None:
+        self.path = Path(path)
+        self.size = size
+        self._kept: dict[tuple, tuple[pd.DataFrame, pd.DataFrame]] = {}
+
+    def get(
+        self, db: duckdb.DuckDBPyConnection, underlying: str, expiry: str
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        stat = self.path.stat()
+        key = (stat.st_size, stat.st_mtime_ns, underlying.upper(), expiry)
+        if key not in self._kept:
+            legs = session_legs(underlying, expiry, database=db)
+            self._kept[key] = (legs, expiry_life(underlying, expiry, legs=legs))
+            while len(self._kept) > self.size:
+                self._kept.pop(next(iter(self._kept)))
+        return self._kept[key]
+
+
 def oi_page(
-    db: duckdb.DuckDBPyConnection, underlying: str, expiry: str, at: str | None, side: str = "all"
+    db: duckdb.DuckDBPyConnection,
+    underlying: str,
+    expiry: str,
+    at: str | None,
+    side: str = "all",
+    *,
+    history: LifeCache | None = None,
 ) -> dict[str, Any]:
     """OI by strike at a minute with its change, the expiry's PCR/max pain life, the OI-change
-    heatmap (strikes x days) and the build-up class of each leg on ``at``'s day."""
+    heatmap (strikes x days) and the build-up class of each leg on ``at``'s day. ``history``
+    keeps each partition's session rows while the database file is unchanged."""
     minute = to_ist(at) if at else last_minute(db, underlying, expiry)
     chain = research.option_chain(underlying, expiry, minute, database=db)
-    legs = session_legs(underlying, expiry, database=db)
-    life = expiry_life(underlying, expiry, legs=legs)
+    if history is None:
+        legs = session_legs(underlying, expiry, database=db)
+        life = expiry_life(underlying, expiry, legs=legs)
+    else:
+        legs, life = history.get(db, underlying, expiry)
     day = chain.attrs["at"].date()
     legs = legs[legs["day"] <= day]
     life = life[life["day"] <= day]

@@ -14,9 +14,11 @@ from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
+from dagster import materialize
 from playwright.sync_api import sync_playwright
 
 from expirytrack_dagster import research
+from expirytrack_dagster.assets.coverage import coverage_report
 from expirytrack_dagster.explorer.data import contracts_of
 from expirytrack_dagster.explorer.server import running
 from expirytrack_dagster_tests.explorer.test_browser import CHROMIUM, CHROMIUM_ARGS
@@ -34,6 +36,8 @@ def main() -> None:
         config = sandbox_config(seed=21, today=date(2025, 9, 1), extra_profiles=(nifty,))
         with pipeline(Path(tmp), config, lookback_months=1) as p:
             assert p.materialize(p.partition("NIFTY", EXPIRY)).success
+            report = materialize([coverage_report], instance=p.instance, resources=p.resources())
+            assert report.success
             database = p.database
         with research.open_database(database) as db:
             chain = research.option_chain("NIFTY", EXPIRY, AT, database=db)

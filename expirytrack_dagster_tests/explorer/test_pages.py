@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+import os
 import urllib.error
 import urllib.request
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from expirytrack_dagster import research
@@ -80,3 +83,22 @@ def test_a_bad_question_is_one_line_not_a_crash(collected: Collected) -> None:
         urllib.request.urlopen(f"{url}/chain?underlying=NIFTY&expiry=2025-07-31", timeout=30)
     assert failure.value.code == 400
     assert "not collected" in failure.value.read().decode()
+
+
+def test_life_cache_keeps_a_partitions_history_until_the_file_changes(
+    collected: Collected, tmp_path: Path
+) -> None:
+    copy = tmp_path / "copy.duckdb"
+    copy.write_bytes(collected.database.read_bytes())
+    cache = data.LifeCache(copy)
+    with research.open_database(copy) as db:
+        legs, _ = cache.get(db, "NIFTY", EXPIRY.isoformat())
+        assert cache.get(db, "nifty", EXPIRY.isoformat())[0] is legs
+        page = data.oi_page(db, "NIFTY", EXPIRY.isoformat(), AT, history=cache)
+        assert page == data.oi_page(db, "NIFTY", EXPIRY.isoformat(), AT)
+    stat = copy.stat()
+    os.utime(copy, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    with research.open_database(copy) as db:
+        again, _ = cache.get(db, "NIFTY", EXPIRY.isoformat())
+    assert again is not legs
+    pd.testing.assert_frame_equal(again, legs)
