@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date, datetime
 from pathlib import Path
 
@@ -15,9 +16,14 @@ from expirytrack_dagster.sandbox.inprocess import transport_for
 from expirytrack_dagster.upstox.client import ClientSettings, UpstoxClient
 from expirytrack_dagster.upstox.errors import MalformedResponse
 from expirytrack_dagster.upstox.live import SNAPSHOT_COLUMNS, parse_option_chain
-from expirytrack_dagster_tests.conftest import load_sample
 
 AT = datetime(2024, 6, 20, 10, 31, 42, tzinfo=IST)
+LIVE_SAMPLES = Path(__file__).parents[1] / "fixtures" / "upstox_live_samples"
+
+
+def load_sample(name: str) -> dict:
+    """A live-API example copied verbatim from the shared note (Upstox's docs, a real capture)."""
+    return json.loads((LIVE_SAMPLES / name).read_text())
 
 
 def test_recorded_chain_without_pop_parses_every_field() -> None:
