@@ -40,10 +40,12 @@ class Reader:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._snapshot_dir = Path(tempfile.mkdtemp(prefix="expirytrack-explorer-"))
+        self._snapshot_dir: Path | None = None  # made on the first snapshot
         self._snapshot_taken: float | None = None
 
     def _snapshot(self) -> Path:
+        if self._snapshot_dir is None:
+            self._snapshot_dir = Path(tempfile.mkdtemp(prefix="expirytrack-explorer-"))
         copy = self._snapshot_dir / self.path.name
         now = time.time()
         if self._snapshot_taken is None or now - self._snapshot_taken > SNAPSHOT_MAX_AGE_S:
@@ -67,5 +69,6 @@ class Reader:
             connection.close()
 
     def close(self) -> None:
-        """Remove the snapshot folder."""
-        shutil.rmtree(self._snapshot_dir, ignore_errors=True)
+        """Remove the snapshot folder, if a snapshot was taken."""
+        if self._snapshot_dir is not None:
+            shutil.rmtree(self._snapshot_dir, ignore_errors=True)

@@ -29,6 +29,7 @@ def test_reads_the_file_itself_when_free_and_a_snapshot_while_a_writer_holds_it(
     with reader.read() as reading:
         assert reading.snapshot_taken is None
         assert reading.synthetic
+    assert reader._snapshot_dir is None  # no copy while the file is free
     monkeypatch.setattr(explorer_database, "LOCK_WAIT_S", 0.2)
     writer = subprocess.Popen(
         [sys.executable, "-c", HOLD_WRITER, str(copy)],
@@ -42,8 +43,10 @@ def test_reads_the_file_itself_when_free_and_a_snapshot_while_a_writer_holds_it(
             assert reading.snapshot_taken is not None
             (count,) = reading.connection.execute("SELECT count(*) FROM candles").fetchone()
             assert count > 0
+        snapshots = reader._snapshot_dir
+        assert snapshots is not None and (snapshots / copy.name).exists()
     finally:
         writer.stdin.close()
         writer.wait(10)
         reader.close()
-    assert not reader._snapshot_dir.exists()  # close() removes the copies
+    assert not snapshots.exists()  # close() removes the copies
