@@ -117,6 +117,10 @@ def chain_page(
         )
     }
     opened = pd.Timestamp(session.open).tz_convert(IST)
+    keys = {(c["strike"], c["type"]): c["key"] for c in contracts_of(db, attrs["partition_key"])}
+    for row in rows:
+        for side in ("CE", "PE"):
+            row[side]["key"] = keys.get((row["strike"], side))
     return {
         "underlying": underlying.upper(),
         "expiry": expiry,
@@ -147,13 +151,13 @@ def contracts_of(db: duckdb.DuckDBPyConnection, partition_key: str) -> list[dict
     """The partition's contracts for the chart page's picker: future first, then by strike."""
     rows = db.execute(
         """
-        SELECT expired_instrument_key, trading_symbol, instrument_type FROM contracts
-        WHERE partition_key = ?
+        SELECT expired_instrument_key, trading_symbol, instrument_type, strike_price
+        FROM contracts WHERE partition_key = ?
         ORDER BY instrument_type <> 'FUT', strike_price, instrument_type
         """,
         [partition_key],
     ).fetchall()
-    return [{"key": k, "symbol": s, "type": t} for k, s, t in rows]
+    return [{"key": k, "symbol": s, "type": t, "strike": p} for k, s, t, p in rows]
 
 
 def chart_page(
@@ -172,7 +176,10 @@ def chart_page(
     series: dict[str, Any] = {"bars": _bars(bars), "overlay": None}
     if overlay and future is not None and future["key"] != bars.attrs["expired_instrument_key"]:
         series["overlay"] = _bars(research.candles(future["key"], interval, database=db))
+    underlying, _, expiry = key.rpartition("_")
     return {
+        "underlying": underlying,
+        "expiry": expiry,
         "contract": bars.attrs["expired_instrument_key"],
         "symbol": bars.attrs["trading_symbol"],
         "partition_key": key,

@@ -89,6 +89,11 @@ def test_chain_rows_atm_marker_and_slider(
     later = research.option_chain("NIFTY", EXPIRY, "2025-08-21 14:15", database=collected.database)
     ce_oi = page.locator("#chain tbody tr").evaluate_all("rows => rows.map(r => r.dataset.ceOi)")
     assert [float(v) for v in ce_oi] == later["CE_oi"].astype(float).tolist()
+    page.locator("#chain tr.atm a.leg").first.click()  # the ATM call's LTP opens its chart
+    page.wait_for_url("**/chart?contract=*")
+    atm = later.attrs["atm_strike"]
+    assert page.locator("h1").inner_text().startswith(f"NIFTY {atm:.0f} CE")
+    sync_api.expect(page.locator("nav a", has_text="Option chain")).to_be_visible()
 
 
 def test_contract_chart_draws_candles_on_a_canvas(
