@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+import pty
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import date
@@ -21,6 +22,54 @@ from expirytrack_dagster.sandbox import Sandbox, SandboxConfig, run_sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 RELIANCE = "NSE_EQ|INE002A01018"
+DEFINITIONS = "expirytrack_dagster.definitions"
+
+
+def call_main(
+    argv: tuple[str, ...] | list[str], env: dict[str, str], cwd: Path, stdin: Any = None
+) -> subprocess.CompletedProcess[str]:
+    """``expirytrack ARGV`` called in this process (``cli.main``): the environment is ``env``
+    exactly (no ``UPSTOX_``/``EXPIRYTRACK_`` variable of the test process leaks in), the working
+    directory ``cwd``, stdin ``stdin`` (default: empty, not a terminal); all restored after.
+    ``expirytrack_dagster.definitions`` builds its ``defs`` from the settings when first imported,
+    so it is imported afresh for the call (as a new process would) and the test process's module
+    put back after. Returns what ``subprocess.run`` would: exit code, stdout and stderr."""
+    from expirytrack_dagster.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delitem(sys.modules, DEFINITIONS, raising=False)  # undo puts the original back
+        for name in os.environ:
+            if name.startswith(("UPSTOX_", "EXPIRYTRACK_")):
+                patch.delenv(name)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        patch.chdir(cwd)
+        patch.setattr(sys, "stdin", stdin if stdin is not None else io.StringIO(""))
+        with redirect_stdout(out), redirect_stderr(err):
+            try:
+                code = main(list(argv))
+            except SystemExit as stop:  # argparse's usage errors exit
+                code = stop.code if isinstance(stop.code, int) else 1
+            finally:
+                sys.modules.pop(DEFINITIONS, None)  # this call's defs, built from env
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
+
+
+def answer_on_a_terminal(
+    call: Callable[..., subprocess.CompletedProcess[str]], answer: str, *argv: str
+) -> tuple[int, str]:
+    """``call(*argv, stdin=…)`` (``Cli.main`` or ``Project.main``) with a pseudo-terminal as
+    stdin, ``answer`` typed on it; the exit code and everything printed."""
+    leader, follower = pty.openpty()
+    try:
+        os.write(leader, answer.encode() + b"\n")
+        with open(follower, closefd=False) as terminal:
+            done = call(*argv, stdin=terminal)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    return done.returncode, done.stdout + done.stderr
 
 
 @dataclass
@@ -93,20 +142,7 @@ class Cli:
         interpreter start, imports or calendar to pay again. Runs the command starts are still
         child processes, as for a user (they inherit the environment set here).
         """
-        from expirytrack_dagster.cli import main
-
-        out, err = io.StringIO(), io.StringIO()
-        with pytest.MonkeyPatch.context() as patch:
-            for name in os.environ:
-                if name.startswith(("UPSTOX_", "EXPIRYTRACK_")):
-                    patch.delenv(name)
-            for name, value in self.env().items():
-                patch.setenv(name, value)
-            patch.chdir(self.root)
-            patch.setattr(sys, "stdin", stdin if stdin is not None else io.StringIO(""))
-            with redirect_stdout(out), redirect_stderr(err):
-                code = main(list(argv))
-        return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
+        return call_main(argv, self.env(), self.root, stdin)
 
     def runs(self) -> list[DagsterRun]:
         with DagsterInstance.from_config(str(self.home)) as instance:

@@ -21,7 +21,7 @@ from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 from expirytrack_dagster.cli import main, plural
 from expirytrack_dagster.partitions import expiry_partitions
-from expirytrack_dagster_tests.cli_project import Cli, cli, project_sandbox
+from expirytrack_dagster_tests.cli_project import answer_on_a_terminal, cli, project_sandbox
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -206,27 +206,14 @@ def test_backfill_without_a_terminal_needs_yes(tmp_path: Path) -> None:
     assert runs == [] and candles == 0
 
 
-def answer_on_a_terminal(c: Cli, answer: str, *argv: str) -> tuple[int, str]:
-    """Call ``expirytrack`` with a pseudo-terminal as stdin, ``answer`` typed on it."""
-    leader, follower = pty.openpty()
-    try:
-        os.write(leader, answer.encode() + b"\n")
-        with open(follower, closefd=False) as terminal:
-            done = c.main(*argv, stdin=terminal)
-    finally:
-        os.close(leader)
-        os.close(follower)
-    return done.returncode, done.stdout + done.stderr
-
-
 def test_backfill_asks_on_a_terminal(tmp_path: Path) -> None:
     with cli(tmp_path, project_sandbox()) as c:
-        code, printed = answer_on_a_terminal(c, "n", "backfill", "RELIANCE")
+        code, printed = answer_on_a_terminal(c.main, "n", "backfill", "RELIANCE")
         assert code == 1 and "Start 12 runs, one per partition? [y/N]" in printed
         assert "Nothing collected." in printed
         assert c.runs() == [] and c.sandbox.stats()["by_kind"]["candles"] == 0
 
-        code, printed = answer_on_a_terminal(c, "y", "backfill", "RELIANCE", "--limit", "1")
+        code, printed = answer_on_a_terminal(c.main, "y", "backfill", "RELIANCE", "--limit", "1")
         assert code == 0, printed[-3000:]
         assert "1 partition of RELIANCE" in printed and "Start 1 run, one per partition?" in printed
         assert [r.status for r in c.runs()] == [DagsterRunStatus.SUCCESS]

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -28,7 +29,7 @@ from expirytrack_dagster.partitions import PARTITIONS_NAME, expiry_partitions
 from expirytrack_dagster.storage.database import connect
 from expirytrack_dagster.storage.landing import CandleLanding, DayRecord
 from expirytrack_dagster.upstox.limiter import RateLimits, SharedRateLimiter
-from expirytrack_dagster_tests.cli_project import RELIANCE, REPO
+from expirytrack_dagster_tests.cli_project import RELIANCE, REPO, call_main
 
 KEYS = ("RELIANCE_2025-08-28", "RELIANCE_2025-09-30")
 ASSETS = ("expiries", "contracts", "candles")
@@ -192,6 +193,11 @@ class Project:
             text=True,
             timeout=300,
         )
+
+    def main(self, *argv: str, stdin: Any = None, **extra: str) -> subprocess.CompletedProcess[str]:
+        """``expirytrack ARGV`` called in this process (no interpreter start or imports to pay):
+        for commands whose subject is what they do and print, not how a process behaves."""
+        return call_main(argv, self.env(**extra), self.root, stdin)
 
     def instance(self) -> DagsterInstance:
         return DagsterInstance.from_config(str(self.home))

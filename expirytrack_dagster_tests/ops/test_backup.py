@@ -63,7 +63,7 @@ def test_backup_delete_restore_gives_every_table_back_identical(project: Project
     shutil.rmtree(project.state)
     project.settings.write_text("collection:\n  lookback_months: 2\n")
 
-    done = project.run("restore", str(archive))
+    done = project.main("restore", str(archive))
     assert done.returncode == 0, done.stderr
     assert "match their checksums" in done.stdout
     assert checksums(project.database) == tables  # every table: row count and checksum
@@ -100,7 +100,7 @@ def test_a_damaged_archive_is_refused_and_nothing_is_replaced(project: Project) 
                 tar.add(path, path.relative_to(unpacked).as_posix())
     before_db, before_landing = checksums(project.database), tree(project.landing)
 
-    done = project.run("restore", str(damaged))
+    done = project.main("restore", str(damaged))
 
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
@@ -185,7 +185,7 @@ def test_credentials_stay_out_unless_asked_and_then_are_encrypted(project: Proje
         assert not any("credential" in name for name in tar.getnames())
 
     passphrase = {"EXPIRYTRACK_BACKUP_PASSPHRASE": "correct horse battery staple"}
-    done = project.run("backup", "--dir", str(backups), "--include-credentials", **passphrase)
+    done = project.main("backup", "--dir", str(backups), "--include-credentials", **passphrase)
     assert done.returncode == 0, done.stderr
     assert "credentials: included, encrypted" in done.stdout
     archive = list_archives(backups)[-1]
@@ -202,7 +202,7 @@ def test_credentials_stay_out_unless_asked_and_then_are_encrypted(project: Proje
     assert SECRET not in str(refused.value)
     assert not (project.root / "credentials").exists()  # verified and refused before replacing
 
-    done = project.run("restore", str(archive), "--include-credentials", **passphrase)
+    done = project.main("restore", str(archive), "--include-credentials", **passphrase)
     assert done.returncode == 0, done.stderr
     assert SECRET not in done.stdout + done.stderr
     assert CredentialStore(project.root / "credentials").load().token.access_token == SECRET
@@ -210,7 +210,7 @@ def test_credentials_stay_out_unless_asked_and_then_are_encrypted(project: Proje
 
 def test_credentials_without_a_passphrase_or_terminal_are_refused(project: Project) -> None:
     _store(project.root / "credentials")
-    done = project.run("backup", "--dir", str(project.root / "b"), "--include-credentials")
+    done = project.main("backup", "--dir", str(project.root / "b"), "--include-credentials")
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert "EXPIRYTRACK_BACKUP_PASSPHRASE" in line
@@ -218,7 +218,7 @@ def test_credentials_without_a_passphrase_or_terminal_are_refused(project: Proje
 
 
 def test_restore_of_a_missing_archive_is_one_line(project: Project) -> None:
-    done = project.run("restore", str(project.root / "nope.tar.gz"))
+    done = project.main("restore", str(project.root / "nope.tar.gz"))
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert "no such backup archive" in line

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import pty
-import subprocess
 from pathlib import Path
 
 import duckdb
@@ -14,6 +11,7 @@ from dagster import AssetKey, AssetRecordsFilter, DagsterRun, DagsterRunStatus
 from expirytrack_dagster.cli import main
 from expirytrack_dagster.ops.delete import DeletionRefused, delete_partition, plan_deletion
 from expirytrack_dagster.partitions import PARTITIONS_NAME
+from expirytrack_dagster_tests.cli_project import answer_on_a_terminal
 from expirytrack_dagster_tests.ops.conftest import ASSETS, KEYS, Project
 
 GONE, KEPT = KEYS
@@ -52,7 +50,7 @@ def test_delete_shows_what_goes_then_removes_it_everywhere(project: Project) -> 
     kept_candles = partition_rows(project.database, KEPT)
     assert all(before.values()) and materialized(project, GONE) == list(ASSETS)
 
-    done = project.run("delete", GONE, "--yes")
+    done = project.main("delete", GONE, "--yes")
 
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -77,7 +75,7 @@ def test_delete_shows_what_goes_then_removes_it_everywhere(project: Project) -> 
 
 def test_without_a_terminal_it_needs_yes(project: Project) -> None:
     before = rows_by_table(project.database, GONE)
-    done = project.run("delete", GONE)
+    done = project.main("delete", GONE)
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert "pass --yes" in line
@@ -86,35 +84,15 @@ def test_without_a_terminal_it_needs_yes(project: Project) -> None:
     assert (project.landing / "1minute" / GONE).exists()
 
 
-def _on_a_terminal(project: Project, answer: str, *argv: str) -> tuple[int, str]:
-    leader, follower = pty.openpty()
-    try:
-        process = subprocess.Popen(
-            project.command(*argv),
-            env=project.env(),
-            cwd=project.root,
-            stdin=follower,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        os.write(leader, answer.encode() + b"\n")
-        out, err = process.communicate(timeout=120)
-    finally:
-        os.close(leader)
-        os.close(follower)
-    return process.returncode, out + err
-
-
 def test_on_a_terminal_it_asks_and_no_keeps_everything(project: Project) -> None:
     before = rows_by_table(project.database, GONE)
-    code, printed = _on_a_terminal(project, "n", "delete", GONE)
+    code, printed = answer_on_a_terminal(project.main, "n", "delete", GONE)
     assert code == 1 and f"Delete {GONE} for good? [y/N]" in printed
     assert "Nothing deleted." in printed
     assert rows_by_table(project.database, GONE) == before
     assert materialized(project, GONE) == list(ASSETS)
 
-    code, printed = _on_a_terminal(project, "y", "delete", GONE)
+    code, printed = answer_on_a_terminal(project.main, "y", "delete", GONE)
     assert code == 0, printed
     assert rows_by_table(project.database, GONE) == dict.fromkeys(before, 0)
 
@@ -136,7 +114,7 @@ def test_a_malformed_key_is_one_line_and_exit_2(
 
 
 def test_a_key_with_nothing_stored_is_refused(project: Project) -> None:
-    done = project.run("delete", "RELIANCE_2024-01-25", "--yes")
+    done = project.main("delete", "RELIANCE_2024-01-25", "--yes")
     assert done.returncode == 2
     (line,) = done.stderr.strip().splitlines()
     assert "nothing is stored for RELIANCE_2024-01-25" in line

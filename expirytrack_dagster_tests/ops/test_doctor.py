@@ -37,7 +37,7 @@ def lines(out: str) -> dict[str, str]:
 
 
 def test_doctor_reports_every_concern_in_one_go(project: Project) -> None:
-    done = project.run("doctor")
+    done = project.main("doctor")
     report = lines(done.stdout)
     assert done.returncode == 1, done.stdout + done.stderr  # the daemon is not running here
     assert report["token"].startswith("OK none needed: embedded Upstox sandbox")
@@ -59,7 +59,7 @@ def test_doctor_reports_every_concern_in_one_go(project: Project) -> None:
 
 def test_a_missing_token_and_a_broken_database_each_name_their_fix(project: Project) -> None:
     project.database.write_bytes(b"not a duckdb file" * 1000)
-    done = project.run("doctor", EXPIRYTRACK_SOURCE="upstox")
+    done = project.main("doctor", EXPIRYTRACK_SOURCE="upstox")
     report = lines(done.stdout)
     assert done.returncode == 1
     assert report["token"].startswith("FIX no Upstox access token")
@@ -81,10 +81,10 @@ def test_an_old_schema_says_migrate_and_migrate_does_it_once(project: Project) -
     schema = {f.topic: f for f in check_database(project.database)}["schema"]
     assert schema.level == "FIX" and "expirytrack migrate" in schema.fix
 
-    first = project.run("migrate")
+    first = project.main("migrate")
     assert first.returncode == 0, first.stderr
     assert f"schema version 1 → {CURRENT_VERSION}: 2 (api_usage" in first.stdout
-    again = project.run("migrate")
+    again = project.main("migrate")
     assert again.returncode == 0
     assert f"schema version {CURRENT_VERSION}, nothing to do" in again.stdout
     assert {f.topic: f for f in check_database(project.database)}["schema"].level == "OK"

@@ -1,18 +1,17 @@
-"""`expirytrack prune-landing` as a user runs it: a child process on real stores, asking first."""
+"""`expirytrack prune-landing` as a user runs it (``cli.main`` in-process) on real stores, asking first."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from expirytrack_dagster.storage.landing import CandleLanding
-from expirytrack_dagster_tests.cli_project import RELIANCE, REPO
+from expirytrack_dagster_tests.cli_project import RELIANCE, REPO, call_main
 from expirytrack_dagster_tests.ops.conftest import KEYS, Project
 from expirytrack_dagster_tests.pipeline import stock_pipeline, watch_underlying
 
@@ -21,15 +20,15 @@ EXPIRY = date(2025, 8, 28)
 
 def test_partitions_not_verified_are_kept_with_the_reason(project: Project) -> None:
     before = sorted(p.relative_to(project.landing) for p in project.landing.rglob("*"))
-    done = project.run("prune-landing")
+    done = project.main("prune-landing")
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "Kept:" and lines[-1] == "Nothing to prune."
     for key in KEYS:
         assert any(line.split()[0] == key and "are not final" in line for line in lines[1:-1])
-    asked = project.run("prune-landing", KEYS[0])
+    asked = project.main("prune-landing", KEYS[0])
     assert asked.returncode == 1 and "Nothing to prune." in asked.stdout
-    unknown = project.run("prune-landing", "RELIANCE_2025-10-30")
+    unknown = project.main("prune-landing", "RELIANCE_2025-10-30")
     assert unknown.returncode == 2
     assert unknown.stderr.startswith(
         "expirytrack prune-landing: error: nothing landed for RELIANCE_2025-10-30"
@@ -65,15 +64,7 @@ def test_prune_landing_asks_then_prunes_and_rebuild_skips_the_partition(
     }
 
     def cli(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "expirytrack_dagster.cli", *argv],
-            env=env,
-            cwd=tmp_path,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        return call_main(argv, env, tmp_path)
 
     landing = CandleLanding(tmp_path / "landing", "1minute")
     refused = cli("prune-landing")
