@@ -42,6 +42,7 @@ def call_main(
         for name in os.environ:
             if name.startswith(("UPSTOX_", "EXPIRYTRACK_")):
                 patch.delenv(name)
+        patch.delenv("DAGSTER_HOME", raising=False)  # the CLI may set it: undone after the call
         for name, value in env.items():
             patch.setenv(name, value)
         patch.chdir(cwd)

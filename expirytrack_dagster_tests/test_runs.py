@@ -59,23 +59,55 @@ def contracts_of(c: Cli, key: str) -> int:
         ).fetchone()[0]
 
 
+class Lines:
+    """The lines a process prints on stdout, collected by a thread as they come."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self.thread.start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def first(self, pattern: str) -> re.Match[str] | None:
+        return next(filter(None, (re.search(pattern, line) for line in self.lines)), None)
+
+
+PROGRESS = (
+    r"^    (RELIANCE_\d{4}-\d\d-\d\d): candles: (\d+)/(\d+) contracts, \d+ requests, "
+    r"\d+ s waited for rate budget, ETA (unknown|\d+ s)$"
+)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_first_signal_stops_after_the_current_run_is_cleaned_up(
     tmp_path: Path, signum: int
 ) -> None:
+    """Also: while the run is in flight, backfill prints its progress (one line, off a terminal)."""
     with cli(tmp_path, slow_candles(3600)) as c:
         process = c.start("backfill", "RELIANCE", "--yes")
-        wait_for(lambda: in_flight(c), "a run in flight")
+        out = Lines(process)
+        wait_for(lambda: in_flight(c) and out.first(PROGRESS), "a run in flight, its progress")
         process.send_signal(signum)
-        out, err = process.communicate(timeout=90)
+        _, err = process.communicate(timeout=90)
+        out.thread.join(timeout=10)
         runs = c.runs()
     assert process.returncode == 130, err[-3000:]
-    assert "partitions of RELIANCE" in out
+    assert any("partitions of RELIANCE" in line for line in out.lines)
     assert len(runs) == 1  # the loop stopped: no further partition started
     assert runs[0].status == DagsterRunStatus.CANCELED
     assert contracts_of(c, runs[0].tags["dagster/partition"]) > 0  # what it wrote is kept
     assert f"Stopped by {signal.Signals(signum).name} after 1 run of" in err
     assert "Traceback" not in err
+    match = out.first(PROGRESS)
+    assert match.group(1) == runs[0].tags["dagster/partition"]
+    assert int(match.group(2)) == 0 and int(match.group(3)) > 0 and match.group(4) == "unknown"
+    # Off a terminal: no redrawing escapes, and at most one line per PROGRESS_EVERY_S.
+    assert not any("\x1b" in line or "\r" in line for line in out.lines)
+    assert sum(bool(re.search(PROGRESS, line)) for line in out.lines) == 1
 
 
 def test_a_signal_while_the_run_starts_up_still_stops_it(tmp_path: Path) -> None:
@@ -136,48 +168,6 @@ def test_backfill_marks_the_run_a_sigkill_orphaned(tmp_path: Path) -> None:
         done.stderr
     )
     assert after.status == DagsterRunStatus.FAILURE
-
-
-class Lines:
-    """The lines a process prints on stdout, collected by a thread as they come."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self.thread = threading.Thread(target=self._read, args=(process,), daemon=True)
-        self.thread.start()
-
-    def _read(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def first(self, pattern: str) -> re.Match[str] | None:
-        return next(filter(None, (re.search(pattern, line) for line in self.lines)), None)
-
-
-PROGRESS = (
-    r"^    (RELIANCE_\d{4}-\d\d-\d\d): candles: (\d+)/(\d+) contracts, \d+ requests, "
-    r"\d+ s waited for rate budget, ETA (unknown|\d+ s)$"
-)
-
-
-def test_backfill_prints_the_run_progress_while_it_is_in_flight(tmp_path: Path) -> None:
-    with cli(tmp_path, slow_candles(3600)) as c:
-        process = c.start("backfill", "RELIANCE", "--yes", "--limit", "1")
-        out = Lines(process)
-        wait_for(lambda: out.first(PROGRESS), "a progress line")
-        (run,) = c.runs()
-        in_flight_then = run.status == DagsterRunStatus.STARTED
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=90)
-        out.thread.join(timeout=10)
-    match = out.first(PROGRESS)
-    assert in_flight_then, err[-3000:]
-    assert match.group(1) == run.tags["dagster/partition"]
-    assert int(match.group(2)) == 0 and int(match.group(3)) > 0 and match.group(4) == "unknown"
-    # Off a terminal: no redrawing escapes, and at most one line per PROGRESS_EVERY_S.
-    assert not any("\x1b" in line or "\r" in line for line in out.lines)
-    assert sum(bool(re.search(PROGRESS, line)) for line in out.lines) == 1
 
 
 def test_a_run_waiting_for_the_writer_slot_names_the_run_holding_it(tmp_path: Path) -> None:

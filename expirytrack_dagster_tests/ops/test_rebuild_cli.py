@@ -1,10 +1,9 @@
-"""`expirytrack rebuild` as a user runs it: a child process, the stores named by the environment."""
+"""`expirytrack rebuild` as a user runs it (``cli.main`` in-process), the stores named by the environment."""
 
 from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pandas as pd
 
 from expirytrack_dagster.storage.landing import CandleLanding, DayRecord
 from expirytrack_dagster.storage.stores import disk_per_candle
+from expirytrack_dagster_tests.cli_project import call_main
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "NIFTY_2025-08-28"
@@ -54,14 +54,7 @@ def cli(root: Path, *argv: str) -> subprocess.CompletedProcess[str]:
         "EXPIRYTRACK_CREDENTIALS_DIR": str(root / "credentials"),
         "PYTHONPATH": str(REPO),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "expirytrack_dagster.cli", *argv],
-        env=env,
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return call_main(argv, env, root)
 
 
 def test_rebuild_publishes_landed_partitions_and_says_what_it_did(tmp_path: Path) -> None:
