@@ -102,7 +102,9 @@ def test_partition_stores_typed_rows_equal_to_what_the_sandbox_served(stock: Pip
         assert stock.instance.get_materialized_partitions(asset_key) == {key}
 
 
-def test_rerun_of_a_complete_partition_makes_zero_candle_requests(stock: Pipeline) -> None:
+def test_rerun_of_a_complete_partition_makes_zero_candle_requests_and_records_it(
+    stock: Pipeline,
+) -> None:
     key = stock.partition("RELIANCE", EXPIRY)
     stock.materialize(key)
     rows = stock.query("SELECT count(*) FROM candles")[0][0]
@@ -112,6 +114,15 @@ def test_rerun_of_a_complete_partition_makes_zero_candle_requests(stock: Pipelin
     assert stock.query("SELECT count(*) FROM candles")[0][0] == rows
     meta = result.asset_materializations_for_node("candles")[0].metadata
     assert meta["contracts_fetched"].value == 0 and meta["api_requests"].value == 0
+    # Each candles run records its API usage; the re-run spent nothing and says so.
+    usage = stock.query(
+        "SELECT partition_key, candle_requests, candles_fetched, latency_p50_ms "
+        "FROM api_usage ORDER BY recorded_at"
+    )
+    assert len(usage) == 2 and {r[0] for r in usage} == {key}
+    first, again = usage
+    assert first[1] == stock.candle_requests() and first[2] > 0 and first[3] > 0
+    assert again[1] == 0 and again[2] == 0
 
     forced = stock.materialize(
         key, run_config={"ops": {"candles": {"config": {"force_refetch": True}}}}
@@ -324,17 +335,3 @@ def test_an_asset_run_without_its_upstream_fails_and_marks_nothing(stock: Pipeli
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'candles'"
     ) == [(1,)]
     assert not has_table or stock.query("SELECT count(*) FROM candles") == [(0,)]
-
-
-def test_each_candles_run_records_its_api_usage(stock: Pipeline) -> None:
-    key = stock.partition("RELIANCE", EXPIRY)
-    assert stock.materialize(key).success
-    assert stock.materialize(key).success  # a re-run spends nothing and says so
-    rows = stock.query(
-        "SELECT partition_key, candle_requests, candles_fetched, latency_p50_ms "
-        "FROM api_usage ORDER BY recorded_at"
-    )
-    assert len(rows) == 2 and {r[0] for r in rows} == {key}
-    first, again = rows
-    assert first[1] == stock.candle_requests() and first[2] > 0 and first[3] > 0
-    assert again[1] == 0 and again[2] == 0
