@@ -16,7 +16,7 @@ import duckdb
 import pytest
 from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus
 
-from expirytrack_dagster.runs import PID_TAG, _exit_message
+from expirytrack_dagster.runs import PID_TAG, PROGRESS_EVERY_S, _exit_message
 from expirytrack_dagster.sandbox import SandboxConfig
 from expirytrack_dagster.sandbox.faults import FaultConfig
 from expirytrack_dagster_tests.cli_project import Cli, cli, project_sandbox
@@ -91,8 +91,10 @@ def test_first_signal_stops_after_the_current_run_is_cleaned_up(
         process = c.start("backfill", "RELIANCE", "--yes")
         out = Lines(process)
         wait_for(lambda: in_flight(c) and out.first(PROGRESS), "a run in flight, its progress")
+        first_line_seen = time.monotonic()
         process.send_signal(signum)
         _, err = process.communicate(timeout=90)
+        printing = time.monotonic() - first_line_seen
         out.thread.join(timeout=10)
         runs = c.runs()
     assert process.returncode == 130, err[-3000:]
@@ -105,9 +107,11 @@ def test_first_signal_stops_after_the_current_run_is_cleaned_up(
     match = out.first(PROGRESS)
     assert match.group(1) == runs[0].tags["dagster/partition"]
     assert int(match.group(2)) == 0 and int(match.group(3)) > 0 and match.group(4) == "unknown"
-    # Off a terminal: no redrawing escapes, and at most one line per PROGRESS_EVERY_S.
+    # Off a terminal: no redrawing escapes, and at most one line per PROGRESS_EVERY_S (a slow
+    # stop on a loaded machine may rightly print a second one after 30 s).
     assert not any("\x1b" in line or "\r" in line for line in out.lines)
-    assert sum(bool(re.search(PROGRESS, line)) for line in out.lines) == 1
+    lines = sum(bool(re.search(PROGRESS, line)) for line in out.lines)
+    assert 1 <= lines <= 1 + int(printing // PROGRESS_EVERY_S)
 
 
 def test_a_signal_while_the_run_starts_up_still_stops_it(tmp_path: Path) -> None:
