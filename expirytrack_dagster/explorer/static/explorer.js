@@ -52,7 +52,9 @@ function drawContract(data) {
   candles.setData(bars.time.map((t, i) => ({
     time: t, open: bars.open[i], high: bars.high[i], low: bars.low[i], close: bars.close[i],
   })));
-  const volume = price.addHistogramSeries({ priceScaleId: "volume", color: "#90a4ae" });
+  const volume = price.addHistogramSeries({
+    priceScaleId: "volume", color: "#90a4ae", priceFormat: { type: "volume" },
+  });
   price.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
   volume.setData(points(bars, "volume"));
   if (data.overlay) {
@@ -60,13 +62,19 @@ function drawContract(data) {
     oi.applyOptions({ leftPriceScale: { visible: true, minimumWidth: 90 } });
     const future = price.addLineSeries({ priceScaleId: "left", color: "#ff9800", lineWidth: 1 });
     future.setData(points(data.overlay, "close"));
+    // The future trades in minutes the option does not: give the OI pane the same time points
+    // (whitespace, nothing drawn) so its bars stay under the candles.
+    oi.addLineSeries({ visible: false, priceScaleId: "whitespace" })
+      .setData(data.overlay.time.map((t) => ({ time: t })));
   }
-  oi.addLineSeries({ color: "#3f51b5" }).setData(points(bars, "oi"));
+  // OI as 8.40M rather than 8395350.00: its scale then fits the width the price pane uses.
+  oi.addLineSeries({ color: "#3f51b5", priceFormat: { type: "volume" } })
+    .setData(points(bars, "oi"));
   price.timeScale().fitContent();
   oi.timeScale().fitContent();
-  price.timeScale().subscribeVisibleLogicalRangeChange((range) => {
-    if (range) oi.timeScale().setVisibleLogicalRange(range);
-  });
+  const follow = (range) => { if (range) oi.timeScale().setVisibleLogicalRange(range); };
+  price.timeScale().subscribeVisibleLogicalRangeChange(follow);
+  follow(price.timeScale().getVisibleLogicalRange());  // the panes start on the same bars too
 }
 
 function drawLife(life) {
