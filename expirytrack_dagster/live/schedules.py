@@ -16,12 +16,10 @@ from dagster import (
 
 from expirytrack_dagster.calendar import IST, session_for
 from expirytrack_dagster.live.assets import oi_snapshots
-from expirytrack_dagster.live.partitions import session_day_partitions
 
 live_capture_job = define_asset_job(
     name="live_capture",
     selection=AssetSelection.assets(oi_snapshots),
-    partitions_def=session_day_partitions,
     description="Capture one session day's option-chain snapshots, once a minute until the close.",
 )
 
