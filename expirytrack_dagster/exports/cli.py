@@ -103,20 +103,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     def on_total(total: int) -> None:
         nonlocal bar
-        if not args.no_progress:
-            bar = tqdm(
-                total=total,
-                unit=" rows",
-                unit_scale=True,
-                file=sys.stderr,
-                leave=False,
-                disable=not sys.stderr.isatty(),
-            )
+        bar = tqdm(total=total, unit=" rows", unit_scale=True, file=sys.stderr, leave=False)
 
     def progress(rows: int) -> None:
         if bar is not None:
             bar.update(rows)
 
+    # Counting the rows is a pass of its own (for bars, the whole aggregation): only for a bar.
+    show_bar = not args.no_progress and sys.stderr.isatty()
     started = time.perf_counter()
     try:
         low, high = args.strikes if args.strikes else (None, None)
@@ -145,7 +139,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             args.out,
             database=database,
             options=options,
-            on_total=on_total,
+            on_total=on_total if show_bar else None,
             progress=progress,
         )
     except (ExportError, DatabaseLocked, ValueError) as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from expirytrack_dagster.exports.formats import WriteOptions, writer
@@ -115,6 +115,6 @@ def export(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
-    moved = [type(f)(out / f.path.relative_to(partial), f.rows, f.sha256) for f in files]
-    manifest = Manifest(**{**manifest.__dict__, "files": moved})
+    moved = [replace(f, path=out / f.path.relative_to(partial)) for f in files]
+    manifest = replace(manifest, files=moved)
     return ExportResult(out, out / MANIFEST_NAME, manifest)

@@ -10,8 +10,7 @@ never span two sessions — the same bars as ``research.resample`` makes in pand
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import duckdb
@@ -151,7 +150,6 @@ class Resolved:
     partitions: pd.DataFrame  # partition_key, underlying, expiry, is_monthly
     contracts: pd.DataFrame  # partition_key, expired_instrument_key + the row fields
     source: str | None
-    atm_strikes: dict[str, float] = field(default_factory=dict)  # partition_key → ATM strike
 
     @property
     def synthetic(self) -> bool:
@@ -167,7 +165,7 @@ def resolve(db: duckdb.DuckDBPyConnection, selection: Selection) -> Resolved:
         """
         SELECT k.partition_key, k.expired_instrument_key, k.trading_symbol, k.instrument_type,
                k.strike_price, coalesce(k.weekly, NOT e.is_monthly) AS weekly,
-               e.underlying_symbol AS underlying, e.expiry, e.underlying_key
+               e.underlying_symbol AS underlying, e.expiry
         FROM main.contracts k JOIN main.expiries e USING (partition_key)
         WHERE k.partition_key IN (SELECT unnest($keys)) AND k.instrument_type IN (SELECT unnest($types))
         ORDER BY e.underlying_symbol, e.expiry, k.instrument_type, k.strike_price,
@@ -180,8 +178,8 @@ def resolve(db: duckdb.DuckDBPyConnection, selection: Selection) -> Resolved:
             f"no {'/'.join(selection.types)} contracts in the {len(partitions)} selected "
             f"partition(s) ({', '.join(partitions['partition_key'])})"
         )
-    contracts, atm = _strikes(db, selection, partitions, contracts)
-    return Resolved(selection, partitions, contracts, recorded_source(db), atm)
+    contracts = _strikes(db, selection, partitions, contracts)
+    return Resolved(selection, partitions, contracts, recorded_source(db))
 
 
 def _partitions(db: duckdb.DuckDBPyConnection, selection: Selection) -> pd.DataFrame:
@@ -237,7 +235,7 @@ def _strikes(
     selection: Selection,
     partitions: pd.DataFrame,
     contracts: pd.DataFrame,
-) -> tuple[pd.DataFrame, dict[str, float]]:
+) -> pd.DataFrame:
     is_future = contracts["instrument_type"] == "FUT"
     strike = contracts["strike_price"]
     if selection.atm is None:
@@ -250,10 +248,9 @@ def _strikes(
                 f"no listed strike lies between {_strike(selection.strike_min)} and "
                 f"{_strike(selection.strike_max)}"
             )
-        return contracts[keep].reset_index(drop=True), {}
+        return contracts[keep].reset_index(drop=True)
     from expirytrack_dagster.research.api import ResearchError, option_chain
 
-    atm: dict[str, float] = {}
     keep = is_future.copy()
     for row in partitions.itertuples():
         try:
@@ -266,13 +263,12 @@ def _strikes(
                 f"{row.partition_key} has no ATM strike at {selection.atm_at} (no forward: too "
                 "few legs traded then); choose another minute or a strike range"
             )
-        atm[row.partition_key] = float(centre)
         of_partition = contracts["partition_key"] == row.partition_key
         listed = sorted(strike[of_partition & ~is_future].unique())
         at = listed.index(float(centre))
         chosen = listed[max(0, at - selection.atm) : at + selection.atm + 1]
         keep |= of_partition & strike.isin(chosen)
-    return contracts[keep].reset_index(drop=True), atm
+    return contracts[keep].reset_index(drop=True)
 
 
 _ORDER = 'ORDER BY ordinal, "timestamp"'
@@ -380,10 +376,12 @@ def rows_query(resolved: Resolved) -> tuple[str, dict[str, object]]:
 
 
 def register(db: duckdb.DuckDBPyConnection, resolved: Resolved) -> None:
-    """Register the selection's contracts and the session opens of
-    the dates it spans as tables the rows query joins."""
+    """Register the selection's contracts and, for resampled bars, the session opens of the
+    dates it spans, as tables the rows query joins."""
     contracts = resolved.contracts.assign(ordinal=range(len(resolved.contracts)))
     db.register("_export_contracts", pa.Table.from_pandas(contracts, preserve_index=False))
+    if INTERVAL_MINUTES[resolved.selection.interval] == 1:
+        return  # stored minutes: no bar to align
     first = min(resolved.partitions["expiry"]) - timedelta(days=400)
     last = max(resolved.partitions["expiry"])
     sessions = sessions_between(first, last)
@@ -422,8 +420,3 @@ def count_rows(db: duckdb.DuckDBPyConnection, resolved: Resolved) -> int:
 
 def _py(stamp: pd.Timestamp | None) -> datetime | None:
     return stamp.to_pydatetime() if stamp is not None else None
-
-
-def selected_underlyings(resolved: Resolved) -> Sequence[str]:
-    """The underlyings that have partitions in the selection, in order."""
-    return list(dict.fromkeys(resolved.partitions["underlying"]))
