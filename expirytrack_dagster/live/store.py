@@ -18,7 +18,6 @@ Tables:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -27,6 +26,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from expirytrack_dagster.storage.database import open_connection
 from expirytrack_dagster.upstox.live import SNAPSHOT_COLUMNS
 
 SNAPSHOT_TABLE = "option_snapshots"
@@ -41,7 +41,8 @@ _SQL_TYPES = {
     "Int64": "BIGINT",
 }
 _KEY = ("captured_at", "underlying_symbol", "expiry", "instrument_key")
-_LOCK_RETRIES = 50
+LOCK_WAIT_S = 25.0
+"""How long a capture or view waits for the other side's connection to close."""
 
 
 def session_file(live_dir: str | Path, day: date) -> Path:
@@ -62,17 +63,12 @@ def _schema() -> str:
 
 @contextmanager
 def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived connection, retried while the other side holds the file (a few ms each time)."""
-    for attempt in range(_LOCK_RETRIES):
-        try:
-            conn = duckdb.connect(str(path), read_only=read_only)
-            break
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower() or attempt == _LOCK_RETRIES - 1:
-                raise
-            time.sleep(0.02 * (attempt + 1))
+    """A short-lived connection (IST session time zone), retried while the other side holds the
+    file: the capture writes for a few ms a minute, the view reads for a few ms a refresh."""
+    conn = open_connection(
+        path, read_only=read_only, lock_timeout_s=LOCK_WAIT_S, collection_schema=False
+    )
     try:
-        conn.execute("SET TimeZone = 'Asia/Kolkata'")
         yield conn
     finally:
         conn.close()

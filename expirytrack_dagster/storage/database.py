@@ -44,11 +44,13 @@ def open_connection(
     read_only: bool = False,
     memory_limit: str = DEFAULT_MEMORY_LIMIT,
     lock_timeout_s: float = 300.0,
+    collection_schema: bool = True,
 ) -> duckdb.DuckDBPyConnection:
     """Open ``path`` (creating its folder), retrying while another process holds the lock.
 
-    For writing, the schema is migrated to the current version first (``SchemaError`` when the
-    file was made by a newer expirytrack).
+    For writing a collection database, the schema is migrated to the current version first
+    (``SchemaError`` when the file was made by a newer expirytrack); ``collection_schema=False``
+    opens another kind of file (a live snapshot file) without it.
     """
     path = Path(path)
     if not read_only:
@@ -79,7 +81,7 @@ def open_connection(
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 2.0)
     connection.execute("SET TimeZone = 'Asia/Kolkata'")
-    if not read_only:
+    if not read_only and collection_schema:
         try:
             migrate(connection)
         except BaseException:
