@@ -303,7 +303,10 @@ class _Run:
         if not answers and not failures:
             return
         # Reading, merging and writing Parquet blocks: a worker thread, not the event loop.
-        self.report.duplicates_collapsed += await to_thread(self._land, key, answers, failures)
+        # Await first, then add: ``x += await ...`` reads x before the await and would write back
+        # over what other contracts' coroutines added meanwhile (a lost update under load).
+        dropped = await to_thread(self._land, key, answers, failures)
+        self.report.duplicates_collapsed += dropped
 
     def _land(self, key: str, answers: list[WindowAnswer], failures: dict[date, DayRecord]) -> int:
         """Merge the answers into what landed for ``key`` and save; the duplicates dropped."""

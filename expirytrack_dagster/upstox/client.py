@@ -329,7 +329,8 @@ class UpstoxClient:
             if attempt > 1:
                 self.stats.retries += 1
             self._breaker.before_request()
-            self.stats.limiter_wait_s += await self.limiter.acquire_async()
+            waited = await self.limiter.acquire_async()  # then add: see collection.collect
+            self.stats.limiter_wait_s += waited
             self.stats.requests[kind] += 1
             try:
                 response = await self._http.get(path, params=params)
