@@ -22,3 +22,18 @@ def state_dir(tmp_path: Path) -> Path:
     path = tmp_path / "state"
     path.mkdir()
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server on loopback, one per xdist worker (see ``postgres_server.py``)."""
+    from expirytrack_dagster_tests.postgres_server import running_postgres
+
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server) -> str:
+    """A fresh, empty database on the shared test server: its libpq URL."""
+    return postgres_server.dsn(postgres_server.create_database())
