@@ -89,6 +89,11 @@ class Selection:
                 raise ExportError("ATM ± N strikes needs the reference minute (--at)")
             if self.strike_min is not None or self.strike_max is not None:
                 raise ExportError("give either a strike range or ATM ± N strikes, not both")
+            if set(self.types) == {"FUT"}:
+                raise ExportError(
+                    "ATM ± N strikes chooses options, and only futures (FUT) were asked for: "
+                    "add CE and/or PE to the contract types, or drop ATM ± N"
+                )
         if (
             self.strike_min is not None
             and self.strike_max is not None
@@ -265,6 +270,11 @@ def _strikes(
             )
         of_partition = contracts["partition_key"] == row.partition_key
         listed = sorted(strike[of_partition & ~is_future].unique())
+        if float(centre) not in listed:
+            raise ExportError(
+                f"{row.partition_key}: the ATM strike {float(centre):g} at {selection.atm_at} is "
+                "not among the selected contracts' strikes"
+            )
         at = listed.index(float(centre))
         chosen = listed[max(0, at - selection.atm) : at + selection.atm + 1]
         keep |= of_partition & strike.isin(chosen)

@@ -175,6 +175,7 @@ def test_a_part_that_matches_nothing_is_named(
         (dict(expiry_kind="quarterly"), "expiry kind"),
         (dict(atm=3), "needs the reference minute"),
         (dict(atm=3, atm_at="2025-08-13 10:00", strike_min=1.0), "not both"),
+        (dict(atm=2, atm_at="2025-08-13 10:00", types=("FUT",)), "only futures"),
         (dict(strike_min=2.0, strike_max=1.0), "strike range 2 to 1 is empty"),
         (dict(start="2025-08-14", end="2025-08-13"), "time range"),
         (dict(expiries=(WEEKLY,), expiry_to=MONTHLY), "not both"),
