@@ -41,6 +41,7 @@ from expirytrack_dagster.collection import (
     fetch_status,
 )
 from expirytrack_dagster.collection.collect import stop_reason
+from expirytrack_dagster.explorer.links import partition_links
 from expirytrack_dagster.ops.api_usage import (
     candles_fetched_since,
     record_api_usage,
@@ -197,6 +198,8 @@ def candles(
             "dagster/table_name": CANDLES_TABLE,
             "published": published.outcome,
             **({"landing_retention": retention} if retention is not None else {}),
+            # Where a trader reads this partition: its pages in the explorer.
+            **partition_links(context.partition_key),
         },
     )
     yield MaterializeResult(

@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from expirytrack_dagster.explorer import data
-from expirytrack_dagster.explorer.database import Reader
+from expirytrack_dagster.explorer.database import NoDatabaseYet, Reader
 from expirytrack_dagster.research.api import ResearchError
 from expirytrack_dagster.storage.database import DatabaseLocked
 
@@ -61,7 +61,7 @@ def create_app(database: Path) -> Starlette:
                     context = build(reading.connection, params)
                     context["partitions"] = data.partitions(reading.connection)
                     synthetic, snapshot = reading.synthetic, reading.snapshot_taken
-            except (ResearchError, ValueError, KeyError, DatabaseLocked) as exc:
+            except (ResearchError, ValueError, KeyError, DatabaseLocked, NoDatabaseYet) as exc:
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 context = {
                     "message": message,
@@ -70,7 +70,11 @@ def create_app(database: Path) -> Starlette:
                     "partitions": [],
                     "server_ms": round(1000 * (time.perf_counter() - started)),
                 }
-                return templates.TemplateResponse(request, "error.html", context, status_code=400)
+                # No database yet is a state of the server (503: try again later), not a bad question.
+                status = 503 if isinstance(exc, NoDatabaseYet) else 400
+                return templates.TemplateResponse(
+                    request, "error.html", context, status_code=status
+                )
             context.update(
                 {
                     "page": template,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from expirytrack_dagster.explorer.links import DEFAULT_PORT
+
 
 def cmd_explore(args: argparse.Namespace) -> int:
     """Serve the explorer until Ctrl-C."""
@@ -13,8 +15,9 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
     database = Path(args.database) if args.database else default_database()
     if not database.exists():
-        print(f"no database at {database}: collect data first (`expirytrack demo` for the sandbox)")
-        return 1
+        # Served anyway (make dev starts it beside the Dagster UI before anything is collected):
+        # every page says how to collect, and shows the data once the file exists.
+        print(f"no database at {database} yet: pages show data once a partition is collected")
     serve(database, args.port)
     return 0
 
@@ -28,7 +31,9 @@ def add_explore_command(commands: argparse._SubParsersAction) -> None:
         "slider, contract charts, OI analysis, OI tracker and coverage. Never blocks a "
         "collection run (reads a snapshot copy while a writer holds the database).",
     )
-    explore.add_argument("--port", type=int, default=8050, help="port on 127.0.0.1 (default 8050)")
+    explore.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port on 127.0.0.1 (default {DEFAULT_PORT})"
+    )
     explore.add_argument(
         "--database", default=None, help="DuckDB file (default: the settings' database)"
     )

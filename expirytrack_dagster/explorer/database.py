@@ -21,6 +21,16 @@ SNAPSHOT_MAX_AGE_S = 60.0
 """A snapshot copy is reused this long before the file is copied again."""
 
 
+class NoDatabaseYet(LookupError):
+    """The database file does not exist yet (nothing collected): the pages say how to make it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(
+            f"no database yet at {path}: materialise a partition in the Dagster UI (make dev) or "
+            "run `expirytrack demo`, then reload this page"
+        )
+
+
 @dataclass(frozen=True)
 class Reading:
     """An open read-only connection and what it reads: the file itself or a snapshot copy."""
@@ -56,7 +66,9 @@ class Reader:
 
     @contextmanager
     def read(self) -> Iterator[Reading]:
-        """A :class:`Reading` for one request, closed afterwards."""
+        """A :class:`Reading` for one request, closed afterwards (:class:`NoDatabaseYet` first)."""
+        if not self.path.exists():
+            raise NoDatabaseYet(self.path)
         taken: float | None = None
         try:
             connection = open_connection(self.path, read_only=True, lock_timeout_s=LOCK_WAIT_S)

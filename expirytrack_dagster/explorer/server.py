@@ -13,9 +13,10 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
 from expirytrack_dagster.explorer.app import create_app
+from expirytrack_dagster.explorer.links import DEFAULT_PORT
 
 HOST = "127.0.0.1"
-DEFAULT_PORT = 8050
+__all__ = ["DEFAULT_PORT", "HOST", "running", "serve"]
 
 
 def _config(sock: socket.socket) -> Config:

@@ -102,3 +102,20 @@ def test_life_cache_keeps_a_partitions_history_until_the_file_changes(
         again, _ = cache.get(db, "NIFTY", EXPIRY.isoformat())
     assert again is not legs
     pd.testing.assert_frame_equal(again, legs)
+
+
+def test_without_a_database_pages_say_how_to_collect_and_show_it_once_it_exists(
+    collected: Collected, tmp_path: Path
+) -> None:
+    """``make dev`` starts the explorer before anything is collected: it serves, and picks the
+    file up when the first partition lands (no restart)."""
+    later = tmp_path / "later.duckdb"
+    with running(later) as url:
+        with pytest.raises(urllib.error.HTTPError) as failure:
+            urllib.request.urlopen(f"{url}/coverage", timeout=30)
+        assert failure.value.code == 503
+        body = failure.value.read().decode()
+        assert "no database yet" in body and "expirytrack demo" in body
+        later.write_bytes(collected.database.read_bytes())
+        html = urllib.request.urlopen(f"{url}/coverage", timeout=30).read().decode()
+    assert f"NIFTY_{EXPIRY.isoformat()}" in html
