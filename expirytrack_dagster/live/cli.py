@@ -9,7 +9,13 @@ from datetime import date, datetime
 from pathlib import Path
 
 from expirytrack_dagster.calendar import IST
-from expirytrack_dagster.live.view import LiveViewError, format_tracker, read_history, tracker
+from expirytrack_dagster.live.view import (
+    LiveViewError,
+    candle_tracker,
+    format_tracker,
+    read_history,
+    tracker,
+)
 
 
 def _live_dir(arg: str | None) -> Path:
@@ -26,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="expirytrack oi live",
         description="The live OI tracker: ATM ± N strikes of an underlying's expiry, CE and PE "
         "OI, OI change over 3/5/10/15/30 minutes, LTP and IV, refreshed every minute from the "
-        "snapshots the live capture (Dagster job live_capture) stores.",
+        "snapshots the live capture (Dagster job live_capture) stores. With --at, an expiry "
+        "that was not captured live is replayed from its collected 1-minute candles.",
     )
     parser.add_argument("symbol", help="underlying, e.g. NIFTY")
     parser.add_argument("--expiry", type=date.fromisoformat, default=None, help="default: nearest")
@@ -35,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--once", action="store_true", help="print one frame and exit")
     parser.add_argument("--live-dir", default=None, help="snapshot files (default data/live)")
     parser.add_argument("--every", type=float, default=60.0, help="seconds between refreshes")
+    parser.add_argument(
+        "--database", default=None, help="collected candles for --at replays (default data/)"
+    )
     return parser
 
 
@@ -54,9 +64,21 @@ def main(argv: list[str]) -> int:
     folder = _live_dir(args.live_dir)
     while True:
         at = _moment(args.at)
+        symbol = args.symbol.upper()
         try:
-            history = read_history(folder, args.symbol.upper(), at, args.expiry)
-            frame = format_tracker(tracker(history, args.symbol.upper(), args.strikes), at)
+            try:
+                history = read_history(folder, symbol, at, args.expiry)
+                view = tracker(history, symbol, args.strikes)
+            except LiveViewError as live_missing:
+                if not args.at:
+                    raise
+                try:  # history of an expiry never captured live: its collected candles
+                    view = candle_tracker(
+                        symbol, at, args.expiry, args.strikes, database=args.database
+                    )
+                except LiveViewError as no_candles:
+                    raise LiveViewError(f"{live_missing}; and {no_candles}") from None
+            frame = format_tracker(view, at)
         except LiveViewError as exc:
             print(f"expirytrack oi live: error: {exc}", file=sys.stderr)
             return 2

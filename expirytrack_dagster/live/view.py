@@ -7,6 +7,12 @@ For a window of ``w`` minutes the earlier OI is that of the newest snapshot at o
 OI at ``M`` − earlier OI, in % of the earlier OI. ATM is the listed strike nearest Upstox's
 ``underlying_spot`` (a tie goes to the lower strike). PCR is Σ PE OI / Σ CE OI over the whole
 chain at ``M``; max pain is ``research.oi.max_pain`` of the chain at ``M``.
+
+An expiry that was never captured live (every expiry before the capture started) is replayed from
+its collected 1-minute candles instead (:func:`candle_tracker`): the same frame, built by the
+research layer's ``oi_tracker`` and ``option_chain`` at the asked minute. Its ATM is the strike
+nearest the synthetic forward (candles carry no spot), its IV the research layer's Black-76 IV,
+and its PCR and max pain those of the option chain at that minute.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class LiveTracker:
     max_pain: float
     rows: pd.DataFrame  # strike, option_type, oi, ltp, iv, is_atm, oi_chg_{w}m, oi_chg_pct_{w}m
     windows: tuple[int, ...]
+    source: str = "live"  # "live" (snapshots) or "candles" (replayed from collected candles)
 
 
 def read_history(
@@ -136,6 +143,84 @@ def tracker(
     )
 
 
+def candle_tracker(
+    symbol: str,
+    at: datetime,
+    expiry: date | None = None,
+    strikes_around_atm: int = 3,
+    windows: Sequence[int] = TRACKER_WINDOWS,
+    *,
+    database: str | Path | None = None,
+) -> LiveTracker:
+    """The tracker at minute ``at`` replayed from the collected candles of ``symbol``'s
+    ``expiry`` (default: the nearest collected expiry on or after ``at``'s day).
+
+    OI and its changes are ``research.oi_tracker``'s; LTP, IV (in %, as Upstox sends it live),
+    PCR (OI) and max pain are ``research.option_chain``'s at the same minute.
+    """
+    from expirytrack_dagster.research.api import (
+        ResearchError,
+        oi_tracker,
+        open_database,
+        option_chain,
+    )
+
+    at = at.astimezone(IST)
+    try:
+        db = open_database(database)
+    except ResearchError as exc:
+        raise LiveViewError(str(exc)) from None
+    with db:
+        if expiry is None:
+            found = db.execute(
+                "SELECT min(expiry) FROM expiries WHERE underlying_symbol = ? AND expiry >= ?",
+                [symbol, at.date()],
+            ).fetchone()
+            if found is None or found[0] is None:
+                raise LiveViewError(
+                    f"no live snapshots and no collected {symbol} expiry on or after "
+                    f"{at:%Y-%m-%d} to replay from candles"
+                )
+            expiry = found[0]
+        try:
+            chain = option_chain(symbol, expiry, at, database=db)
+            moves = oi_tracker(symbol, expiry, at, windows, strikes_around_atm, database=db)
+        except ResearchError as exc:
+            raise LiveViewError(str(exc)) from None
+    legs = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "strike": chain["strike"].to_numpy(dtype=float),
+                    "option_type": side,
+                    "ltp": chain[f"{side}_ltp"].to_numpy(dtype=float),
+                    "iv": 100.0 * chain[f"{side}_iv"].to_numpy(dtype=float),
+                }
+            )
+            for side in ("CE", "PE")
+        ]
+    )
+    rows = moves.merge(legs, on=["strike", "option_type"], how="left")
+    rows = rows[
+        ["strike", "option_type", "oi", "ltp", "iv", "is_atm"]
+        + [c for c in moves.columns if c.startswith("oi_chg")]
+    ]
+    attrs = chain.attrs
+    spot = attrs["spot"] if math.isfinite(attrs["spot"]) else attrs["forward"]
+    return LiveTracker(
+        symbol=symbol,
+        expiry=expiry,
+        minute=pd.Timestamp(attrs["at"]).tz_convert(IST).to_pydatetime(),
+        atm_strike=float(moves.attrs["atm_strike"]),
+        spot=float(spot),
+        pcr=float(attrs["pcr_oi"]),
+        max_pain=float(attrs["max_pain"]),
+        rows=rows.sort_values(["strike", "option_type"]).reset_index(drop=True),
+        windows=tuple(windows),
+        source="candles",
+    )
+
+
 def _num(value: float, digits: int = 0) -> str:
     return "-" if value is None or not math.isfinite(value) else f"{value:,.{digits}f}"
 
@@ -152,9 +237,12 @@ def format_tracker(view: LiveTracker, now: datetime) -> str:
     """The terminal frame: header (PCR, max pain, age of the newest snapshot), then one row per
     contract with OI, LTP, IV and the OI change per window; the ATM strike marked ``*``."""
     age = max(0, int((now - view.minute).total_seconds()))
+    what = "snapshot" if view.source == "live" else "collected 1-minute candles as of this minute"
     lines = [
-        f"{view.symbol} {view.expiry}  live  {view.minute:%Y-%m-%d %H:%M} IST  "
-        f"(snapshot {age // 60}m {age % 60:02d}s old)",
+        f"{view.symbol} {view.expiry}  {view.source}  {view.minute:%Y-%m-%d %H:%M} IST  "
+        + (
+            f"(snapshot {age // 60}m {age % 60:02d}s old)" if view.source == "live" else f"({what})"
+        ),
         f"spot {_num(view.spot, 2)}   ATM {_num(view.atm_strike)}   PCR (chain) "
         f"{_num(view.pcr, 2)}   max pain {_num(view.max_pain)}",
         f"{'Strike':>9} {'Type':<5} {'OI':>12} {'LTP':>9} {'IV%':>6}"
@@ -169,5 +257,6 @@ def format_tracker(view: LiveTracker, now: datetime) -> str:
         for w in view.windows:
             text += f" {_chg(getattr(row, f'oi_chg_{w}m')):>10} {_pct(getattr(row, f'oi_chg_pct_{w}m')):>8}"
         lines.append(text)
-    lines.append("* ATM strike; OI change vs the newest snapshot at or before N minutes earlier")
+    earlier = "snapshot" if view.source == "live" else "OI"
+    lines.append(f"* ATM strike; OI change vs the newest {earlier} at or before N minutes earlier")
     return "\n".join(line.rstrip() for line in lines)

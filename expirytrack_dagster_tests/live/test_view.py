@@ -9,13 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from expirytrack_dagster import research
 from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.cli import main
 from expirytrack_dagster.live.store import SnapshotStore
-from expirytrack_dagster.live.view import read_history, tracker
+from expirytrack_dagster.live.view import candle_tracker, read_history, tracker
 from expirytrack_dagster.sandbox.config import SandboxConfig
 from expirytrack_dagster.sandbox.state import SandboxState
 from expirytrack_dagster.upstox.live import parse_option_chain
+from expirytrack_dagster_tests.research.conftest import Collected
 
 DAY = date(2026, 11, 20)
 START = datetime(2026, 11, 20, 10, 0, tzinfo=IST)
@@ -75,5 +77,41 @@ def test_cli_once_prints_one_frame(live_dir: Path, capsys: pytest.CaptureFixture
     assert "NIFTY 2026-11-23  live  2026-11-20 10:35 IST" in out and "max pain" in out
     assert sum(line.split()[1].endswith("*") for line in out.splitlines()[3:-1]) == 2
     assert len(out.splitlines()) == 3 + 6 + 1
-    code = main(["oi", "live", "NIFTY", "--at", "2026-11-19 10:39", "--live-dir", str(live_dir)])
-    assert code == 2 and "no live snapshots" in capsys.readouterr().err
+
+
+def test_a_day_without_snapshots_or_candles_says_both(
+    live_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["oi", "live", "NIFTY", "--at", "2026-11-19 10:39", "--live-dir", str(live_dir)]
+    code = main([*argv, "--database", str(tmp_path / "none.duckdb")])
+    err = capsys.readouterr().err
+    assert code == 2 and "no live snapshots" in err and "no database at" in err
+
+
+def test_an_expiry_never_captured_live_replays_from_its_candles(
+    collected: Collected, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    at = datetime(2025, 8, 21, 11, 7, tzinfo=IST)
+    view = candle_tracker("NIFTY", at, strikes_around_atm=1, database=collected.database)
+    want = research.oi_tracker(
+        "NIFTY", collected.expiry, at, strikes_around_atm=1, database=collected.database
+    )
+    assert view.source == "candles" and view.expiry == collected.expiry
+    assert view.atm_strike == want.attrs["atm_strike"]
+    columns = ["strike", "option_type", "oi", "is_atm", "oi_chg_5m", "oi_chg_pct_30m"]
+    pd.testing.assert_frame_equal(view.rows[columns], want[columns], check_dtype=False)
+    chain = research.option_chain("NIFTY", collected.expiry, at, database=collected.database)
+    atm = chain[chain["is_atm"]].iloc[0]
+    shown = view.rows[view.rows["is_atm"] & (view.rows["option_type"] == "CE")].iloc[0]
+    assert shown["ltp"] == atm["CE_ltp"] and shown["iv"] == pytest.approx(100 * atm["CE_iv"])
+    assert (
+        view.pcr
+        == research.pcr("NIFTY", collected.expiry, at, database=collected.database)["pcr_oi"]
+    )
+
+    argv = ["oi", "live", "nifty", "--at", "2025-08-21 11:07", "--strikes", "1"]
+    code = main([*argv, "--live-dir", str(tmp_path), "--database", str(collected.database)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith(f"NIFTY {collected.expiry}  candles  2025-08-21 11:07 IST")
+    assert len(out.splitlines()) == 3 + 2 * 3 + 1
