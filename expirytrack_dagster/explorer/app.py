@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -47,9 +47,12 @@ templates.env.filters["number"] = _number
 templates.env.filters["signed"] = _signed
 
 
-def create_app(database: Path) -> Starlette:
-    """The explorer over the DuckDB file ``database`` (opened read-only for each request)."""
+def create_app(database: Path, live_dir: Path | None = None) -> Starlette:
+    """The explorer over the DuckDB file ``database`` (opened read-only for each request); the
+    OI tracker's live mode reads the live capture's snapshots in ``live_dir`` (default: ``live/``
+    beside the database, where the capture writes them: ``live.assets.live_dir``)."""
     reader = Reader(database)
+    snapshots = Path(live_dir) if live_dir is not None else Path(database).parent / "live"
     history = data.LifeCache(database)
 
     def page(template: str, build: Any) -> Any:
@@ -57,10 +60,19 @@ def create_app(database: Path) -> Starlette:
             params = dict(request.query_params)
             started = time.perf_counter()
             try:
-                with reader.read() as reading:
-                    context = build(reading.connection, params)
-                    context["partitions"] = data.partitions(reading.connection)
-                    synthetic, snapshot = reading.synthetic, reading.snapshot_taken
+                if template == "tracker" and params.get("mode") == "live":
+                    # Live mode reads the snapshot files, not the database: it works while
+                    # nothing is collected yet (the picker and banner then come from nothing).
+                    context = live_tracker(params)
+                    context["partitions"], synthetic, snapshot = [], False, None
+                    with suppress(NoDatabaseYet, DatabaseLocked), reader.read() as reading:
+                        context["partitions"] = data.partitions(reading.connection)
+                        synthetic = reading.synthetic
+                else:
+                    with reader.read() as reading:
+                        context = build(reading.connection, params)
+                        context["partitions"] = data.partitions(reading.connection)
+                        synthetic, snapshot = reading.synthetic, reading.snapshot_taken
             except (ResearchError, ValueError, KeyError, DatabaseLocked, NoDatabaseYet) as exc:
                 message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 context = {
@@ -115,6 +127,14 @@ def create_app(database: Path) -> Starlette:
     def tracker(db: Any, params: dict[str, str]) -> dict[str, Any]:
         strikes = int(params.get("strikes", "3"))
         return data.tracker_page(db, *underlying(params), params.get("at"), strikes)
+
+    def live_tracker(params: dict[str, str]) -> dict[str, Any]:
+        if "underlying" not in params:
+            raise ResearchError("choose an underlying (and optionally an expiry)")
+        strikes = int(params.get("strikes", "3"))
+        return data.live_tracker_page(
+            snapshots, params["underlying"], params.get("expiry"), params.get("at"), strikes
+        )
 
     def coverage(db: Any, params: dict[str, str]) -> dict[str, Any]:
         return data.coverage_page(db)

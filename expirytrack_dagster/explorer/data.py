@@ -345,6 +345,64 @@ def tracker_page(
     }
 
 
+LIVE_REFRESH_S = 60
+"""Live mode reloads the tracker page this often: the capture stores one snapshot a minute."""
+
+
+def live_tracker_page(
+    live_dir: Path | None, underlying: str, expiry: str | None, at: str | None, strikes: int = 3
+) -> dict[str, Any]:
+    """The OI tracker (live mode) from the live capture's snapshots: the newest capture minute at
+    or before ``at`` (default now, and the page then reloads every minute), ATM nearest
+    Upstox's spot, OI change over 3-30 minutes, LTP, IV, PCR and max pain (``live.view``)."""
+    from expirytrack_dagster.live.view import LiveViewError, read_history, tracker
+
+    if live_dir is None:
+        raise ResearchError("live mode needs the live capture's snapshot folder (--live-dir)")
+    now = pd.Timestamp.now(tz=IST)
+    moment = to_ist(at) if at else now
+    try:
+        history = read_history(
+            live_dir,
+            underlying.upper(),
+            moment.to_pydatetime(),
+            date.fromisoformat(expiry) if expiry else None,
+        )
+        view = tracker(history, underlying.upper(), strikes)
+    except LiveViewError as exc:
+        raise ResearchError(str(exc)) from None
+    rows = [
+        {
+            "strike": float(r["strike"]),
+            "type": r["option_type"],
+            "atm": bool(r["is_atm"]),
+            "oi": _number(r["oi"]),
+            "ltp": _number(r["ltp"]),
+            "iv": _number(r["iv"]),
+            "changes": [
+                (_number(r[f"oi_chg_{w}m"]), _number(r[f"oi_chg_pct_{w}m"])) for w in view.windows
+            ],
+        }
+        for _, r in view.rows.iterrows()
+    ]
+    age = (now if at is None else moment) - pd.Timestamp(view.minute)
+    return {
+        "mode": "live",
+        "underlying": view.symbol,
+        "expiry": view.expiry.isoformat(),
+        "at": pd.Timestamp(view.minute).strftime("%Y-%m-%d %H:%M"),
+        "asked": at,
+        "age_s": max(0, int(age.total_seconds())),
+        "refresh_s": None if at else LIVE_REFRESH_S,
+        "strikes": strikes,
+        "windows": list(view.windows),
+        "rows": rows,
+        "spot": _number(view.spot),
+        "pcr": _number(view.pcr),
+        "max_pain": _number(view.max_pain),
+    }
+
+
 def _verdict_colour(verdict: str, completeness: float | None) -> str:
     if verdict in ("failed", "not_collected"):
         return "#f4b6b6"

@@ -132,3 +132,19 @@ def test_oi_analysis_heatmap_tracker_and_coverage(site: str, page: sync_api.Page
     link.first.click()
     page.wait_for_url("**/chain?underlying=NIFTY*")
     assert page.locator("#chain tr.atm").count() == 1
+
+
+def test_live_tracker_shows_the_captured_session(
+    live_dir: Path, tmp_path: Path, page: sync_api.Page
+) -> None:
+    (tmp_path / "live").symlink_to(live_dir, target_is_directory=True)
+    with running(tmp_path / "expirytrack.duckdb") as url:
+        page.goto(f"{url}/tracker?underlying=NIFTY&mode=live&at=2026-11-20 10:35&strikes=2")
+        assert page.locator("h1").inner_text().endswith("live at 2026-11-20 10:35 IST")
+        assert page.locator("#tracker tr.atm").count() == 2
+        assert page.locator("#tracker tr").count() == 1 + 2 * 5
+        assert "max pain" in page.locator("#live-header").inner_text()
+        page.fill("input[name=at]", "2026-11-20 10:10")
+        page.click("button")
+        page.wait_for_url("**at=2026-11-20+10%3A10**")
+        assert page.locator("h1").inner_text().endswith("live at 2026-11-20 10:10 IST")
