@@ -23,6 +23,7 @@ import yaml
 from dagster import AssetCheckKey, AssetKey, DagsterInstance, DagsterRunStatus
 from dagster._core.run_coordinator import QueuedRunCoordinator
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
+from dagster._core.workspace.load import location_origins_from_yaml_paths
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
 
 from expirytrack_dagster.checks import ALL_CHECKS
@@ -247,21 +248,25 @@ def test_every_dagster_service_gets_the_variable_the_instance_reads_without_a_li
     assert 'pip install ".[${EXTRAS}]"' in dockerfile and "ARG EXTRAS=production" in dockerfile
 
 
-def test_the_workspace_points_at_the_code_location_service_host_and_port() -> None:
+def test_the_workspace_points_at_the_code_location_service_host_and_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     services = compose()["services"]
-    (entry,) = load(DEPLOY / "workspace.yaml")["load_from"]
-    server = entry["grpc_server"]
     code = services["code-location"]["command"]
-    assert server["host"] == "code-location" and server["host"] in services
-    assert server["port"] == int(command_option(code, "-p", "--port"))
-    assert command_option(code, "-h", "--host") == "0.0.0.0"
-    assert command_option(code, "-m", "--module-name") == "expirytrack_dagster.definitions"
-    pyproject = (REPO / "pyproject.toml").read_text()
-    assert f'code_location_name = "{server["location_name"]}"' in pyproject
-    assert command_option(code, "--location-name") == server["location_name"]
     for name in ("webserver", "daemon"):
         command = services[name]["command"]
         assert command_option(command, "-w", "--workspace") == "/opt/dagster/workspace.yaml"
+        # Dagster's own workspace loader, with the environment compose gives that service.
+        for variable, value in services[name]["environment"].items():
+            monkeypatch.setenv(variable, value)
+        (origin,) = location_origins_from_yaml_paths([str(DEPLOY / "workspace.yaml")])
+        assert origin.host == "code-location" and origin.host in services, name
+        assert origin.port == int(command_option(code, "-p", "--port")), name
+        assert origin.location_name == command_option(code, "--location-name"), name
+    assert command_option(code, "-h", "--host") == "0.0.0.0"
+    assert command_option(code, "-m", "--module-name") == "expirytrack_dagster.definitions"
+    pyproject = (REPO / "pyproject.toml").read_text()
+    assert f'code_location_name = "{origin.location_name}"' in pyproject
 
 
 # -- Helm ----------------------------------------------------------------------------------------
