@@ -252,29 +252,32 @@ def oi_page(
     finite = grid.to_numpy(dtype=float)
     finite = finite[np.isfinite(finite)]
     scale = float(np.percentile(np.abs(finite), 95)) if finite.size else 0.0
+    # Plain arrays, not iterrows: a 100-strike x 60-day heatmap is 6,000 cells.
     heat = [
         {
             "strike": float(strike),
-            "cells": [
-                {"value": _number(v), "colour": _heat(_number(v), scale)} for v in row.tolist()
-            ],
+            "cells": [{"value": v, "colour": _heat(v, scale)} for v in map(_number, row)],
         }
-        for strike, row in grid.iterrows()
+        for strike, row in zip(grid.index, grid.to_numpy(dtype=float).tolist(), strict=True)
     ]
+    columns = ("strike", "is_atm", "CE_oi", "PE_oi", "CE_oi_change", "PE_oi_change")
+    values = {name: chain[name].to_numpy().tolist() for name in columns}
     peak = float(np.nanmax(chain[["CE_oi", "PE_oi"]].to_numpy(dtype=float), initial=0.0))
-    bars = [
-        {
-            "strike": float(r["strike"]),
-            "atm": bool(r["is_atm"]),
-            "CE": _number(r["CE_oi"]),
-            "PE": _number(r["PE_oi"]),
-            "CE_change": _number(r["CE_oi_change"]),
-            "PE_change": _number(r["PE_oi_change"]),
-            "CE_pct": 100 * (_number(r["CE_oi"]) or 0) / peak if peak else 0,
-            "PE_pct": 100 * (_number(r["PE_oi"]) or 0) / peak if peak else 0,
-        }
-        for _, r in chain.iterrows()
-    ]
+    bars = []
+    for strike, atm, ce, pe, ce_change, pe_change in zip(*values.values(), strict=True):
+        ce, pe = _number(ce), _number(pe)
+        bars.append(
+            {
+                "strike": float(strike),
+                "atm": bool(atm),
+                "CE": ce,
+                "PE": pe,
+                "CE_change": _number(ce_change),
+                "PE_change": _number(pe_change),
+                "CE_pct": 100 * (ce or 0) / peak if peak else 0,
+                "PE_pct": 100 * (pe or 0) / peak if peak else 0,
+            }
+        )
     today = legs[(legs["day"] == day) & (legs["option_type"] != "FUT")]
     build = [
         {

@@ -24,9 +24,7 @@ from expirytrack_dagster.research.api import (
     _open,
     _partition,
 )
-from expirytrack_dagster.research.oi import build_up
-from expirytrack_dagster.research.oi import max_pain as _max_pain
-from expirytrack_dagster.research.oi import pcr as _pcr
+from expirytrack_dagster.research.oi import build_up, max_pain_of, pcr_of
 
 _IST_OFFSET_S = 19_800
 """IST is UTC+05:30 all year (no daylight saving): a candle's IST day is its epoch shifted by this."""
@@ -113,19 +111,22 @@ def expiry_life(
     days, starts = np.unique(legs["day"].to_numpy(), return_index=True)
     bounds = [*starts[1:], len(legs)]
     kind = legs["option_type"].to_numpy()
-    # Plain columns, sliced per day: research.oi's functions on small frames, no pandas lookups.
-    columns = {name: legs[name].to_numpy() for name in ("strike", "option_type", "oi", "close")}
-    columns["session_volume"] = legs["session_volume"].to_numpy(dtype=float)
+    # Plain arrays sliced per day into research.oi's array forms: no frame is built per day.
+    strike = legs["strike"].to_numpy(dtype=float)
+    oi = legs["oi"].to_numpy(dtype=float)
+    close = legs["close"].to_numpy(dtype=float)
+    volume = legs["session_volume"].to_numpy(dtype=float)
     rows = []
     for day, start, stop in zip(days, starts, bounds, strict=True):
-        is_option = kind[start:stop] != "FUT"
-        options = pd.DataFrame({n: c[start:stop][is_option] for n, c in columns.items()})
-        future = columns["close"][start:stop][~is_option]
+        day_kind = kind[start:stop]
+        is_option = day_kind != "FUT"
+        side, day_oi = day_kind[is_option], oi[start:stop][is_option]
+        future = close[start:stop][~is_option]
         rows.append(
             {
                 "day": day,
-                **_pcr(options),
-                "max_pain": _max_pain(options),
+                **pcr_of(side, day_oi, volume[start:stop][is_option]),
+                "max_pain": max_pain_of(strike[start:stop][is_option], side == "CE", day_oi),
                 "future_close": float(future[0]) if len(future) else np.nan,
             }
         )

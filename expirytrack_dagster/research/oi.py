@@ -27,11 +27,19 @@ def pcr(chain: pd.DataFrame) -> dict[str, float]:
     """Put-call ratios of a chain: ``pcr_oi`` = Σ PE OI / Σ CE OI, ``pcr_volume`` likewise on
     ``session_volume``. ``chain`` is long form (``option_type``, ``oi``, ``session_volume``);
     missing values count as 0; a ratio with a zero denominator is NaN."""
-    side = chain["option_type"].to_numpy()
+    return pcr_of(
+        chain["option_type"].to_numpy(),
+        chain["oi"].to_numpy(dtype=float),
+        chain["session_volume"].to_numpy(dtype=float),
+    )
+
+
+def pcr_of(option_type: np.ndarray, oi: np.ndarray, volume: np.ndarray) -> dict[str, float]:
+    """:func:`pcr` on plain arrays (one entry per contract), for callers looping over days."""
     out: dict[str, float] = {}
-    for name, column in (("pcr_oi", "oi"), ("pcr_volume", "session_volume")):
-        values = np.nan_to_num(chain[column].to_numpy(dtype=float))
-        calls, puts = values[side == "CE"].sum(), values[side == "PE"].sum()
+    for name, column in (("pcr_oi", oi), ("pcr_volume", volume)):
+        values = np.nan_to_num(np.asarray(column, dtype=float))
+        calls, puts = values[option_type == "CE"].sum(), values[option_type == "PE"].sum()
         out[name] = float(puts / calls) if calls > 0 else math.nan
     return out
 
@@ -44,11 +52,18 @@ def max_pain(chain: pd.DataFrame) -> float:
     lower strike. ``chain`` is long form (``strike``, ``option_type``, ``oi``; missing OI counts
     as 0). NaN when no contract has open interest.
     """
-    oi = chain["oi"].fillna(0).to_numpy(dtype=float)
+    return max_pain_of(
+        chain["strike"].to_numpy(dtype=float),
+        (chain["option_type"] == "CE").to_numpy(),
+        chain["oi"].to_numpy(dtype=float),
+    )
+
+
+def max_pain_of(strikes: np.ndarray, is_call: np.ndarray, oi: np.ndarray) -> float:
+    """:func:`max_pain` on plain arrays (one entry per contract), for callers looping over days."""
+    oi = np.nan_to_num(np.asarray(oi, dtype=float))
     if not (oi > 0).any():
         return math.nan
-    strikes = chain["strike"].to_numpy(dtype=float)
-    is_call = (chain["option_type"] == "CE").to_numpy()
     listed = np.unique(strikes)
     settle = listed[:, None]
     payout = np.where(is_call, np.maximum(settle - strikes, 0.0), np.maximum(strikes - settle, 0.0))
