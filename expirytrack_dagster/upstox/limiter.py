@@ -4,22 +4,21 @@ Upstox meters each user (access token) with three sliding windows — 50 request
 500/minute, 2000/30 minutes — and answers 429 ``UDAPI10005`` (possibly followed by a suspension)
 when any of them is exceeded. Dagster runs each run, and by default each step, in its own process,
 and the sensor in the daemon, so an in-memory limiter cannot see the other users of the token. The
-windows are therefore enforced through a small **SQLite ledger** shared by every process on the
-machine.
+windows are therefore enforced through a **ledger** shared by every user of the token: this module
+holds the window arithmetic, and a back end holds the rows (``upstox.ledger`` chooses one):
 
-Ledger (one file per token; the caller derives the path from a hash of the token)::
+- ``ledger_sqlite`` — one SQLite file per user: every process on one machine (the default);
+- ``ledger_postgres`` — rows in PostgreSQL: every process on every machine (``ledger_url``).
 
-    grants(t REAL NOT NULL)  + index on t    -- wall-clock start time of every granted request
-    pause(id = 1, until REAL, reason TEXT, set_at REAL)   -- at most one row: the shared pause
-
-Granting is one short ``BEGIN IMMEDIATE`` transaction (WAL mode, busy timeout, ``database is
-locked`` retried): read the pause and, for each window (limit ``L``, length ``W``), the ``L``-th
-most recent grant time ``t_L``; the window has room at ``now`` iff ``t_L <= now - W`` (or there are
-fewer than ``L`` grants). If every window has room and no pause is active, the grant is inserted
-with ``t = now``; otherwise nothing is written and the caller learns the exact wait
-``max(pause_until, max over windows of t_L + W) - now`` — the earliest moment at which all windows
-have room, because rows only ever leave a window as time passes. ``now`` is read *inside* the write
-lock, so ledger order is grant order across processes and the check-then-insert cannot race.
+A ledger stores the start time of every granted request and at most one shared pause. Granting
+is one short transaction that excludes every other grant on the ledger: read ``now``, the pause
+and, for each window (limit ``L``, length ``W``), the ``L``-th most recent grant time ``t_L``; the
+window has room at ``now`` iff ``t_L <= now - W`` (or there are fewer than ``L`` grants). If every
+window has room and no pause is active, the grant is inserted with ``t = now``; otherwise nothing
+is written and the caller learns the exact wait ``max(pause_until, max over windows of t_L + W) -
+now`` — the earliest moment at which all windows have room, because rows only ever leave a window
+as time passes. ``now`` is read *inside* the ledger's lock, so ledger order is grant order and the
+check-then-insert cannot race.
 
 A caller that must not wait (the new-expiry sensor, which Dagster stops after 60 s) asks
 ``budget_wait(n)`` first: when ``n`` requests could start, or which window (or pause) holds them
@@ -37,31 +36,28 @@ thread-local ("Multi Process - Single Thread … a hybrid lock may be needed"), 
 case (async/threads inside many Dagster step processes). It keeps integer-millisecond timestamps,
 computes the retry delay from one failing rate only (so a caller may wake to find another window
 still full), relies on a background "leaker" thread per process to prune, and has no notion of a
-pause shared by every user of the bucket after a 429. The ledger below is a few hundred lines of
-stdlib code with those properties built in and tested.
+pause shared by every user of the bucket after a 429, nor a back end shared across machines. The
+limiter and its ledgers are a few hundred lines with those properties built in and tested.
 
-Clock: wall-clock seconds (``time.time``) because the ledger outlives processes and reboots and
-every process must agree on what a stored time means. A backward clock step of ``D`` seconds can
-only make callers wait up to ``D`` longer (safe); a forward step can under-count, which no
-client-side clock can rule out — the shared ``pause`` after a 429 is the backstop.
+Clock: each back end says which clock stamps its grants (this machine's wall clock for SQLite, the
+database server's for PostgreSQL). This object only *sleeps* the waits the ledger computes, with
+its own ``clock``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import os
-import random
-import sqlite3
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
+
+from expirytrack_dagster.upstox.ledger import Ledger
 
 __all__ = [
     "BudgetWait",
@@ -73,8 +69,6 @@ __all__ = [
     "ideal_schedule",
 ]
 
-_T = TypeVar("_T")
-
 log = logging.getLogger(__name__)
 
 LOG_WAIT_AT_S = 1.0
@@ -84,24 +78,6 @@ LOG_EVERY_S = 60.0
 
 WINDOW_NAMES = ("per second", "per minute", "per 30 minutes")
 """How the three Upstox windows are named in messages, in ``RateLimits.windows()`` order."""
-
-# SQLite's own busy handler sleeps 1, 2, 5, 10… ms between tries, while a ledger transaction
-# lasts tens of microseconds: with two processes sharing a ledger that capped throughput near
-# 120 requests/s. So SQLite gives up at once (timeout 0) and _retry_locked retries after
-# sub-millisecond jittered sleeps, for up to _LOCK_RETRY_S.
-_BUSY_TIMEOUT_S = 0.0
-_LOCK_RETRY_S = 60.0
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS grants (t REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS grants_t ON grants (t);
-CREATE TABLE IF NOT EXISTS pause (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    until REAL NOT NULL,
-    reason TEXT NOT NULL,
-    set_at REAL NOT NULL
-);
-"""
 
 
 @dataclass(frozen=True)
@@ -241,175 +217,51 @@ def ideal_schedule(n: int, windows: Sequence[RateWindow]) -> list[float]:
     return times
 
 
-# One lock per ledger file per process: threads of one process then hand the SQLite write lock
-# over through a real mutex instead of SQLite's sleep-and-poll busy handler (which backs off in
-# 1..100 ms steps and would delay grants); only contention between processes reaches SQLite.
-_process_locks: dict[str, threading.Lock] = {}
-_process_locks_guard = threading.Lock()
-
-
-def _reset_locks_after_fork() -> None:
-    # A lock held by some other thread at fork time would stay held forever in the child.
-    global _process_locks_guard
-    _process_locks_guard = threading.Lock()
-    _process_locks.clear()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_locks_after_fork)
-
-
-def _process_lock(key: str) -> threading.Lock:
-    with _process_locks_guard:
-        lock = _process_locks.get(key)
-        if lock is None:
-            lock = _process_locks[key] = threading.Lock()
-        return lock
-
-
-def _is_lock_error(exc: sqlite3.OperationalError) -> bool:
-    msg = str(exc).lower()
-    return "locked" in msg or "busy" in msg
-
-
-def _immediate(conn: sqlite3.Connection, body: Callable[[sqlite3.Connection], _T]) -> _T:
-    """Run ``body`` in one BEGIN IMMEDIATE transaction: the write lock is taken up front, so the
-    reads and the insert that depends on them are atomic across processes."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = body(conn)
-        conn.execute("COMMIT")
-        return result
-    except BaseException:
-        if conn.in_transaction:
-            # The original error is the one worth seeing, not a failed rollback.
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        raise
-
-
-# Connections inherited across fork() must never be used (or closed: closing may checkpoint into a
-# file the parent is using), so the child parks them here and opens its own.
-_abandoned_connections: list[sqlite3.Connection] = []
-
-
 class SharedRateLimiter:
-    """Meter requests for one token across every process and thread using ``ledger_path``.
+    """Meter requests for one Upstox user across every process and thread sharing its ledger.
 
-    All users of one ledger must use the same ``RateLimits`` (they describe the token's limits);
-    rows older than the longest window are pruned.
+    ``ledger`` is a back end (``ledger.open_ledger`` chooses one from the settings) or, for the
+    single-machine default, the path of a SQLite ledger file. All users of one ledger must use the
+    same ``RateLimits`` (they describe the user's limits); rows older than the longest window are
+    pruned. ``clock`` is what this object sleeps with (and, for a path, the SQLite ledger's clock).
     """
 
-    def __init__(self, ledger_path: Path, limits: RateLimits, clock: Clock | None = None) -> None:
-        self.ledger_path = Path(ledger_path)
+    def __init__(
+        self,
+        ledger: Ledger | str | os.PathLike[str],
+        limits: RateLimits,
+        clock: Clock | None = None,
+    ) -> None:
         self.limits = limits
         self.clock: Clock = clock if clock is not None else SystemClock()
+        if isinstance(ledger, str | os.PathLike):
+            from expirytrack_dagster.upstox.ledger_sqlite import SqliteLedger
+
+            ledger = SqliteLedger(Path(ledger), self.clock)
+        self.ledger: Ledger = ledger
         self._windows = limits.windows()
-        self._longest = max(w.seconds for w in self._windows)
-        self._lock_key = str(self.ledger_path.resolve())
-        self._conn: sqlite3.Connection | None = None
-        self._conn_pid = -1
+        self._lengths = tuple(w.seconds for w in self._windows)
+        self._longest = max(self._lengths)
+        # Per window, the L-th most recent grant decides whether there is room.
+        self._offsets = tuple(w.limit - 1 for w in self._windows)
         self._last_wait_log = -math.inf
-        # One statement returns everything a decision needs: the pause and, per window, the
-        # L-th most recent grant (an index walk of at most L entries from the newest end).
-        nth = ", ".join(
-            f"(SELECT t FROM grants ORDER BY t DESC LIMIT 1 OFFSET {w.limit - 1})"
-            for w in self._windows
-        )
-        self._decision_sql = f"SELECT (SELECT until FROM pause WHERE id = 1), {nth}"
-        counts = ", ".join("(SELECT COUNT(*) FROM grants WHERE t > ?)" for _ in self._windows)
-        # Same columns as the decision, plus the reason and the per-window counts, in one
-        # statement so that the snapshot is consistent.
-        self._snapshot_sql = (
-            f"SELECT (SELECT until FROM pause WHERE id = 1), {nth}, "
-            f"(SELECT reason FROM pause WHERE id = 1), {counts}"
-        )
-        self.ledger_path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection()  # create the schema now so configuration errors surface early
-
-    # -- connection and transactions ------------------------------------------------------
-
-    def _connection(self) -> sqlite3.Connection:
-        pid = os.getpid()
-        if self._conn is not None and self._conn_pid == pid:
-            return self._conn
-        if self._conn is not None:
-            _abandoned_connections.append(self._conn)
-            self._conn = None
-        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves; check_same_thread=False is
-        # safe because every use is serialised by the per-process lock for this ledger.
-        conn = sqlite3.connect(
-            self.ledger_path,
-            timeout=_BUSY_TIMEOUT_S,
-            isolation_level=None,
-            check_same_thread=False,
-        )
-        try:
-            # Several processes may open a brand-new ledger at once: switching to WAL and creating
-            # the schema can both report "locked" to the losers, so each step is retried; the DDL
-            # is idempotent (IF NOT EXISTS) and runs inside a write transaction.
-            self._retry_locked(lambda: conn.execute("PRAGMA journal_mode=WAL").fetchone())
-            # NORMAL in WAL mode skips the fsync per commit; a power cut can lose only the last
-            # few grants, and the machine cannot come back within the windows that they matter to.
-            conn.execute("PRAGMA synchronous=NORMAL")
-
-            self._retry_locked(lambda: self._create_schema(conn))
-        except BaseException:
-            conn.close()
-            raise
-        self._conn, self._conn_pid = conn, pid
-        return conn
-
-    @staticmethod
-    def _create_schema(conn: sqlite3.Connection) -> None:
-        # Not via _transaction: this may run while the per-process lock is already held.
-        def create(c: sqlite3.Connection) -> None:
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    c.execute(statement)
-
-        _immediate(conn, create)
-
-    def _retry_locked(self, fn: Callable[[], _T]) -> _T:
-        deadline = time.monotonic() + _LOCK_RETRY_S
-        delay = 0.0002
-        while True:
-            try:
-                return fn()
-            except sqlite3.OperationalError as exc:
-                if not _is_lock_error(exc) or time.monotonic() >= deadline:
-                    raise
-            # Real time, not self.clock: this is contention on a file, not rate-limit waiting.
-            # Jitter keeps contending processes from retrying in lockstep.
-            time.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 0.005)
-
-    def _transaction(self, body: Callable[[sqlite3.Connection], _T]) -> _T:
-        """``_immediate`` under this process's lock for the ledger, retried while locked."""
-
-        def attempt() -> _T:
-            with _process_lock(self._lock_key):
-                return _immediate(self._connection(), body)
-
-        return self._retry_locked(attempt)
 
     def close(self) -> None:
         """Close this object's connection (the ledger and other users are unaffected)."""
-        with _process_lock(self._lock_key):
-            if self._conn is not None and self._conn_pid == os.getpid():
-                self._conn.close()
-            self._conn = None
+        self.ledger.close()
 
     # -- decisions ------------------------------------------------------------------------
 
-    def _wait_from(self, now: float, row: Sequence[Any]) -> float:
+    def _wait_from(
+        self, now: float, pause_until: float | None, nth_recent: Sequence[float | None]
+    ) -> float:
         """Seconds from ``now`` until no pause is active and every window has room."""
         target = now
-        if row[0] is not None:
-            target = max(target, float(row[0]))
-        for window, nth_recent in zip(self._windows, row[1:], strict=True):
-            if nth_recent is not None:
-                target = max(target, float(nth_recent) + window.seconds)
+        if pause_until is not None:
+            target = max(target, float(pause_until))
+        for window, nth in zip(self._windows, nth_recent, strict=True):
+            if nth is not None:
+                target = max(target, float(nth) + window.seconds)
         if target <= now:
             return 0.0
         wait = target - now
@@ -422,21 +274,7 @@ class SharedRateLimiter:
     def try_acquire(self) -> float:
         """Record a request slot now and return 0.0, or return the seconds to wait (nothing
         recorded). The wait is exact: the earliest moment all windows have room, absent others."""
-
-        def body(conn: sqlite3.Connection) -> float:
-            # Read the clock under the write lock so ledger order is real grant order.
-            now = self.clock.now()
-            row = conn.execute(self._decision_sql).fetchone()
-            wait = self._wait_from(now, row)
-            if wait > 0.0:
-                return wait
-            conn.execute("INSERT INTO grants (t) VALUES (?)", (now,))
-            # Index range delete: a no-op seek almost always, so it is cheaper to do it every
-            # time than to schedule it.
-            conn.execute("DELETE FROM grants WHERE t < ?", (now - self._longest,))
-            return 0.0
-
-        return self._transaction(body)
+        return self.ledger.grant(self._wait_from, self._offsets, self._longest)
 
     def budget_wait(self, requests: int = 1) -> BudgetWait:
         """How long until ``requests`` requests could all be granted at once (nothing recorded).
@@ -448,33 +286,19 @@ class SharedRateLimiter:
         smallest = min(w.limit for w in self._windows)
         if not 1 <= requests <= smallest:
             raise ValueError(f"requests must be between 1 and {smallest}, got {requests!r}")
-        nth = ", ".join(
-            f"(SELECT t FROM grants ORDER BY t DESC LIMIT 1 OFFSET {w.limit - requests})"
-            for w in self._windows
-        )
-        counts = ", ".join("(SELECT COUNT(*) FROM grants WHERE t > ?)" for _ in self._windows)
-        sql = (
-            "SELECT (SELECT until FROM pause WHERE id = 1), "
-            f"(SELECT reason FROM pause WHERE id = 1), {nth}, {counts}"
-        )
-
-        def query(conn: sqlite3.Connection) -> tuple[float, Sequence[Any]]:
-            now = self.clock.now()
-            return now, conn.execute(sql, [now - w.seconds for w in self._windows]).fetchone()
-
-        now, row = self._read(query)
-        k = len(self._windows)
-        pause_until, pause_reason = row[0], row[1]
-        nth_recent, used = row[2 : 2 + k], row[2 + k :]
+        state = self.ledger.state([w.limit - requests for w in self._windows], self._lengths)
+        now = state.now
         until, reason = now, None
-        if pause_until is not None and float(pause_until) > until:
-            until = float(pause_until)
-            reason = f"paused after {pause_reason or 'a 429 from Upstox'}"
-        for i, (window, t, count) in enumerate(zip(self._windows, nth_recent, used, strict=True)):
+        if state.pause_until is not None and float(state.pause_until) > until:
+            until = float(state.pause_until)
+            reason = f"paused after {state.pause_reason or 'a 429 from Upstox'}"
+        for i, (window, t, count) in enumerate(
+            zip(self._windows, state.nth_recent, state.counts, strict=True)
+        ):
             if t is not None and float(t) + window.seconds > until:
                 until = float(t) + window.seconds
                 name = WINDOW_NAMES[i] if i < len(WINDOW_NAMES) else f"per {window.seconds:g} s"
-                reason = f"{int(count)} of {window.limit} requests {name} used"
+                reason = f"{count} of {window.limit} requests {name} used"
         return BudgetWait(requests, max(0.0, until - now), until, reason)
 
     def _log_wait(self, wait: float) -> None:
@@ -500,9 +324,9 @@ class SharedRateLimiter:
     async def acquire_async(self) -> float:
         """Like ``acquire`` but waits with ``asyncio.sleep`` (or the clock's ``sleep_async``).
 
-        The ledger transaction runs in a worker thread: it is usually tens of microseconds, but
-        under contention from other processes it retries on the file lock for up to seconds,
-        and the event loop must keep serving the requests already in flight meanwhile."""
+        The ledger transaction runs in a worker thread: it is usually well under a millisecond,
+        but under contention from other processes it waits for the ledger's lock, and the event
+        loop must keep serving the requests already in flight meanwhile."""
         sleep_async = getattr(self.clock, "sleep_async", None)
         start = self.clock.now()
         while (wait := await asyncio.to_thread(self.try_acquire)) > 0.0:
@@ -527,67 +351,36 @@ class SharedRateLimiter:
         """
         if not (math.isfinite(seconds) and seconds >= 0):
             raise ValueError(f"pause seconds must be a finite number >= 0, got {seconds!r}")
-
-        def body(conn: sqlite3.Connection) -> None:
-            now = self.clock.now()
-            conn.execute(
-                """
-                INSERT INTO pause (id, until, reason, set_at) VALUES (1, ?, ?, ?)
-                ON CONFLICT (id) DO UPDATE SET
-                    reason = CASE WHEN excluded.until > until THEN excluded.reason ELSE reason END,
-                    set_at = CASE WHEN excluded.until > until THEN excluded.set_at ELSE set_at END,
-                    until = MAX(until, excluded.until)
-                """,
-                (now + seconds, reason, now),
-            )
-
-        self._transaction(body)
+        self.ledger.pause(seconds, reason)
 
     def paused_until(self) -> float | None:
-        """Wall-clock end of the active pause, or None when no pause is active."""
-        until = self._read(lambda c: c.execute("SELECT until FROM pause WHERE id = 1").fetchone())
-        if until is None or until[0] is None:
-            return None
-        return float(until[0]) if float(until[0]) > self.clock.now() else None
-
-    def _read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        # A single SELECT is its own consistent snapshot in WAL mode: no write lock needed.
-        def attempt() -> _T:
-            with _process_lock(self._lock_key):
-                return fn(self._connection())
-
-        return self._retry_locked(attempt)
+        """Wall-clock end of the active pause (ledger's clock), or None when none is active."""
+        state = self.ledger.state((), ())
+        until = state.pause_until
+        return float(until) if until is not None and float(until) > state.now else None
 
     def snapshot(self) -> dict[str, Any]:
         """Requests in each window now, the pause and the current wait — for logs and metadata."""
-
-        def query(conn: sqlite3.Connection) -> tuple[float, Sequence[Any]]:
-            now = self.clock.now()
-            args = [now - w.seconds for w in self._windows]
-            return now, conn.execute(self._snapshot_sql, args).fetchone()
-
-        now, row = self._read(query)
-        k = len(self._windows)
-        decision, reason, counts = row[: k + 1], row[k + 1], row[k + 2 :]
-        until = decision[0]
+        state = self.ledger.state(self._offsets, self._lengths)
+        now, until = state.now, state.pause_until
         active = until is not None and float(until) > now
         return {
-            "ledger": str(self.ledger_path),
+            "ledger": self.ledger.describe(),
             "now": now,
             "windows": [
                 {
                     "limit": w.limit,
                     "seconds": w.seconds,
-                    "count": int(count),
-                    "room": max(0, w.limit - int(count)),
+                    "count": count,
+                    "room": max(0, w.limit - count),
                 }
-                for w, count in zip(self._windows, counts, strict=True)
+                for w, count in zip(self._windows, state.counts, strict=True)
             ],
             "paused": active,
             "paused_until": float(until) if active else None,
-            "pause_reason": reason if active else None,
-            "wait_s": self._wait_from(now, decision),
+            "pause_reason": state.pause_reason if active else None,
+            "wait_s": self._wait_from(now, until, state.nth_recent),
         }
 
     def __repr__(self) -> str:
-        return f"SharedRateLimiter({str(self.ledger_path)!r}, {self.limits!r})"
+        return f"SharedRateLimiter({self.ledger.describe()!r}, {self.limits!r})"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from expirytrack_dagster.upstox import ledger_sqlite
 from expirytrack_dagster.upstox import limiter as limiter_module
 from expirytrack_dagster.upstox.limiter import (
     RateLimits,
@@ -392,7 +393,7 @@ def test_concurrent_first_time_creation_is_safe(tmp_path: Path) -> None:
 
 def test_database_locked_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # A busy timeout far shorter than the outside lock forces "database is locked" errors.
-    monkeypatch.setattr(limiter_module, "_BUSY_TIMEOUT_S", 0.01)
+    monkeypatch.setattr(ledger_sqlite, "_BUSY_TIMEOUT_S", 0.01)
     path = tmp_path / "ledger.sqlite"
     limiter = SharedRateLimiter(path, RateLimits())
     blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
