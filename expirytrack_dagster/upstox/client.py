@@ -36,6 +36,8 @@ from expirytrack_dagster.upstox.errors import (
     UpstoxUnavailable,
     error_envelope,
 )
+from expirytrack_dagster.upstox.ledger import ledger_path as ledger_path  # its old home
+from expirytrack_dagster.upstox.ledger import open_ledger
 from expirytrack_dagster.upstox.limiter import RateLimits, SharedRateLimiter
 from expirytrack_dagster.upstox.live import (
     CurrentExpiry,
@@ -79,6 +81,9 @@ class ClientSettings:
     max_span_days: int | None = None  # never ask for more days than this in one request
     state_dir: Path = Path("data/state")  # rate-limit ledger and verified request spans
     ledger_id: str | None = None  # whose budget: the Upstox user id; default: the token's hash
+    # Where the ledger lives: empty = SQLite under state_dir (one machine), postgresql://… = shared
+    # by every machine (upstox.ledger). May hold a password: kept out of repr.
+    ledger_url: str | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -112,16 +117,6 @@ class RequestStats:
 def token_fingerprint(access_token: str) -> str:
     """A short one-way name for a token: shared state is keyed by it, never by the token."""
     return hashlib.sha256(access_token.encode()).hexdigest()[:16]
-
-
-def ledger_path(state_dir: Path, ledger_id: str) -> Path:
-    """The rate-limit ledger of one Upstox user (or, when the user is unknown, one token).
-
-    Upstox counts requests per user, so a re-login inside a 30-minute window must keep counting
-    in the same ledger: ``ledger_id`` is the user id that login reported.
-    """
-    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in ledger_id)
-    return state_dir / "ratelimit" / f"{safe}.sqlite"
 
 
 def _classify(response: httpx.Response, what: str) -> UpstoxError:
@@ -165,7 +160,11 @@ class UpstoxClient:
         self.stats = RequestStats()
         state_dir = Path(self.settings.state_dir)
         self.limiter = SharedRateLimiter(
-            ledger_path(state_dir, self.settings.ledger_id or token_fingerprint(access_token)),
+            open_ledger(
+                self.settings.ledger_url,
+                state_dir,
+                self.settings.ledger_id or token_fingerprint(access_token),
+            ),
             self.settings.limits,
         )
         self.spans = SpanMemory(state_dir / SPANS_FILE)
@@ -210,6 +209,7 @@ class UpstoxClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        self.limiter.close()  # its connection; the object reopens one if used again
 
     # -- endpoints -------------------------------------------------------------------------
 

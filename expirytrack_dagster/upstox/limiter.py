@@ -246,6 +246,12 @@ class SharedRateLimiter:
         self._offsets = tuple(w.limit - 1 for w in self._windows)
         self._last_wait_log = -math.inf
 
+    @property
+    def ledger_path(self) -> Path | None:
+        """The SQLite ledger file, or None when the ledger is not a file (PostgreSQL)."""
+        path = getattr(self.ledger, "path", None)
+        return Path(path) if path is not None else None
+
     def close(self) -> None:
         """Close this object's connection (the ledger and other users are unaffected)."""
         self.ledger.close()
