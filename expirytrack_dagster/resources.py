@@ -10,6 +10,9 @@ explicitly per deployment by ``definitions.build_definitions`` from the settings
   simulator, only ever chosen on purpose (``expirytrack demo``, ``source: sandbox`` or
   ``EXPIRYTRACK_SOURCE=sandbox``); it needs the ``sandbox`` extra.
 
+With ``upstox.accounts`` (see ``upstox.accounts``) each run uses one account of a pool, each with
+its own token and budget; without it, the one token as above.
+
 Before any request the token's deadline is checked (``check_token_deadline``): Upstox tokens die
 at 03:30 IST after login, so a run refuses to start with a missing, dead or nearly dead token.
 """
@@ -20,9 +23,10 @@ import contextlib
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from dagster import ConfigurableResource, InitResourceContext, get_dagster_logger
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 
 from expirytrack_dagster.credentials.guard import (
     DEFAULT_MARGIN,
@@ -35,6 +39,19 @@ from expirytrack_dagster.credentials.guard import (
     token_for_run,
 )
 from expirytrack_dagster.credentials.store import CredentialStore, CredentialStoreError
+from expirytrack_dagster.upstox.accounts import (
+    DEFAULT_ACCOUNT,
+    AccountChoice,
+    AccountPool,
+    AccountToken,
+    Candidate,
+    DagsterRuns,
+    PooledClient,
+    UpstoxAccount,
+    accounts_from_setting,
+    candidate,
+    listed_account_token,
+)
 from expirytrack_dagster.upstox.client import UPSTOX_BASE_URL, ClientSettings, UpstoxClient
 from expirytrack_dagster.upstox.errors import TokenExpired
 from expirytrack_dagster.upstox.limiter import RateLimits
@@ -88,6 +105,18 @@ class UpstoxApi(ConfigurableResource):
         description="Never ask for more days than this in one candle request. Empty: the "
         "span is learned and verified (the whole lookback window if the API answers it).",
     )
+    accounts: list[UpstoxAccount] = Field(
+        default=[],
+        description="More Upstox accounts beside 'default', each with its own token and budget: "
+        "names and where their tokens are (never tokens). Runs spread over them.",
+    )
+
+    _choice: AccountChoice | None = PrivateAttr(default=None)
+
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _account_entries(cls, value: object) -> object:
+        return accounts_from_setting(value)
 
     def resolved_source(self) -> str:
         """'upstox' or 'sandbox': what the stores record as the data's source."""
@@ -113,6 +142,35 @@ class UpstoxApi(ConfigurableResource):
     def setup_for_execution(self, context: InitResourceContext) -> None:
         log = context.log if context.log is not None else get_dagster_logger()
         log.info(f"Data source: {self.describe_source()}")
+        if self.accounts:  # the run's account, chosen once per run and tagged on it
+            run = context.run
+            runs = DagsterRuns(context.instance, run.run_id) if run and context.instance else None
+            self._choice = self.account_pool().choose(
+                self.account_candidates(), runs, run.run_id if run else ""
+            )
+            log.info(self._choice.describe())
+
+    def account_candidates(self) -> list[Candidate]:
+        """Every account of the pool, 'default' first, each with its token or why it has none."""
+        raise NotImplementedError
+
+    def account_pool(self) -> AccountPool:
+        """The accounts' shared state (dead tokens, the choice lock) under ``state_dir``."""
+        return AccountPool(self.state_dir, self.rate_limits())
+
+    @property
+    def account_name(self) -> str | None:
+        """The name of the account this run uses; None without ``accounts``."""
+        return self._choice.name if self._choice is not None else None
+
+    def pooled_client(self, base_url: str, transport: Any = None) -> UpstoxClient:
+        """A client on the run's account (outside a run: the best live account now)."""
+        pool = self.account_pool()
+        if self._choice is None:
+            self._choice = pool.choose(self.account_candidates())
+        account = self._choice.account
+        settings = self.client_settings(account.ledger_id)
+        return PooledClient(base_url, account, settings, pool, transport=transport)
 
     def rate_limits(self) -> RateLimits:
         """The rate windows and margins; ``ValueError`` naming the field when one is not allowed."""
@@ -212,7 +270,26 @@ class UpstoxResource(UpstoxApi):
             now=now,
         )
 
+    def account_candidates(self) -> list[Candidate]:
+        def default() -> AccountToken:
+            token = self.check_token_deadline()
+            assert token is not None
+            user = token.stored.user_id if token.stored is not None else None
+            return AccountToken(DEFAULT_ACCOUNT, token.access_token, self.upstox_user_id or user)
+
+        def listed(account: UpstoxAccount) -> Candidate:
+            return candidate(
+                account.name,
+                lambda: listed_account_token(
+                    account, base_url=self.base_url, margin=self.token_margin()
+                ),
+            )
+
+        return [candidate(DEFAULT_ACCOUNT, default), *(listed(a) for a in self.accounts)]
+
     def client(self) -> UpstoxClient:
+        if self.accounts:
+            return self.pooled_client(self.base_url)
         token = self.check_token_deadline()
         assert token is not None
         user = token.stored.user_id if token.stored is not None else None

@@ -8,6 +8,9 @@ through httpx's ASGI transport, with no socket, TLS or server thread.
 
 The simulator is imported only when this resource is used, and needs the optional ``sandbox``
 extra (``pip install -e ".[sandbox]"``); the real Upstox resource never needs it.
+
+With ``accounts``, each listed account's token is read from its environment variable, as for the
+real API; an embedded sandbox accepts those tokens too, each with its own rate windows.
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from expirytrack_dagster.credentials.guard import ActiveToken, token_with_deadline
 from expirytrack_dagster.resources import UpstoxApi
+from expirytrack_dagster.upstox.accounts import (
+    DEFAULT_ACCOUNT,
+    AccountToken,
+    Candidate,
+    candidate,
+    environment_token,
+)
 from expirytrack_dagster.upstox.client import UpstoxClient
+from expirytrack_dagster.upstox.errors import TokenExpired
 
 EMBEDDED_SANDBOX_TOKEN = "expirytrack-embedded-sandbox"
 """The token an embedded sandbox accepts. Fixed, so every process shares one rate-limit ledger."""
@@ -95,6 +106,10 @@ class SandboxResource(UpstoxApi):
             sandbox.run_sandbox(sandbox.SandboxConfig(), in_process=True)
         )
         embedded.add_token(EMBEDDED_SANDBOX_TOKEN)
+        for account in self.accounts:  # each simulated account: its own token, its own windows
+            token = environment_token(account)
+            if token:
+                embedded.add_token(token)
         self._stack, self._embedded = stack, embedded
 
     def check_token_deadline(self, now: datetime | None = None) -> ActiveToken | None:
@@ -111,7 +126,34 @@ class SandboxResource(UpstoxApi):
             now=now,
         )
 
+    def account_candidates(self) -> list[Candidate]:
+        def default() -> AccountToken:
+            self.check_token_deadline()
+            token = (self.sandbox_token or "") if self.sandbox_url else EMBEDDED_SANDBOX_TOKEN
+            if not token:
+                raise TokenExpired(
+                    "no sandbox token: set sandbox_token (EXPIRYTRACK_SANDBOX_TOKEN)"
+                )
+            return AccountToken(DEFAULT_ACCOUNT, token)
+
+        def listed(name: str, token: str | None, variable: str) -> AccountToken:
+            if not token:
+                raise TokenExpired(f"no token: set {variable}")
+            return AccountToken(name, token)
+
+        return [
+            candidate(DEFAULT_ACCOUNT, default),
+            *(
+                candidate(a.name, lambda a=a: listed(a.name, environment_token(a), a.variable()))
+                for a in self.accounts
+            ),
+        ]
+
     def client(self) -> UpstoxClient:
+        if self.accounts:
+            if not self.sandbox_url and self._embedded is None:
+                self._start_embedded()  # outside a Dagster run (CLI, notebook)
+            return self.pooled_client(self.base_url, transport=_transport(self.base_url))
         self.check_token_deadline()
         if self.sandbox_url:
             url, token = self.sandbox_url, self.sandbox_token or ""

@@ -296,6 +296,8 @@ def _collect_partition(
         )
     metadata = {
         "data_source": upstox.describe_source(),
+        # The account of a pool (``upstox.accounts``) whose budget the run spent: a name only.
+        **({"upstox_account": upstox.account_name} if upstox.account_name else {}),
         "interval": collection.interval,
         "window": f"{window[0]} … {window[1]}",
         "contracts": len(todo),

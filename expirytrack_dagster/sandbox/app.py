@@ -329,7 +329,7 @@ class _Exchange:
             fault = None  # nothing to corrupt in an empty answer
         fault = fault or self.scope.get(_KEY_FAULT)
         version = self.scope.get("http_version", "1.1")
-        self.state.stats.record(self.kind, status, version, fault)
+        self.state.stats.record(self.kind, status, version, fault, _bearer_token(self.scope))
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":

@@ -55,6 +55,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     parser.add_argument("--token", default=None, help="accept this access token (default: random)")
     parser.add_argument(
+        "--extra-token",
+        dest="extra_tokens",
+        action="append",
+        default=[],
+        metavar="TOKEN",
+        help="accept this token too, with its own rate windows (a second Upstox account); "
+        "repeat for more",
+    )
+    parser.add_argument(
         "--no-plus-plan",
         dest="plus_plan",
         action="store_false",
@@ -90,6 +99,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         extra_profiles=extra,
         port=args.port,
         access_token=args.token,
+        extra_tokens=tuple(args.extra_tokens),
         plus_plan=args.plus_plan,
     )
 

@@ -36,6 +36,8 @@ class SandboxConfig:
     canonical name.
     ``extra_profiles`` adds underlyings (or replaces a default with the same symbol).
     ``port`` 0 picks a free port. ``access_token`` None makes a random one.
+    ``extra_tokens`` are further accepted tokens, one per simulated Upstox account: the rate
+    windows are per token, so each has its own budget (as several Upstox accounts do).
     ``plus_plan`` False makes ``access_token`` a token without the Upstox Plus plan: every
     expired-instruments request then answers ``UDAPI1149``.
     ``apps`` are the developer apps the login endpoints accept (``DEMO_APP`` by default).
@@ -56,6 +58,7 @@ class SandboxConfig:
     extra_profiles: tuple[UnderlyingProfile, ...] = ()
     port: int = 0
     access_token: str | None = None
+    extra_tokens: tuple[str, ...] = ()
     plus_plan: bool = True
     apps: tuple[SandboxApp, ...] = (DEMO_APP,)
     requests_per_connection: int = 1000
@@ -70,6 +73,9 @@ class SandboxConfig:
         object.__setattr__(self, "range_behaviour", policy.behaviour)
         object.__setattr__(self, "extra_profiles", tuple(self.extra_profiles))
         object.__setattr__(self, "apps", tuple(self.apps))
+        object.__setattr__(self, "extra_tokens", tuple(self.extra_tokens))
+        if any(not token for token in self.extra_tokens):
+            raise ValueError("extra_tokens must be non-empty strings")
 
     @property
     def range_policy(self) -> RangePolicy:

@@ -55,6 +55,8 @@ class Sandbox:
         self.state = SandboxState(self.config)
         self.access_token: str = self.config.access_token or new_token()
         self.state.tokens.add(self.access_token, plus_plan=self.config.plus_plan)
+        for token in self.config.extra_tokens:  # one per simulated account, each its own windows
+            self.state.tokens.add(token)
         self.port: int | None = None
         self.ca_cert_path: Path | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections import Counter
 from typing import Any
@@ -38,8 +39,13 @@ def path_kind(path: str) -> str:
     return "other"
 
 
+def token_label(token: str) -> str:
+    """How the stats name a token: the same one-way fingerprint the client keys its ledger by."""
+    return hashlib.sha256(token.encode()).hexdigest()[:16]
+
+
 class RequestStats:
-    """Counts per endpoint kind, status code, HTTP version and injected fault."""
+    """Counts per endpoint kind, status code, HTTP version, injected fault and token."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -54,10 +60,24 @@ class RequestStats:
             self._versions: Counter[str] = Counter()
             self._faults: Counter[str] = Counter()
             self._dropped = 0
+            self._by_token: dict[str, Counter[str]] = {}
 
-    def record(self, kind: str, status: int | None, http_version: str, fault: str | None) -> None:
-        """One finished request; ``status`` None means it was dropped without an answer."""
+    def record(
+        self,
+        kind: str,
+        status: int | None,
+        http_version: str,
+        fault: str | None,
+        token: str | None = None,
+    ) -> None:
+        """One finished request; ``status`` None means it was dropped without an answer;
+        ``token`` the bearer token it carried (counted under its fingerprint)."""
         with self._lock:
+            if token is not None:
+                counts = self._by_token.setdefault(token_label(token), Counter())
+                counts["total"] += 1
+                counts["rate_limited"] += status == 429
+                counts["ok"] += status == 200
             self._total += 1
             self._kinds[kind] += 1
             self._versions[http_version] += 1
@@ -73,7 +93,8 @@ class RequestStats:
 
         Keys: ``total``, ``by_kind`` (every kind of ``PATH_KINDS``), ``by_status``,
         ``rate_limited`` (429s), ``http_versions`` (e.g. ``{"2": 10}``), ``faults`` (per fault
-        kind, plus ``fail_key``) and ``dropped``.
+        kind, plus ``fail_key``), ``dropped`` and ``by_token``: per token fingerprint
+        (``token_label``), its ``total``, ``ok`` (200) and ``rate_limited`` (429) requests.
         """
         with self._lock:
             return {
@@ -84,4 +105,8 @@ class RequestStats:
                 "http_versions": dict(self._versions),
                 "faults": dict(self._faults),
                 "dropped": self._dropped,
+                "by_token": {
+                    label: {k: counts[k] for k in ("total", "ok", "rate_limited")}
+                    for label, counts in self._by_token.items()
+                },
             }
