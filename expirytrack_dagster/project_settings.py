@@ -24,6 +24,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from dagster import EnvVar
 from pydantic import Field, ValidationError, model_validator
@@ -52,6 +53,8 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "EXPIRYTRACK_TIME_SCALE": ("upstox", "time_scale"),
     "EXPIRYTRACK_DATABASE": ("collection", "database"),
     "EXPIRYTRACK_LANDING_DIR": ("collection", "landing_dir"),
+    "EXPIRYTRACK_LAKEHOUSE_PATH": ("collection", "lakehouse_path"),
+    "EXPIRYTRACK_LAKEHOUSE_CATALOG_URL": ("collection", "lakehouse_catalog_url"),
 }
 """Environment variable → (section, key) it sets, over the settings file."""
 TOKEN_VARIABLE = "UPSTOX_ACCESS_TOKEN"
@@ -242,6 +245,23 @@ def _collection(
     if data_source == "sandbox":
         for name in ("database", "landing_dir"):
             fields.setdefault(name, SANDBOX_PATHS[name])
+    given = [k for k in ("lakehouse_path", "lakehouse_catalog_url") if fields.get(k)]
+    if len(given) == 1:
+        missing = ({"lakehouse_path", "lakehouse_catalog_url"} - set(given)).pop()
+        where = origins.get(given[0], f"{settings_file}: collection.{given[0]}")
+        raise SettingsError(
+            f"{where} is set but collection.{missing} is not: a shared lakehouse needs both"
+        )
+    catalog_url = fields.get("lakehouse_catalog_url")
+    if catalog_url and urlsplit(str(catalog_url)).password is not None:
+        # Refused without echoing the value: it holds a secret.
+        where = origins.get(
+            "lakehouse_catalog_url", f"{settings_file}: collection.lakehouse_catalog_url"
+        )
+        raise SettingsError(
+            f"{where} holds a password: remove it from the URL and give it in PGPASSWORD or "
+            "~/.pgpass (settings are shown in the Dagster UI)"
+        )
     fields["underlyings"] = {u.symbol: u.instrument_key for u in underlyings}
     return build_checked(
         CollectionSettings, fields, source=settings_file, prefix="collection.", sources=origins

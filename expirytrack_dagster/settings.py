@@ -12,10 +12,11 @@ naming the file or environment variable, the key, the value and what is allowed.
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 from dagster import ConfigurableResource
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from expirytrack_dagster.instruments import DEFAULT_UNDERLYINGS, Underlying, pick_underlying
 from expirytrack_dagster.settings_errors import (
@@ -27,6 +28,7 @@ from expirytrack_dagster.settings_errors import (
 )
 from expirytrack_dagster.settings_file import SECTIONS
 from expirytrack_dagster.storage.database import DEFAULT_DATABASE
+from expirytrack_dagster.storage.lakehouse import Lakehouse, attach
 from expirytrack_dagster.upstox.models import INTERVALS
 
 __all__ = [
@@ -103,6 +105,16 @@ class CollectionSettings(ConfigurableResource):
         default=60,
         description="The sensor treats an expiry as final this long after its session close.",
     )
+    lakehouse_path: str | None = Field(
+        default=None,
+        description="Shared lakehouse: the folder (shared by every machine) of its Parquet "
+        "files. Unset (the default): the DuckDB file alone.",
+    )
+    lakehouse_catalog_url: str | None = Field(
+        default=None,
+        description="Shared lakehouse: its PostgreSQL catalog, a libpq URL without a password "
+        "(postgresql://user@host:5432/db; the password goes in PGPASSWORD or ~/.pgpass).",
+    )
 
     @field_validator("interval")
     @classmethod
@@ -139,6 +151,18 @@ class CollectionSettings(ConfigurableResource):
         if unknown or not value:
             raise ValueError(f"must be a non-empty list of {', '.join(CONTRACT_TYPES)}")
         return value
+
+    @model_validator(mode="after")
+    def _attach_lakehouse(self) -> CollectionSettings:
+        if (self.lakehouse_path is None) != (self.lakehouse_catalog_url is None):
+            raise ValueError(
+                "lakehouse_path and lakehouse_catalog_url go together: set both for a shared "
+                "lakehouse, or neither"
+            )
+        if self.lakehouse_path is not None and self.lakehouse_catalog_url is not None:
+            # From now on this process reads and publishes the database through the lakehouse.
+            attach(self.database, Lakehouse(Path(self.lakehouse_path), self.lakehouse_catalog_url))
+        return self
 
     def lookback_start(self, expiry: date) -> date:
         """The first date of the candle window for ``expiry``."""

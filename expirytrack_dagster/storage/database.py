@@ -7,6 +7,10 @@ concurrency pool (see ``data/dagster_home/dagster.yaml``); a connection that sti
 A connection opened for writing first brings the schema to the current version
 (``storage.schema.migrate``): a database made by an earlier expirytrack is upgraded in place on its
 first open, never recreated. Read-only connections see the file as it is.
+
+With a shared lakehouse (``storage.lakehouse``, ``collection.lakehouse_path``), a read-only
+connection is an in-memory one with the file attached and the lakehouse's tables as views under
+the same names; the file is still where this machine writes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 
+from expirytrack_dagster.storage.lakehouse import LOCAL_ALIAS, lakehouse_for
 from expirytrack_dagster.storage.schema import migrate
 
 DEFAULT_DATABASE = Path("data/expirytrack.duckdb")
@@ -50,20 +55,18 @@ def open_connection(
 
     For writing a collection database, the schema is migrated to the current version first
     (``SchemaError`` when the file was made by a newer expirytrack); ``collection_schema=False``
-    opens another kind of file (a live snapshot file) without it.
+    opens another kind of file (a live snapshot file) without it. When a lakehouse fronts
+    ``path`` (``storage.lakehouse.attach``), a read-only connection reads the lakehouse.
     """
     path = Path(path)
+    lakehouse = lakehouse_for(path) if read_only else None
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + lock_timeout_s
     delay = 0.05
     while True:
         try:
-            connection = duckdb.connect(
-                str(path),
-                read_only=read_only,
-                config={"memory_limit": memory_limit, "custom_user_agent": "expirytrack"},
-            )
+            connection = _connect(path, read_only, memory_limit, lakehouse is not None)
             break
         except (duckdb.IOException, duckdb.ConnectionException) as exc:
             if not _is_lock_error(exc) or time.monotonic() >= deadline:
@@ -81,12 +84,35 @@ def open_connection(
             time.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 2.0)
     connection.execute("SET TimeZone = 'Asia/Kolkata'")
+    if lakehouse is not None:
+        try:
+            lakehouse.expose(connection)
+        except BaseException:
+            connection.close()
+            raise
     if not read_only and collection_schema:
         try:
             migrate(connection)
         except BaseException:
             connection.close()
             raise
+    return connection
+
+
+def _connect(
+    path: Path, read_only: bool, memory_limit: str, in_memory: bool
+) -> duckdb.DuckDBPyConnection:
+    config = {"memory_limit": memory_limit, "custom_user_agent": "expirytrack"}
+    if not in_memory:
+        return duckdb.connect(str(path), read_only=read_only, config=config)
+    # A lakehouse reader: views in an in-memory database over the lakehouse and the file.
+    connection = duckdb.connect(":memory:", config=config)
+    try:
+        quoted = str(path).replace("'", "''")
+        connection.execute(f"ATTACH '{quoted}' AS {LOCAL_ALIAS} (READ_ONLY)")
+    except BaseException:
+        connection.close()
+        raise
     return connection
 
 

@@ -15,6 +15,11 @@ process) before ``COMMIT`` leaves the stored partition as it was. Tables have ex
   its assets), as do ``expirytrack rebuild`` and a step stopped by a fatal error. A partition
   already published exactly as staged can be left alone (no DELETE, no INSERT, no file growth);
   when rows really were replaced, a checkpoint hands the space of the old rows back for reuse.
+
+With a shared lakehouse (``storage.lakehouse``), each of these writes also publishes the
+partition's rows of its tables there, inside the DuckDB transaction and before its ``COMMIT``:
+one catalog commit makes them visible to every machine at once, and a failed publish rolls the
+DuckDB write back, so a re-run publishes again.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from dagster import (
 )
 from pydantic import Field
 
+from expirytrack_dagster.storage import lakehouse
 from expirytrack_dagster.storage.database import connect
 from expirytrack_dagster.storage.schema import SCHEMA
 from expirytrack_dagster.storage.stores import check_stores, claim_source
@@ -160,6 +166,7 @@ class PartitionTableIOManager(IOManager):
                 claim_source(connection, self.source, f"the database {self.database}")
             connection.execute(f"DELETE FROM {where.table}{where.where}", where.params)
             insert_frame(connection, where.table, obj)
+            lakehouse.publish(connection, self.database, [where.table], where.keys)
         context.add_output_metadata(
             {
                 "dagster/row_count": MetadataValue.int(len(obj)),
@@ -298,6 +305,14 @@ def _replace(connection: duckdb.DuckDBPyConnection, staged: StagedCandles) -> No
     insert_frame(connection, FETCH_STATUS_TABLE, staged.status)
 
 
+def _lakehouse_holds(database: Path | str, staged: StagedCandles) -> bool:
+    """True without a lakehouse, or when it holds the staged partition's candle rows."""
+    lake = lakehouse.lakehouse_for(database)
+    if lake is None:
+        return True
+    return lake.partition_rows(CANDLES_TABLE, staged.partition_key) == staged_rows(staged)
+
+
 def publish_candles(
     database: Path | str,
     staged: StagedCandles,
@@ -316,10 +331,19 @@ def publish_candles(
         if source is not None:
             claim_source(connection, source, f"the database {database}")
         if skip_unchanged and is_published(connection, staged):
+            if _lakehouse_holds(database, staged):
+                return Published(staged_rows(staged), PUBLISHED_UNCHANGED)
+            # Stored here but not (or not so) in the lakehouse: publish the stored rows there.
+            lakehouse.publish(
+                connection, database, [CANDLES_TABLE, FETCH_STATUS_TABLE], [staged.partition_key]
+            )
             return Published(staged_rows(staged), PUBLISHED_UNCHANGED)
         replaced = _partition_rows(connection, CANDLES_TABLE, staged.partition_key) > 0
         _replace(connection, staged)
         rows = _partition_rows(connection, CANDLES_TABLE, staged.partition_key)
+        lakehouse.publish(
+            connection, database, [CANDLES_TABLE, FETCH_STATUS_TABLE], [staged.partition_key]
+        )
     if replaced:
         # Old rows were deleted: a checkpoint frees their blocks for the next writes, so
         # repeated re-collection does not grow the file.

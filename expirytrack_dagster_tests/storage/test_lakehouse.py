@@ -1,0 +1,204 @@
+"""The shared lakehouse: several writer processes, atomic partition replaces, killed writers.
+
+Real PostgreSQL catalog (``postgres_dsn``), real Parquet files, real DuckDB readers. Each writer
+is its own process with its own DuckDB file, as separate machines would be.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from expirytrack_dagster.project_settings import load_settings
+from expirytrack_dagster.settings_errors import SettingsError
+from expirytrack_dagster.storage.database import connect, open_connection
+from expirytrack_dagster.storage.lakehouse import Lakehouse, attach, detach, lakehouse_for
+from expirytrack_dagster_tests.storage import lakehouse_writer
+from expirytrack_dagster_tests.storage.lakehouse_writer import CONTRACTS, ROWS
+
+WRITER = "expirytrack_dagster_tests.storage.lakehouse_writer"
+
+
+@pytest.fixture
+def lake(tmp_path: Path, postgres_dsn: str):
+    """A lakehouse (shared folder + catalog) and a reader machine's (empty) DuckDB file."""
+    lakehouse = Lakehouse(tmp_path / "lake", postgres_dsn)
+    reader = tmp_path / "reader" / "expirytrack.duckdb"
+    open_connection(reader).close()  # a machine that never collected: the schema, no rows
+    attach(reader, lakehouse)
+    yield lakehouse, reader
+    detach(reader)
+
+
+def read(reader: Path) -> list[tuple]:
+    """Per partition: candle rows, distinct candles, close, fetch-status rows and their counts."""
+    with connect(reader, read_only=True) as db:
+        candles = db.sql(
+            """SELECT partition_key, count(*),
+                      count(DISTINCT (expired_instrument_key, "timestamp")),
+                      min(close), max(close)
+               FROM main.candles GROUP BY ALL ORDER BY 1"""
+        ).fetchall()
+        status = dict(
+            db.sql(
+                "SELECT partition_key, list(candle_count ORDER BY expired_instrument_key) "
+                "FROM candle_fetch_status GROUP BY ALL"
+            ).fetchall()
+        )
+    return [(*row, status.get(row[0])) for row in candles]
+
+
+def writer(root: Path, lakehouse: Lakehouse, price: float, *keys: str, rounds: int = 1):
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", WRITER, str(root), str(lakehouse.path)),
+            *(lakehouse.catalog_url, str(price), *keys, "--rounds", str(rounds)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_writer_processes_publish_at_once_and_readers_see_both(tmp_path: Path, lake):
+    lakehouse, reader = lake
+    a_keys = [f"NIFTY_2025-08-{day:02d}" for day in (7, 14, 21, 28)]
+    b_keys = [f"BANKNIFTY_2025-08-{day:02d}" for day in (6, 13, 20, 27)]
+    # Three rounds each: every partition is published three times, the last at price + 2.
+    procs = [
+        writer(tmp_path / "machine_a", lakehouse, 100.0, *a_keys, rounds=3),
+        writer(tmp_path / "machine_b", lakehouse, 500.0, *b_keys, rounds=3),
+    ]
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        assert "published" in out
+
+    rows = ROWS * len(CONTRACTS)
+    expected = sorted(
+        [(k, rows, rows, 102.0, 102.0, [ROWS, ROWS]) for k in a_keys]
+        + [(k, rows, rows, 502.0, 502.0, [ROWS, ROWS]) for k in b_keys]
+    )
+    assert read(reader) == expected
+    # The catalog lists one file per table and partition: nothing lost, nothing duplicated.
+    files = lakehouse.files()
+    assert len(files["candles"]) == len(files["candle_fetch_status"]) == 8
+
+
+def test_a_republish_replaces_the_partition_and_retired_files_go_after_the_grace(
+    tmp_path: Path, lake
+):
+    lakehouse, reader = lake
+    machine = tmp_path / "machine"
+    attach(machine / "expirytrack.duckdb", lakehouse)
+    try:
+        key = "NIFTY_2025-08-28"
+        lakehouse_writer.publish(machine, key, 100.0)
+        first = lakehouse.files()["candles"]
+        assert read(reader) == [(key, 2 * ROWS, 2 * ROWS, 100.0, 100.0, [ROWS, ROWS])]
+
+        # Landing a contract again replaces its file: now 100 candles per contract.
+        lakehouse_writer.publish(machine, key, 200.0, rows=100)
+        assert read(reader) == [(key, 200, 200, 200.0, 200.0, [100, 100])]
+        # The replaced file stays for readers still scanning it, then goes.
+        assert all(Path(p).exists() for p in first)
+        assert lakehouse.remove_retired(grace_s=3600) == 0
+        assert lakehouse.remove_retired(grace_s=0) == 2  # its candles and status files
+        assert not any(Path(p).exists() for p in first)
+        assert read(reader) == [(key, 200, 200, 200.0, 200.0, [100, 100])]
+        # The writer's own file holds the same rows (it is still this machine's store).
+        with connect(machine / "expirytrack.duckdb") as db:
+            assert db.sql("SELECT count(*), max(close) FROM candles").fetchall() == [(200, 200.0)]
+    finally:
+        detach(machine / "expirytrack.duckdb")
+
+
+def test_a_writer_killed_mid_publish_leaves_the_old_partition_intact(
+    tmp_path: Path, lake, postgres_dsn: str
+):
+    lakehouse, reader = lake
+    key = "NIFTY_2025-08-28"
+    machine = tmp_path / "machine"
+    attach(machine / "expirytrack.duckdb", lakehouse)
+    try:
+        lakehouse_writer.publish(machine, key, 100.0)
+    finally:
+        detach(machine / "expirytrack.duckdb")
+    before = read(reader)
+    listed = set(lakehouse.files()["candles"])
+
+    # Another session holds the partition's publish lock, so the writer stops inside its
+    # catalog transaction, its new Parquet files written: there it is killed.
+    holder = psycopg2.connect(postgres_dsn)
+    watcher = psycopg2.connect(postgres_dsn)
+    watcher.autocommit = True  # pg_stat_activity is frozen inside a transaction
+    try:
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ["candles\x1f" + key])
+        proc = writer(tmp_path / "machine_b", lakehouse, 999.0, key)
+        deadline = time.monotonic() + 120
+        while True:
+            with watcher.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND application_name = 'expirytrack-lakehouse' AND datname = current_database()"
+                )
+                if cursor.fetchone()[0]:
+                    break
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the writer never reached its catalog commit"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        holder.rollback()
+    finally:
+        holder.close()
+        watcher.close()
+
+    assert read(reader) == before
+    # Its files are on disk, listed nowhere; the orphan sweep removes them and only them.
+    orphans = {
+        str(p.resolve())
+        for p in lakehouse.path.glob("*/*/*.parquet")
+        if str(p.resolve())
+        not in set(lakehouse.files()["candles"]) | set(lakehouse.files()["candle_fetch_status"])
+    }
+    assert len(orphans) == 2
+    assert lakehouse.remove_orphans(grace_s=0) == 2
+    assert not any(Path(p).exists() for p in orphans)
+    assert set(lakehouse.files()["candles"]) == listed
+    assert read(reader) == before
+
+
+def test_the_settings_turn_the_lakehouse_on(tmp_path: Path):
+    database = tmp_path / "expirytrack.duckdb"
+    settings = load_settings(
+        {"collection": {"database": str(database), "lakehouse_path": str(tmp_path / "lake")}},
+        env={"EXPIRYTRACK_LAKEHOUSE_CATALOG_URL": "postgresql://expirytrack@db.example:5432/lake"},
+    )
+    try:
+        found = lakehouse_for(settings.collection.database)
+        assert found == Lakehouse(
+            tmp_path / "lake", "postgresql://expirytrack@db.example:5432/lake"
+        )
+        assert "db.example" not in repr(found)
+    finally:
+        detach(database)
+    assert lakehouse_for(load_settings({}, env={}).collection.database) is None
+
+
+def test_a_catalog_url_with_a_password_is_refused_without_echoing_it(tmp_path: Path):
+    with pytest.raises(SettingsError) as error:
+        load_settings(
+            {"collection": {"lakehouse_path": str(tmp_path / "lake")}},
+            env={"EXPIRYTRACK_LAKEHOUSE_CATALOG_URL": "postgresql://u:s3cret@db.example/lake"},
+        )
+    assert "s3cret" not in str(error.value)
+    assert "EXPIRYTRACK_LAKEHOUSE_CATALOG_URL holds a password" in str(error.value)
+    with pytest.raises(SettingsError, match="a shared lakehouse needs both"):
+        load_settings({"collection": {"lakehouse_path": str(tmp_path / "lake")}}, env={})
