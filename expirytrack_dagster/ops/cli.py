@@ -195,25 +195,38 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    """Check token, database, disk, daemon, sensors, last collection and budget; exit 1 on a FIX."""
+    """Check the instance profile, token, database, disk, daemon, sensors, last collection and
+    budget; exit 1 on a FIX."""
+    from expirytrack_dagster.cli import _dagster_home
     from expirytrack_dagster.definitions import defs
     from expirytrack_dagster.ops import doctor
+    from expirytrack_dagster.ops.instance_profile import check_instance_profile
 
     stores = _stores()
     upstox = defs.resources["upstox"]
-    instance = _instance()
+    profile = check_instance_profile(_dagster_home())
     sensors = [(s.name, s.default_status.value == "RUNNING") for s in defs.sensors or []]
     limits = upstox.client_settings().limits
+    # An instance that cannot load (its Postgres unset or silent) has no daemon, sensors or runs
+    # to report: the profile's own line says what to fix.
+    instance = _instance() if profile.level != "FIX" else None
     findings = [
+        profile,
         doctor.check_token(upstox),
         *doctor.check_database(stores.database),
         doctor.check_disk(stores.database, stores.landing_dir),
         doctor.check_storage(
             stores.database, stores.landing_dir, defs.resources["collection"].landing_retention
         ),
-        doctor.check_daemon(instance),
-        doctor.check_sensors(instance, sensors),
-        doctor.check_last_collection(instance),
+        *(
+            [
+                doctor.check_daemon(instance),
+                doctor.check_sensors(instance, sensors),
+                doctor.check_last_collection(instance),
+            ]
+            if instance is not None
+            else []
+        ),
         *doctor.check_budget(stores.state_dir, limits),
     ]
     print(f"expirytrack doctor — {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
