@@ -6,8 +6,9 @@
    ``RateLimits``, ``RetryPolicy`` and ``ClientSettings``, read by ``UpstoxApi``);
 2. the settings file (``EXPIRYTRACK_CONFIG``, default ``data/expirytrack.yaml``): sections
    ``underlyings``, ``collection``, ``upstox``, ``notifications``, ``research``;
-3. the environment variables of :data:`ENVIRONMENT` and ``UPSTOX_ACCESS_TOKEN`` (passed on as
-   ``EnvVar``, so the token never lands in run configuration or the UI).
+3. the environment variables of :data:`ENVIRONMENT` and ``UPSTOX_ACCESS_TOKEN`` (the token and the
+   :data:`SECRET_VARIABLES` are passed on as ``EnvVar``, so they never land in run configuration or
+   the UI).
 
 The result is typed and checked as a whole: the watched underlyings, the ``collection`` resource,
 the ``upstox`` resource of the chosen source (``UpstoxResource`` or ``SandboxResource``, never a
@@ -43,6 +44,7 @@ from expirytrack_dagster.settings_errors import (
     section,
 )
 from expirytrack_dagster.settings_file import SECTIONS, config_path, load_user_config
+from expirytrack_dagster.upstox.ledger import has_password, is_postgres_url, mask_url
 
 ENVIRONMENT: dict[str, tuple[str, str]] = {
     "EXPIRYTRACK_SOURCE": ("upstox", "source"),
@@ -55,8 +57,12 @@ ENVIRONMENT: dict[str, tuple[str, str]] = {
     "EXPIRYTRACK_LANDING_DIR": ("collection", "landing_dir"),
     "EXPIRYTRACK_LAKEHOUSE_PATH": ("collection", "lakehouse_path"),
     "EXPIRYTRACK_LAKEHOUSE_CATALOG_URL": ("collection", "lakehouse_catalog_url"),
+    "EXPIRYTRACK_LEDGER_URL": ("upstox", "ledger_url"),
 }
 """Environment variable → (section, key) it sets, over the settings file."""
+SECRET_VARIABLES = frozenset({"EXPIRYTRACK_LEDGER_URL"})
+"""Variables of :data:`ENVIRONMENT` that may hold a password: passed on as ``EnvVar``, like the
+token, so their value is read at run time and never lands in run configuration or the UI."""
 TOKEN_VARIABLE = "UPSTOX_ACCESS_TOKEN"
 
 SOURCES = ("auto", "upstox", "sandbox")
@@ -97,7 +103,8 @@ class _EnvironmentSource(PydanticBaseSettingsSource):
         layer: dict[str, Any] = {}
         for variable, (name, key) in ENVIRONMENT.items():
             if env.get(variable):
-                layer.setdefault(name, {})[key] = _FromEnvironment(variable, env[variable])
+                value = EnvVar(variable) if variable in SECRET_VARIABLES else env[variable]
+                layer.setdefault(name, {})[key] = _FromEnvironment(variable, value)
         if env.get(TOKEN_VARIABLE):
             token = _FromEnvironment(TOKEN_VARIABLE, EnvVar(TOKEN_VARIABLE))
             layer.setdefault("upstox", {})["access_token"] = token
@@ -214,6 +221,8 @@ def _upstox(layered: Mapping[str, Any], settings_file: str) -> UpstoxApi:
         fields.pop("source", None)  # 'auto' is 'upstox'
     if resource_class is SandboxResource:
         fields.setdefault("state_dir", SANDBOX_PATHS["state_dir"])
+    if fields.get("ledger_url") and "ledger_url" not in origins:
+        _check_ledger_url(str(fields["ledger_url"]), f"{settings_file}: upstox.ledger_url")
     resource = build_checked(
         resource_class, fields, source=settings_file, prefix="upstox.", sources=origins
     )
@@ -228,6 +237,22 @@ def _upstox(layered: Mapping[str, Any], settings_file: str) -> UpstoxApi:
         what, _, value = rest.rpartition(", got ")
         raise SettingsError(f"{settings_file}: upstox.{name} = {value}: must {what}") from None
     return resource
+
+
+def _check_ledger_url(url: str, where: str) -> None:
+    """A rate-limit ledger URL from the settings file: postgresql://, and without a password
+    (the file's settings are shown in the Dagster UI). Refused without echoing a secret."""
+    if not is_postgres_url(url):
+        raise SettingsError(
+            f"{where} = {mask_url(url)!r}: must be empty (the SQLite ledger under state_dir) "
+            "or a postgresql:// URL"
+        )
+    if has_password(url):
+        raise SettingsError(
+            f"{where} holds a password: remove it from the URL and give it in PGPASSWORD or "
+            "~/.pgpass, or set the whole URL in EXPIRYTRACK_LEDGER_URL (settings are shown in the "
+            "Dagster UI)"
+        )
 
 
 def _collection(

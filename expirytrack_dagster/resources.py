@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dagster import ConfigurableResource, InitResourceContext, get_dagster_logger
+from dagster import ConfigurableResource, EnvVar, InitResourceContext, get_dagster_logger
 from pydantic import Field, PrivateAttr, field_validator
 
 from expirytrack_dagster.credentials.guard import (
@@ -65,7 +65,8 @@ class UpstoxApi(ConfigurableResource):
     """The interface both Upstox resources share: a client, its pacing, and a token guard.
 
     The three Upstox rate windows (per second, per minute, per 30 minutes) are enforced across
-    every process using the same token, through a ledger under ``state_dir``.
+    every process using the same token, through a ledger: SQLite under ``state_dir`` (one
+    machine), or the PostgreSQL database of ``ledger_url`` (every machine using it).
     """
 
     token_margin_minutes: int = Field(
@@ -78,6 +79,12 @@ class UpstoxApi(ConfigurableResource):
     state_dir: str = Field(
         default=str(ClientSettings.state_dir),
         description="Rate-limit ledger and learned request spans.",
+    )
+    ledger_url: str | None = Field(
+        default=None,
+        description="Where the rate-limit ledger lives: empty = SQLite under state_dir (one "
+        "machine); postgresql://user@host/db = shared by every machine using it. Set from "
+        "EnvVar('EXPIRYTRACK_LEDGER_URL'); a password goes there, in PGPASSWORD or ~/.pgpass.",
     )
     per_second: int = RateLimits.per_second
     per_minute: int = RateLimits.per_minute
@@ -201,11 +208,19 @@ class UpstoxApi(ConfigurableResource):
             max_span_days=self.max_span_days,
             state_dir=Path(self.state_dir),
             ledger_id=ledger_id,
+            ledger_url=_resolved(self.ledger_url),
         )
 
     def token_margin(self) -> timedelta:
         """How long before its deadline a token is refused."""
         return timedelta(minutes=self.token_margin_minutes)
+
+
+def _resolved(value: str | EnvVar | None) -> str | None:
+    """A field's value; an ``EnvVar`` (outside a run Dagster has not resolved it) is read now."""
+    if isinstance(value, EnvVar):
+        return value.get_value() or None
+    return value or None
 
 
 UPSTOX_SOURCES = ("auto", "upstox")

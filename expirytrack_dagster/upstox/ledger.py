@@ -30,6 +30,7 @@ __all__ = [
     "Decide",
     "Ledger",
     "LedgerState",
+    "has_password",
     "is_postgres_url",
     "ledger_name",
     "ledger_path",
@@ -118,6 +119,11 @@ def mask_url(url: str) -> str:
         masked = [(key, "***" if key == "password" else value) for key, value in query]
         parts = parts._replace(query=urlencode(masked, safe="*"))
     return urlunsplit(parts)
+
+
+def has_password(url: str) -> bool:
+    """True when ``url`` carries a password (in the user part or a ``password=`` parameter)."""
+    return mask_url(url) != url
 
 
 def is_postgres_url(url: str | None) -> bool:
