@@ -226,10 +226,17 @@ class PostgresLedger:
             )
 
         def body(cur: Any) -> float:
-            # One round trip, two statements: the transaction starts and the lock is ours.
-            cur.execute("BEGIN; SELECT pg_advisory_xact_lock(%s)", (self._key,))
-            # A new statement after the lock: its snapshot holds every grant committed before.
-            cur.execute(sql, self._params())
+            # The decision is a statement *after* the lock's: in READ COMMITTED each statement
+            # takes a new snapshot, so it sees every grant committed before the lock was ours.
+            lock = "BEGIN; SELECT pg_advisory_xact_lock(%(key)s)"
+            if self.clock is None:
+                # Server clock: now is read by the decision itself. One round trip carries all
+                # three statements (a simple query; each statement still has its own snapshot).
+                cur.execute(f"{lock}; {sql}", self._params(key=self._key))
+            else:
+                # A client clock must be read after the lock is ours: a separate round trip.
+                cur.execute(lock, {"key": self._key})
+                cur.execute(sql, self._params())
             row = cur.fetchone()
             now = float(row[0])
             wait = decide(now, row[1], row[2:])

@@ -1,4 +1,8 @@
-"""Tests for the cross-process Upstox rate limiter: exact waits, shared state, threads, processes."""
+"""Tests for the cross-process Upstox rate limiter: exact waits, shared state, threads, processes.
+
+Every test that touches a ledger runs against both back ends: the SQLite file (one machine) and
+PostgreSQL (a real server on loopback, a fresh database per test; see ``conftest.postgres_dsn``).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,18 @@ import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from expirytrack_dagster.upstox import ledger_sqlite
 from expirytrack_dagster.upstox import limiter as limiter_module
+from expirytrack_dagster.upstox.ledger import Ledger
+from expirytrack_dagster.upstox.ledger_postgres import SCHEMA, PostgresLedger
+from expirytrack_dagster.upstox.ledger_sqlite import SqliteLedger
 from expirytrack_dagster.upstox.limiter import (
+    Clock,
     RateLimits,
     RateWindow,
     SharedRateLimiter,
@@ -43,6 +52,54 @@ class FakeClock:
         self.sleep(seconds)
 
 
+@dataclass(frozen=True)
+class Backend:
+    """One ledger back end under test: ``kind`` "sqlite" (files under ``where``) or "postgres"
+    (``where`` is the database URL). Picklable, so spawned processes can open the same ledgers."""
+
+    kind: str
+    where: str
+
+    def ledger(self, name: str = "ledger", clock: Clock | None = None) -> Ledger:
+        """The ledger ``name``. ``clock`` None: the back end's own clock (this machine's for
+        SQLite, the database server's for PostgreSQL)."""
+        if self.kind == "sqlite":
+            return SqliteLedger(self.path(name), clock)
+        return PostgresLedger(self.where, name, clock)
+
+    def limiter(
+        self, limits: RateLimits, clock: Clock | None = None, name: str = "ledger"
+    ) -> SharedRateLimiter:
+        """A limiter on ledger ``name`` whose grants are stamped by ``clock`` (when given)."""
+        return SharedRateLimiter(self.ledger(name, clock), limits, clock)
+
+    def path(self, name: str = "ledger") -> Path:
+        return Path(self.where) / f"{name}.sqlite"
+
+    def times(self, name: str = "ledger") -> list[float]:
+        """Every grant time the ledger holds, ascending — read directly, not through the code."""
+        if self.kind == "sqlite":
+            with sqlite3.connect(self.path(name)) as conn:
+                return [row[0] for row in conn.execute("SELECT t FROM grants ORDER BY t")]
+        import psycopg2
+
+        conn = psycopg2.connect(self.where)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT t FROM {SCHEMA}.grants WHERE ledger = %s ORDER BY t", (name,))
+                return [row[0] for row in cur.fetchall()]
+        finally:
+            conn.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Each ledger test runs once on SQLite and once on a real PostgreSQL database."""
+    if request.param == "sqlite":
+        return Backend("sqlite", str(tmp_path / "ledgers"))
+    return Backend("postgres", request.getfixturevalue("postgres_dsn"))
+
+
 def assert_windows_respected(
     times: Sequence[float], windows: Sequence[RateWindow], tol: float = 1e-6
 ) -> None:
@@ -59,17 +116,12 @@ def assert_windows_respected(
             )
 
 
-def ledger_times(path: Path) -> list[float]:
-    with sqlite3.connect(path) as conn:
-        return [row[0] for row in conn.execute("SELECT t FROM grants ORDER BY t")]
-
-
 class RecordingClock(SystemClock):
     """The real clock, remembering each thread's last reading.
 
-    try_acquire reads the clock exactly once, inside its transaction, so right after a grant the
-    calling thread's last reading is the exact time written to the ledger (which prunes old rows,
-    so it cannot be the only record).
+    try_acquire reads the clock exactly once, inside the ledger's lock, so right after a grant
+    the calling thread's last reading is the exact time written to the ledger (which prunes old
+    rows, so it cannot be the only record).
     """
 
     def __init__(self) -> None:
@@ -145,11 +197,11 @@ def test_ideal_schedule_under_upstox_server_windows() -> None:
 
 @pytest.mark.parametrize(("start", "tol"), [(0.0, 1e-9), (1_700_000_000.0, 1e-4)])
 def test_sequential_grants_are_as_early_as_allowed(
-    tmp_path: Path, start: float, tol: float
+    backend: Backend, start: float, tol: float
 ) -> None:
     clock = FakeClock(start)
     limits = RateLimits()
-    limiter = SharedRateLimiter(tmp_path / "ledger.sqlite", limits, clock)
+    limiter = backend.limiter(limits, clock)
     n = 2100  # crosses all three windows (the 2001st grant waits for the 30-minute one)
     grants = []
     for _ in range(n):
@@ -162,21 +214,19 @@ def test_sequential_grants_are_as_early_as_allowed(
     assert_windows_respected(grants, limits.windows(), tol=tol)
     # Rows older than the longest window are pruned, the rest are kept.
     longest = max(w.seconds for w in limits.windows())
-    kept = ledger_times(tmp_path / "ledger.sqlite")
-    assert kept == sorted(g for g in grants if g >= grants[-1] - longest)
+    assert backend.times() == sorted(g for g in grants if g >= grants[-1] - longest)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_random_sequence_never_exceeds_a_window_and_grants_at_the_earliest_moment(
-    tmp_path: Path, seed: int
+    backend: Backend, seed: int
 ) -> None:
     rng = random.Random(seed)
     clock = FakeClock()
     limits = RateLimits(per_second=3, per_minute=7, per_30_minutes=12)
     windows = limits.windows()
-    path = tmp_path / "ledger.sqlite"
     # Two objects on one ledger, used in random order: they must behave as one limiter.
-    limiters = [SharedRateLimiter(path, limits, clock), SharedRateLimiter(path, limits, clock)]
+    limiters = [backend.limiter(limits, clock), backend.limiter(limits, clock)]
 
     model_grants: list[float] = []
     model_pause = -math.inf
@@ -218,12 +268,11 @@ def test_random_sequence_never_exceeds_a_window_and_grants_at_the_earliest_momen
     assert_windows_respected(model_grants, limits.server_windows())
 
 
-def test_pause_blocks_everyone_until_its_end_and_only_ever_extends(tmp_path: Path) -> None:
+def test_pause_blocks_everyone_until_its_end_and_only_ever_extends(backend: Backend) -> None:
     clock = FakeClock()
     limits = RateLimits()
-    path = tmp_path / "ledger.sqlite"
-    a = SharedRateLimiter(path, limits, clock)
-    b = SharedRateLimiter(path, limits, clock)
+    a = backend.limiter(limits, clock)
+    b = backend.limiter(limits, clock)
     t0 = clock.now()
     assert a.paused_until() is None
 
@@ -252,12 +301,11 @@ def test_pause_blocks_everyone_until_its_end_and_only_ever_extends(tmp_path: Pat
         a.pause(-1.0)
 
 
-def test_two_limiter_objects_on_one_ledger_share_windows(tmp_path: Path) -> None:
+def test_two_limiter_objects_on_one_ledger_share_windows(backend: Backend) -> None:
     clock = FakeClock()
     limits = RateLimits(per_second=3, per_minute=100, per_30_minutes=100)
-    path = tmp_path / "ledger.sqlite"
-    a = SharedRateLimiter(path, limits, clock)
-    b = SharedRateLimiter(path, limits, clock)
+    a = backend.limiter(limits, clock)
+    b = backend.limiter(limits, clock)
     assert [a.try_acquire() for _ in range(3)] == [0.0, 0.0, 0.0]
     per_second = limits.windows()[0].seconds
     assert b.try_acquire() == pytest.approx(per_second)
@@ -267,14 +315,18 @@ def test_two_limiter_objects_on_one_ledger_share_windows(tmp_path: Path) -> None
     assert snap["wait_s"] == pytest.approx(per_second)
     a.close()
     # A fresh object (as in a new Dagster step process) sees the same ledger.
-    c = SharedRateLimiter(path, limits, clock)
+    c = backend.limiter(limits, clock)
     assert c.try_acquire() == pytest.approx(per_second)
+    # Another ledger (another Upstox user) has its own windows.
+    assert backend.limiter(limits, clock, name="other-user").try_acquire() == 0.0
+    # A closed object reopens its connection when used again.
+    assert a.try_acquire() == pytest.approx(per_second)
 
 
-def test_acquire_async_waits_with_the_clock_and_matches_the_schedule(tmp_path: Path) -> None:
+def test_acquire_async_waits_with_the_clock_and_matches_the_schedule(backend: Backend) -> None:
     clock = FakeClock(0.0)
     limits = RateLimits(per_second=4, per_minute=10, per_30_minutes=20)
-    limiter = SharedRateLimiter(tmp_path / "ledger.sqlite", limits, clock)
+    limiter = backend.limiter(limits, clock)
 
     async def run() -> list[float]:
         grants = []
@@ -291,7 +343,7 @@ def test_ledger_directory_is_created(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "ledger.sqlite"
     limiter = SharedRateLimiter(path, RateLimits(), FakeClock())
     assert limiter.try_acquire() == 0.0
-    assert path.exists()
+    assert path.exists() and limiter.ledger_path == path
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -319,11 +371,10 @@ def test_ledger_directory_is_created(tmp_path: Path) -> None:
     ids=["upstox-scaled", "all-three-windows"],
 )
 def test_threads_hammering_one_ledger_never_exceed_a_window(
-    tmp_path: Path, limits: RateLimits, per_thread: int
+    backend: Backend, limits: RateLimits, per_thread: int
 ) -> None:
-    path = tmp_path / "ledger.sqlite"
     clock = RecordingClock()
-    shared = SharedRateLimiter(path, limits, clock)
+    shared = backend.limiter(limits, clock)
     n_threads = 8
     barrier = threading.Barrier(n_threads)
     errors: list[BaseException] = []
@@ -332,7 +383,7 @@ def test_threads_hammering_one_ledger_never_exceed_a_window(
     def work(i: int) -> None:
         try:
             # Half the threads share one object (one connection), half bring their own.
-            lim = shared if i % 2 else SharedRateLimiter(path, limits, clock)
+            lim = shared if i % 2 else backend.limiter(limits, clock)
             barrier.wait(timeout=10)
             mine = [acquire_recording(lim, clock) for _ in range(per_thread)]
             grants.extend(mine)
@@ -343,34 +394,34 @@ def test_threads_hammering_one_ledger_never_exceed_a_window(
     for th in threads:
         th.start()
     for th in threads:
-        th.join(timeout=30)
+        th.join(timeout=60)
     assert not errors
     assert not any(th.is_alive() for th in threads)
 
     grants.sort()
     assert len(grants) == n_threads * per_thread
     # The ledger holds exactly the grants of the last (longest) window.
-    kept = ledger_times(path)
+    kept = backend.times()
     assert kept == grants[len(grants) - len(kept) :]
     assert_windows_respected(grants, limits.windows(), tol=1e-7)
     assert_windows_respected(grants, limits.server_windows(), tol=0.0)
 
 
-def test_async_tasks_on_the_real_clock_never_exceed_a_window(tmp_path: Path) -> None:
+def test_async_tasks_on_the_real_clock_never_exceed_a_window(backend: Backend) -> None:
     limits = RateLimits(per_second=10, per_minute=25, per_30_minutes=100, time_scale=0.01)
-    limiter = SharedRateLimiter(tmp_path / "ledger.sqlite", limits, SystemClock())
+    # No clock given: the back end's own (the database server's, for PostgreSQL).
+    limiter = SharedRateLimiter(backend.ledger(), limits)
 
     async def run() -> None:
         await asyncio.gather(*(limiter.acquire_async() for _ in range(40)))
 
     asyncio.run(run())
-    times = ledger_times(tmp_path / "ledger.sqlite")
+    times = backend.times()
     assert len(times) == 40
     assert_windows_respected(times, limits.windows(), tol=1e-7)
 
 
-def test_concurrent_first_time_creation_is_safe(tmp_path: Path) -> None:
-    path = tmp_path / "new" / "ledger.sqlite"
+def test_concurrent_first_time_creation_is_safe(backend: Backend) -> None:
     n = 8
     barrier = threading.Barrier(n)
     errors: list[BaseException] = []
@@ -378,7 +429,8 @@ def test_concurrent_first_time_creation_is_safe(tmp_path: Path) -> None:
     def work() -> None:
         try:
             barrier.wait(timeout=10)
-            assert SharedRateLimiter(path, RateLimits()).try_acquire() == 0.0
+            # Every thread opens the brand-new ledger (and creates its tables) at once.
+            assert SharedRateLimiter(backend.ledger("new"), RateLimits()).try_acquire() == 0.0
         except BaseException as exc:
             errors.append(exc)
 
@@ -388,7 +440,7 @@ def test_concurrent_first_time_creation_is_safe(tmp_path: Path) -> None:
     for th in threads:
         th.join(timeout=30)
     assert not errors
-    assert len(ledger_times(path)) == n
+    assert len(backend.times("new")) == n
 
 
 def test_database_locked_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -407,51 +459,62 @@ def test_database_locked_is_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     finally:
         release.join()
         blocker.close()
-    assert len(ledger_times(path)) == 1
+    assert len(Backend("sqlite", str(tmp_path)).times()) == 1
 
 
 # -- real processes -------------------------------------------------------------------------
 
 
 def _process_worker(
-    path: str, limits: RateLimits, n: int, out: str, barrier: multiprocessing.synchronize.Barrier
+    backend: Backend,
+    limits: RateLimits,
+    n: int,
+    out: str,
+    barrier: multiprocessing.synchronize.Barrier,
 ) -> None:
-    clock = RecordingClock()
+    # SQLite: this machine's clock, recorded at each grant. PostgreSQL: the server's clock, as in
+    # production (the grant times are then read from the ledger).
+    clock = RecordingClock() if backend.kind == "sqlite" else None
     barrier.wait(timeout=30)
     # Every process opens the brand-new ledger at the same moment: schema creation races too.
-    limiter = SharedRateLimiter(Path(path), limits, clock)
-    grants = [acquire_recording(limiter, clock) for _ in range(n)]
+    limiter = SharedRateLimiter(backend.ledger(clock=clock), limits, clock)
+    if clock is not None:
+        grants = [acquire_recording(limiter, clock) for _ in range(n)]
+    else:
+        grants = [limiter.acquire() for _ in range(n)]
     Path(out).write_text(json.dumps(grants))
 
 
-def test_processes_sharing_one_ledger_never_exceed_a_window(tmp_path: Path) -> None:
+def test_processes_sharing_one_ledger_never_exceed_a_window(
+    backend: Backend, tmp_path: Path
+) -> None:
     ctx = multiprocessing.get_context("spawn")
     limits = RateLimits(time_scale=0.01)
-    path = tmp_path / "ledger" / "token.sqlite"
     n_procs, per_proc = 3, 250  # 750 requests: crosses the per-second and per-minute windows
     barrier = ctx.Barrier(n_procs)
     outs = [tmp_path / f"grants-{i}.json" for i in range(n_procs)]
     procs = [
-        ctx.Process(target=_process_worker, args=(str(path), limits, per_proc, str(out), barrier))
+        ctx.Process(target=_process_worker, args=(backend, limits, per_proc, str(out), barrier))
         for out in outs
     ]
     for p in procs:
         p.start()
     for p in procs:
-        p.join(timeout=60)
+        p.join(timeout=90)
     for p in procs:
         if p.is_alive():
             p.kill()
     assert [p.exitcode for p in procs] == [0] * n_procs
 
-    merged = sorted(t for out in outs for t in json.loads(out.read_text()))
-    assert len(merged) == n_procs * per_proc
-    assert merged == ledger_times(path)  # what the processes saw is what the ledger holds
-    # (nothing pruned yet: the scaled 30-minute window is 18 s)
-    assert_windows_respected(merged, limits.windows(), tol=1e-7)
-    assert_windows_respected(merged, limits.server_windows(), tol=0.0)
+    ledger = backend.times()  # nothing pruned yet: the scaled 30-minute window is 18 s
+    assert len(ledger) == n_procs * per_proc
+    if backend.kind == "sqlite":
+        merged = sorted(t for out in outs for t in json.loads(out.read_text()))
+        assert merged == ledger  # what the processes saw is what the ledger holds
+    assert_windows_respected(ledger, limits.windows(), tol=1e-7)
+    assert_windows_respected(ledger, limits.server_windows(), tol=0.0)
     # The per-minute window bound the run: 500 grants, then a wait of one (scaled) minute.
-    assert merged[500] - merged[0] >= limits.windows()[1].seconds - 1e-7
+    assert ledger[500] - ledger[0] >= limits.windows()[1].seconds - 1e-7
 
 
 def _forked_child(limiter: SharedRateLimiter, out: str) -> None:
@@ -461,9 +524,9 @@ def _forked_child(limiter: SharedRateLimiter, out: str) -> None:
 @pytest.mark.skipif(
     "fork" not in multiprocessing.get_all_start_methods(), reason="needs the fork start method"
 )
-def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
+def test_a_forked_child_opens_its_own_connection(backend: Backend, tmp_path: Path) -> None:
     limits = RateLimits(per_second=5, per_minute=100, per_30_minutes=100)
-    limiter = SharedRateLimiter(tmp_path / "ledger.sqlite", limits)
+    limiter = SharedRateLimiter(backend.ledger(), limits)
     assert limiter.try_acquire() == 0.0  # the parent's connection is open and used
     out = tmp_path / "child.json"
     child = multiprocessing.get_context("fork").Process(
@@ -475,16 +538,16 @@ def test_a_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
     wait, window = json.loads(out.read_text())
     assert wait == 0.0 and window["count"] == 2
     assert limiter.try_acquire() == 0.0  # the parent's connection still works
-    assert len(ledger_times(tmp_path / "ledger.sqlite")) == 3
+    assert len(backend.times()) == 3
 
 
 # -- Asking without waiting ---------------------------------------------------------------
 
 
-def test_budget_wait_says_when_n_requests_fit_and_takes_nothing(tmp_path: Path) -> None:
+def test_budget_wait_says_when_n_requests_fit_and_takes_nothing(backend: Backend) -> None:
     clock = FakeClock(1_000.0)
     limits = RateLimits(per_second=50, per_minute=500, per_30_minutes=8)
-    limiter = SharedRateLimiter(tmp_path / "ledger.sqlite", limits, clock)
+    limiter = backend.limiter(limits, clock)
     empty = limiter.budget_wait(5)
     assert (empty.wait_s, empty.reason) == (0.0, None)
     assert empty.describe() == "room for 5 requests now"
@@ -501,14 +564,14 @@ def test_budget_wait_says_when_n_requests_fit_and_takes_nothing(tmp_path: Path) 
     assert three.until == pytest.approx(grants[0] + window)
     assert three.reason == "6 of 8 requests per 30 minutes used"
     assert "room for 3 more at" in three.describe() and "(in 29 min" in three.describe()
-    assert len(ledger_times(tmp_path / "ledger.sqlite")) == 6  # asking recorded nothing
+    assert len(backend.times()) == 6  # asking recorded nothing
     with pytest.raises(ValueError, match="between 1 and 8"):
         limiter.budget_wait(9)
 
 
-def test_budget_wait_names_a_pause_that_ends_last(tmp_path: Path) -> None:
+def test_budget_wait_names_a_pause_that_ends_last(backend: Backend) -> None:
     clock = FakeClock(1_000.0)
-    limiter = SharedRateLimiter(tmp_path / "ledger.sqlite", RateLimits(), clock)
+    limiter = backend.limiter(RateLimits(), clock)
     limiter.pause(90.0, reason="429 from Upstox")
     wait = limiter.budget_wait(1)
     assert wait.wait_s == pytest.approx(90.0)
@@ -517,11 +580,11 @@ def test_budget_wait_names_a_pause_that_ends_last(tmp_path: Path) -> None:
 
 
 def test_a_long_wait_is_logged_at_info_with_its_reason_once(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    backend: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:
     clock = FakeClock(1_000.0)
     limits = RateLimits(per_second=50, per_minute=500, per_30_minutes=3)
-    limiter = SharedRateLimiter(tmp_path / "ledger.sqlite", limits, clock)
+    limiter = backend.limiter(limits, clock)
     caplog.set_level("INFO", logger=limiter_module.__name__)
     for _ in range(5):
         limiter.acquire()
