@@ -166,7 +166,9 @@ class PartitionTableIOManager(IOManager):
                 claim_source(connection, self.source, f"the database {self.database}")
             connection.execute(f"DELETE FROM {where.table}{where.where}", where.params)
             insert_frame(connection, where.table, obj)
-            lakehouse.publish(connection, self.database, [where.table], where.keys)
+            lakehouse.publish(
+                connection, self.database, [where.table], where.keys, source=self.source
+            )
         context.add_output_metadata(
             {
                 "dagster/row_count": MetadataValue.int(len(obj)),
@@ -335,14 +337,22 @@ def publish_candles(
                 return Published(staged_rows(staged), PUBLISHED_UNCHANGED)
             # Stored here but not (or not so) in the lakehouse: publish the stored rows there.
             lakehouse.publish(
-                connection, database, [CANDLES_TABLE, FETCH_STATUS_TABLE], [staged.partition_key]
+                connection,
+                database,
+                [CANDLES_TABLE, FETCH_STATUS_TABLE],
+                [staged.partition_key],
+                source=source,
             )
             return Published(staged_rows(staged), PUBLISHED_UNCHANGED)
         replaced = _partition_rows(connection, CANDLES_TABLE, staged.partition_key) > 0
         _replace(connection, staged)
         rows = _partition_rows(connection, CANDLES_TABLE, staged.partition_key)
         lakehouse.publish(
-            connection, database, [CANDLES_TABLE, FETCH_STATUS_TABLE], [staged.partition_key]
+            connection,
+            database,
+            [CANDLES_TABLE, FETCH_STATUS_TABLE],
+            [staged.partition_key],
+            source=source,
         )
     if replaced:
         # Old rows were deleted: a checkpoint frees their blocks for the next writes, so

@@ -46,6 +46,10 @@ import pyarrow.parquet as pq
 LOCAL_ALIAS = "local_store"
 """The name the local DuckDB file is attached under in a lakehouse reader connection."""
 
+SOURCE_TABLE = "store_source"
+"""The local file's mark of its data source (``storage.stores``); a reader's copy comes from the
+lakehouse's own mark, claimed by every publish, so real and synthetic data never mix in it."""
+
 WHOLE_TABLE = ""
 """The catalog's partition key for a table published whole (an unpartitioned asset)."""
 
@@ -66,6 +70,10 @@ CATALOG_DDL = (
     """CREATE TABLE IF NOT EXISTS expirytrack_lake_retired (
         path TEXT PRIMARY KEY,
         retired_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
+    """CREATE TABLE IF NOT EXISTS expirytrack_lake_source (
+        one INTEGER PRIMARY KEY CHECK (one = 1),
+        source TEXT NOT NULL,
+        claimed_at TIMESTAMPTZ NOT NULL DEFAULT now())""",
 )
 _DDL_LOCK = 0x6578_7472  # pg_advisory_xact_lock key serialising the catalog's CREATE TABLEs
 
@@ -140,8 +148,13 @@ class Lakehouse:
         connection: duckdb.DuckDBPyConnection,
         tables: Sequence[str],
         partition_keys: Sequence[str] | None,
+        *,
+        source: str | None = None,
     ) -> list[Published]:
         """Replace the lakehouse rows of ``tables`` × ``partition_keys`` by those in ``connection``.
+
+        With ``source`` ('upstox' or 'sandbox') the lakehouse is marked as holding it, in the
+        same commit; a lakehouse holding the other source refuses (:class:`LakehouseError`).
 
         ``tables`` are DuckDB table names (``main.candles``); ``partition_keys`` None publishes
         the whole tables. The rows are read from ``connection`` (an open transaction sees its own
@@ -155,6 +168,8 @@ class Lakehouse:
                 for key in keys:
                     written.extend(self._write_file(connection, table, key))
             with self.catalog() as catalog, catalog, catalog.cursor() as cursor:
+                if source is not None:
+                    self._claim(cursor, source)
                 self._commit(cursor, [t.split(".")[-1] for t in tables], keys, written)
         except BaseException:
             for item in written:
@@ -187,6 +202,28 @@ class Lakehouse:
         os.replace(partial, final)
         _fsync(folder)
         return [Published(name, key, str(final.resolve()), rows)]
+
+    def _claim(self, cursor: Any, source: str) -> None:
+        cursor.execute(
+            "INSERT INTO expirytrack_lake_source (one, source) VALUES (1, %s) "
+            "ON CONFLICT DO NOTHING",
+            [source],
+        )
+        cursor.execute("SELECT source FROM expirytrack_lake_source")
+        holds = cursor.fetchone()[0]
+        if holds != source:
+            raise LakehouseError(
+                f"the lakehouse {self.path} holds {_describe(holds)} ({holds!r}); this run "
+                f"collects {_describe(source)} ({source!r}) and will not mix them: give the "
+                "run its own lakehouse (another lakehouse_path and catalog database)"
+            )
+
+    def source(self) -> tuple[str, Any] | None:
+        """The source the lakehouse holds and when it was claimed, or None before any publish."""
+        with self.catalog() as catalog, catalog, catalog.cursor() as cursor:
+            cursor.execute("SELECT source, claimed_at FROM expirytrack_lake_source")
+            row = cursor.fetchone()
+        return (str(row[0]), row[1]) if row else None
 
     @staticmethod
     def _commit(
@@ -257,9 +294,11 @@ class Lakehouse:
 
         Every table of the local file gets a view of the same name in ``main``: over the
         lakehouse files when the lakehouse holds that table (typed like the local table, columns
-        by name), else over the local table.
+        by name), else over the local table. ``store_source`` is a one-row table instead: the
+        source the lakehouse holds (``storage.stores.recorded_source`` reads it).
         """
         listing = self.files()
+        claimed = self.source()
         local = [
             name
             for (name,) in connection.sql(
@@ -270,6 +309,8 @@ class Lakehouse:
         ]
         for name in local:
             source = f'{LOCAL_ALIAS}.main."{name}"'
+            if name == SOURCE_TABLE:
+                continue
             if name not in listing:
                 body = f"SELECT * FROM {source}"
             elif not listing[name]:
@@ -282,6 +323,21 @@ class Lakehouse:
                     "hive_partitioning = false)"
                 )
             connection.execute(f'CREATE VIEW main."{name}" AS {body}')
+        # The source mark is a real one-row table, so code listing the tables finds it: the
+        # lakehouse's own mark, else (nothing published yet) the local file's.
+        connection.execute(
+            f"CREATE TABLE main.{SOURCE_TABLE} (source VARCHAR NOT NULL, "
+            "claimed_at TIMESTAMPTZ NOT NULL DEFAULT current_timestamp)"
+        )
+        if claimed is not None:
+            connection.execute(
+                f"INSERT INTO main.{SOURCE_TABLE} VALUES (?, ?::TIMESTAMPTZ)", list(claimed)
+            )
+        elif SOURCE_TABLE in local:
+            connection.execute(
+                f"INSERT INTO main.{SOURCE_TABLE} BY NAME "
+                f"SELECT source, claimed_at FROM {LOCAL_ALIAS}.main.{SOURCE_TABLE}"
+            )
 
     # -- housekeeping -----------------------------------------------------------------------
 
@@ -322,13 +378,17 @@ class Lakehouse:
 
 def _ensure_catalog(connection: Any) -> None:
     with connection, connection.cursor() as cursor:
-        cursor.execute("SELECT to_regclass('expirytrack_lake_retired') IS NOT NULL")
+        cursor.execute("SELECT to_regclass('expirytrack_lake_source') IS NOT NULL")
         if cursor.fetchone()[0]:
             return
         # Concurrent CREATE TABLE IF NOT EXISTS can still collide in Postgres: serialise.
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_DDL_LOCK])
         for statement in CATALOG_DDL:
             cursor.execute(statement)
+
+
+def _describe(source: str) -> str:
+    return "synthetic sandbox data" if source == "sandbox" else "real Upstox data"
 
 
 def _fsync(path: Path) -> None:
@@ -372,10 +432,12 @@ def publish(
     database: Path | str,
     tables: Sequence[str],
     partition_keys: Sequence[str] | None,
+    *,
+    source: str | None = None,
 ) -> list[Published]:
     """Publish ``tables`` × ``partition_keys`` from ``connection`` when ``database`` is fronted by
     a lakehouse (see :meth:`Lakehouse.publish`); nothing otherwise."""
     lakehouse = lakehouse_for(database)
     if lakehouse is None:
         return []
-    return lakehouse.publish(connection, tables, partition_keys)
+    return lakehouse.publish(connection, tables, partition_keys, source=source)
