@@ -220,10 +220,7 @@ class Lakehouse:
 
     def source(self) -> tuple[str, Any] | None:
         """The source the lakehouse holds and when it was claimed, or None before any publish."""
-        with self.catalog() as catalog, catalog, catalog.cursor() as cursor:
-            cursor.execute("SELECT source, claimed_at FROM expirytrack_lake_source")
-            row = cursor.fetchone()
-        return (str(row[0]), row[1]) if row else None
+        return self.snapshot()[1]
 
     @staticmethod
     def _commit(
@@ -266,7 +263,13 @@ class Lakehouse:
 
     def files(self) -> dict[str, list[str]]:
         """Table → its current Parquet files, for every table the lakehouse holds (one snapshot)."""
+        return self.snapshot()[0]
+
+    def snapshot(self) -> tuple[dict[str, list[str]], tuple[str, Any] | None]:
+        """What a reader sees: :meth:`files` and :meth:`source`, read in one transaction."""
         with self.catalog() as catalog, catalog, catalog.cursor() as cursor:
+            # One snapshot for both reads: a publish committing in between is seen by neither.
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             cursor.execute(
                 "SELECT t.table_name, f.path FROM expirytrack_lake_tables t "
                 "LEFT JOIN expirytrack_lake_files f USING (table_name) "
@@ -277,7 +280,9 @@ class Lakehouse:
                 listing.setdefault(table, [])
                 if path is not None:
                     listing[table].append(path)
-            return listing
+            cursor.execute("SELECT source, claimed_at FROM expirytrack_lake_source")
+            row = cursor.fetchone()
+        return listing, ((str(row[0]), row[1]) if row else None)
 
     def partition_rows(self, table: str, partition_key: str) -> int:
         """Rows the lakehouse holds for ``table``'s partition (from the catalog, no file read)."""
@@ -297,8 +302,7 @@ class Lakehouse:
         by name), else over the local table. ``store_source`` is a one-row table instead: the
         source the lakehouse holds (``storage.stores.recorded_source`` reads it).
         """
-        listing = self.files()
-        claimed = self.source()
+        listing, claimed = self.snapshot()
         local = [
             name
             for (name,) in connection.sql(

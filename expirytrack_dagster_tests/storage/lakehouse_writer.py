@@ -54,8 +54,9 @@ def status_frame(key: str, rows: int = ROWS) -> pd.DataFrame:
     )
 
 
-def publish(root: Path, key: str, price: float, rows: int = ROWS) -> int:
-    """Land ``key``'s candles at ``price`` under ``root`` and publish them; return the rows."""
+def publish(root: Path, key: str, price: float, rows: int = ROWS, source: str | None = None) -> int:
+    """Land ``key``'s candles at ``price`` under ``root`` and publish them (marking ``source``
+    when given); return the rows."""
     landing = CandleLanding(root / "landing", "1minute")
     for contract in CONTRACTS:
         landing.save(
@@ -66,7 +67,7 @@ def publish(root: Path, key: str, price: float, rows: int = ROWS) -> int:
         )
     files = tuple(sorted(landing.partition_dir(key).glob("*.parquet")))
     staged = StagedCandles(key, files, status_frame(key, rows))
-    return publish_candles(root / "expirytrack.duckdb", staged).rows
+    return publish_candles(root / "expirytrack.duckdb", staged, source=source).rows
 
 
 def main() -> None:

@@ -16,8 +16,15 @@ import pytest
 
 from expirytrack_dagster.project_settings import load_settings
 from expirytrack_dagster.settings_errors import SettingsError
-from expirytrack_dagster.storage.database import connect, open_connection
-from expirytrack_dagster.storage.lakehouse import Lakehouse, attach, detach, lakehouse_for
+from expirytrack_dagster.storage.database import DatabaseLocked, connect, open_connection
+from expirytrack_dagster.storage.lakehouse import (
+    Lakehouse,
+    LakehouseError,
+    attach,
+    detach,
+    lakehouse_for,
+)
+from expirytrack_dagster.storage.stores import recorded_source
 from expirytrack_dagster_tests.storage import lakehouse_writer
 from expirytrack_dagster_tests.storage.lakehouse_writer import CONTRACTS, ROWS
 
@@ -202,3 +209,48 @@ def test_a_catalog_url_with_a_password_is_refused_without_echoing_it(tmp_path: P
     assert "EXPIRYTRACK_LAKEHOUSE_CATALOG_URL holds a password" in str(error.value)
     with pytest.raises(SettingsError, match="a shared lakehouse needs both"):
         load_settings({"collection": {"lakehouse_path": str(tmp_path / "lake")}}, env={})
+
+
+def test_the_lakehouse_holds_one_source_and_readers_see_its_mark(tmp_path: Path, lake):
+    lakehouse, reader = lake
+    sandbox, real = tmp_path / "sandbox_machine", tmp_path / "real_machine"
+    for machine in (sandbox, real):
+        attach(machine / "expirytrack.duckdb", lakehouse)
+    try:
+        lakehouse_writer.publish(sandbox, "NIFTY_2025-08-28", 100.0, source="sandbox")
+        before = read(reader)
+        with pytest.raises(LakehouseError, match="holds synthetic sandbox data"):
+            lakehouse_writer.publish(real, "NIFTY_2025-09-30", 300.0, source="upstox")
+        assert read(reader) == before
+        with connect(reader, read_only=True) as db:
+            assert recorded_source(db) == "sandbox"
+        # The refused machine's own file rolled back too: a re-run will publish again.
+        with connect(real / "expirytrack.duckdb") as db:
+            assert db.sql("SELECT count(*) FROM candles").fetchall() == [(0,)]
+    finally:
+        for machine in (sandbox, real):
+            detach(machine / "expirytrack.duckdb")
+
+
+def test_a_lakehouse_reader_waits_for_the_local_writer_like_a_file_reader(lake):
+    _, reader = lake
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True);"
+            " time.sleep(60)",
+            str(reader),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(DatabaseLocked, match="another process holds it"):
+            open_connection(reader, read_only=True, lock_timeout_s=0.5)
+    finally:
+        holder.kill()
+        holder.wait()
+    with connect(reader, read_only=True) as db:
+        assert db.sql("SELECT count(*) FROM candles").fetchall() == [(0,)]
