@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     from expirytrack_dagster_tests.postgres_server import running_postgres
 
-    file_s, lake_s, one_s, two_s, open_f, open_l, query_f, query_l = ([] for _ in range(8))
+    file_s, lake_s, one_s, two_s, open_f, open_l, query_f, query_l, tiny = ([] for _ in range(9))
     with running_postgres() as server, tempfile.TemporaryDirectory() as tmp:
         for run in range(args.repeat):
             root = Path(tmp) / f"run{run}"
@@ -150,6 +150,20 @@ def main(argv: list[str] | None = None) -> None:
             finally:
                 detach(fronted)
 
+            # The fixed cost every publish adds, whatever its size: a 10-candle partition
+            # published straight from a DuckDB table (Parquet file, fsync, catalog commit).
+            with duckdb.connect() as db:
+                db.execute(
+                    "CREATE TABLE candles AS SELECT * FROM read_parquet(?)",
+                    [str(root / "fronted" / "landing" / f"{key}.parquet")],
+                )
+                db.execute("DELETE FROM candles WHERE rowid >= 10")
+                for i in range(20):
+                    db.execute("UPDATE candles SET partition_key = ?", [f"TINY_{i}"])
+                    started = time.perf_counter()
+                    lake.publish(db, ["candles"], [f"TINY_{i}"])
+                    tiny.append(time.perf_counter() - started)
+
             keys = [f"NIFTY_2024-{m:02d}-28" for m in range(1, args.partitions + 1)]
             one_s.append(_timed_writers([(str(root / "w1"), str(lake.path), url, keys, args.rows)]))
             half = len(keys) // 2
@@ -162,7 +176,7 @@ def main(argv: list[str] | None = None) -> None:
                 )
             )
             listed = lake.files()
-            assert len(listed["candles"]) == 1 + len(keys), listed
+            assert len(listed["candles"]) == 1 + 20 + len(keys), listed
 
     med = statistics.median
     print(f"load average while measuring: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
@@ -172,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
         f"  file + lakehouse      {med(lake_s):6.2f} s  ({med(lake_s) / med(file_s):.2f}x; "
         "Parquet copy, fsync and one catalog commit)"
     )
+    print(f"  fixed cost of a publish {med(tiny) * 1000:6.1f} ms (a 10-candle partition)")
     rows = args.partitions * args.rows
     print(f"{args.partitions} partitions ({rows:,} candles) into one lakehouse:")
     print(f"  one writer process    {med(one_s):6.2f} s  {rows / med(one_s):,.0f} candles/s")

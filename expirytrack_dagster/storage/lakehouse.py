@@ -20,8 +20,8 @@ the usual names (``main.candles``, ``contracts`` …), views: a table the lakeho
 Parquet files the catalog lists at that moment (one consistent list for all tables); any other
 table reads the local file. So checks, the research API and exports run unchanged.
 
-Replaced files are not deleted at once (a reader may be scanning them): they are retired and
-removed by a later publish once :data:`RETIRED_GRACE_S` has passed.
+Replaced files are not deleted at once (a reader may be scanning them): they are retired, and a
+later publish deletes those retired longer than :data:`RETIRED_GRACE_S` ago.
 
 Turn it on with ``collection.lakehouse_path`` and ``collection.lakehouse_catalog_url`` (or
 ``EXPIRYTRACK_LAKEHOUSE_PATH`` / ``EXPIRYTRACK_LAKEHOUSE_CATALOG_URL``). The catalog tables are
@@ -93,7 +93,8 @@ def redact(url: str) -> str:
 
 @dataclass(frozen=True)
 class Published:
-    """One file a publish added: its table, partition, absolute path and rows."""
+    """One file a publish added: its table, partition, path (relative to the lakehouse folder,
+    so machines may mount the share at different places) and rows."""
 
     table: str
     partition_key: str
@@ -111,6 +112,9 @@ class Lakehouse:
 
     path: Path
     catalog_url: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path).absolute())
 
     # -- the catalog ------------------------------------------------------------------------
 
@@ -171,12 +175,13 @@ class Lakehouse:
                 if source is not None:
                     self._claim(cursor, source)
                 self._commit(cursor, [t.split(".")[-1] for t in tables], keys, written)
+                expired = _take_retired(cursor, RETIRED_GRACE_S)
         except BaseException:
             for item in written:
                 with contextlib.suppress(OSError):
-                    os.unlink(item.path)
+                    os.unlink(self.path / item.path)
             raise
-        self.remove_retired()
+        self._unlink(expired)  # committed: files replaced over an hour ago go now
         return written
 
     def _write_file(
@@ -201,7 +206,7 @@ class Lakehouse:
         _fsync(partial)
         os.replace(partial, final)
         _fsync(folder)
-        return [Published(name, key, str(final.resolve()), rows)]
+        return [Published(name, key, final.relative_to(self.path).as_posix(), rows)]
 
     def _claim(self, cursor: Any, source: str) -> None:
         cursor.execute(
@@ -262,7 +267,8 @@ class Lakehouse:
     # -- reading ----------------------------------------------------------------------------
 
     def files(self) -> dict[str, list[str]]:
-        """Table → its current Parquet files, for every table the lakehouse holds (one snapshot)."""
+        """Table → its current Parquet files (full paths under this machine's ``path``), for every
+        table the lakehouse holds (one snapshot)."""
         return self.snapshot()[0]
 
     def snapshot(self) -> tuple[dict[str, list[str]], tuple[str, Any] | None]:
@@ -279,7 +285,7 @@ class Lakehouse:
             for table, path in cursor.fetchall():
                 listing.setdefault(table, [])
                 if path is not None:
-                    listing[table].append(path)
+                    listing[table].append(str(self.path / path))
             cursor.execute("SELECT source, claimed_at FROM expirytrack_lake_source")
             row = cursor.fetchone()
         return listing, ((str(row[0]), row[1]) if row else None)
@@ -348,16 +354,14 @@ class Lakehouse:
     def remove_retired(self, grace_s: float = RETIRED_GRACE_S) -> int:
         """Delete replaced files retired more than ``grace_s`` seconds ago; return how many."""
         with self.catalog() as catalog, catalog, catalog.cursor() as cursor:
-            cursor.execute(
-                "DELETE FROM expirytrack_lake_retired "
-                "WHERE retired_at <= now() - make_interval(secs => %s) RETURNING path",
-                [grace_s],
-            )
-            paths = [path for (path,) in cursor.fetchall()]
+            paths = _take_retired(cursor, grace_s)
+        self._unlink(paths)
+        return len(paths)
+
+    def _unlink(self, paths: Sequence[str]) -> None:
         for path in paths:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-        return len(paths)
+                os.unlink(self.path / path)
 
     def remove_orphans(self, grace_s: float = RETIRED_GRACE_S) -> int:
         """Delete Parquet files no catalog row lists, older than ``grace_s`` (left by writers that
@@ -372,8 +376,8 @@ class Lakehouse:
         removed = 0
         for pattern in ("*/*/*.parquet", "*/*/*.parquet.partial"):
             for path in self.path.glob(pattern):
-                resolved = str(path.resolve())
-                if resolved not in listed and path.stat().st_mtime <= cutoff:
+                relative = path.relative_to(self.path).as_posix()
+                if relative not in listed and path.stat().st_mtime <= cutoff:
                     with contextlib.suppress(FileNotFoundError):
                         path.unlink()
                         removed += 1
@@ -389,6 +393,16 @@ def _ensure_catalog(connection: Any) -> None:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_DDL_LOCK])
         for statement in CATALOG_DDL:
             cursor.execute(statement)
+
+
+def _take_retired(cursor: Any, grace_s: float) -> list[str]:
+    """Remove from the catalog the retired files older than ``grace_s``; their paths."""
+    cursor.execute(
+        "DELETE FROM expirytrack_lake_retired "
+        "WHERE retired_at <= now() - make_interval(secs => %s) RETURNING path",
+        [grace_s],
+    )
+    return [path for (path,) in cursor.fetchall()]
 
 
 def _describe(source: str) -> str:
