@@ -50,6 +50,8 @@ _T = TypeVar("_T")
 
 SCHEMA = "expirytrack_ratelimit"
 CONNECT_TIMEOUT_S = 10
+IDLE_IN_GRANT_S = 10
+"""A session idle this long inside a transaction is ended by the server (its lock freed)."""
 _RECONNECT_ATTEMPTS = 3
 """A dropped connection (server restart, idle timeout) is reopened and the operation repeated;
 a grant repeated after its COMMIT was lost in transit is counted twice, which only waits longer."""
@@ -121,6 +123,7 @@ class PostgresLedger:
         self._now_sql = _SERVER_NOW if clock is None else "%(now)s"
         self._key = _lock_key(ledger)
         self._lock = threading.Lock()
+        self._lock_pid = os.getpid()
         self._conn: Any = None
         self._conn_pid = -1
         self._sql: dict[tuple[str, tuple[int, ...], int], str] = {}
@@ -145,6 +148,9 @@ class PostgresLedger:
         conn.autocommit = True  # transactions are explicit: BEGIN … COMMIT below
         try:
             with conn.cursor() as cur:
+                # A process stopped inside a grant (SIGSTOP, a debugger) must not hold the
+                # ledger's lock for ever: the server ends such a session, which frees it.
+                cur.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_GRANT_S}s'")
                 # Several machines may create the tables at once; CREATE … IF NOT EXISTS can
                 # still collide, so creation is serialised by an advisory lock of its own.
                 cur.execute("BEGIN")
@@ -172,7 +178,7 @@ class PostgresLedger:
         import psycopg2
 
         failure = ""
-        with self._lock:
+        with self._guard():
             for _attempt in range(_RECONNECT_ATTEMPTS):
                 try:
                     conn = self._connection()
@@ -195,8 +201,15 @@ class PostgresLedger:
         # Raised outside the except block: the driver's exception is not attached as context.
         raise LedgerUnavailable(f"rate-limit ledger {self.describe()}: {failure}")
 
+    def _guard(self) -> threading.Lock:
+        """This object's lock; a forked child gets a new one (another thread of the parent may
+        have held it at the fork, and would never release it in the child)."""
+        if self._lock_pid != os.getpid():
+            self._lock, self._lock_pid = threading.Lock(), os.getpid()
+        return self._lock
+
     def close(self) -> None:
-        with self._lock:
+        with self._guard():
             if self._conn is not None and self._conn_pid == os.getpid():
                 self._conn.close()
             self._conn = None

@@ -14,6 +14,7 @@ import psycopg2
 import pytest
 
 from expirytrack_dagster.sandbox import SandboxConfig, run_sandbox
+from expirytrack_dagster.upstox import ledger_postgres
 from expirytrack_dagster.upstox.client import ClientSettings, UpstoxClient, token_fingerprint
 from expirytrack_dagster.upstox.ledger import ledger_path, mask_url, open_ledger
 from expirytrack_dagster.upstox.ledger_postgres import SCHEMA, LedgerUnavailable, PostgresLedger
@@ -215,3 +216,19 @@ def test_a_password_in_the_settings_file_is_refused_and_the_variable_is_read_at_
     client_settings = settings.upstox.client_settings()
     assert client_settings.ledger_url == secret_url
     assert PASSWORD not in repr(client_settings)
+
+
+def test_a_grant_stopped_halfway_does_not_hold_the_ledger_for_ever(
+    postgres_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ledger_postgres, "IDLE_IN_GRANT_S", 1)
+    stuck = PostgresLedger(postgres_dsn, "USER1")
+    # As if its process stopped (SIGSTOP, a debugger) between taking the lock and committing.
+    with stuck._conn.cursor() as cur:
+        cur.execute("BEGIN; SELECT pg_advisory_xact_lock(%s)", (stuck._key,))
+    limits = RateLimits(per_second=5, per_minute=100, per_30_minutes=100)
+    # The server ends the idle session after a second, which frees the lock for everyone else.
+    assert SharedRateLimiter(PostgresLedger(postgres_dsn, "USER1"), limits).try_acquire() == 0.0
+    # The stopped one, resumed, finds its session gone, reconnects and goes on.
+    assert SharedRateLimiter(stuck, limits).try_acquire() == 0.0
+    assert SharedRateLimiter(stuck, limits).snapshot()["windows"][0]["count"] == 2
