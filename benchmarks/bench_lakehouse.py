@@ -54,7 +54,7 @@ def staged(root: Path, key: str, rows: int) -> StagedCandles:
     """A landed partition of ``rows`` candles (one file) with its fetch status."""
     path = root / "landing" / f"{key}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect() as db:
+    with duckdb.connect(config={"enable_progress_bar": False}) as db:
         db.execute(_GENERATED.format(path=path), {"key": key, "rows": rows})
     status = pd.DataFrame(
         {

@@ -430,9 +430,14 @@ def attach(database: Path | str, lakehouse: Lakehouse) -> None:
     """Front ``database`` (a collection DuckDB file) with ``lakehouse`` in this process.
 
     From then on its read-only connections read the lakehouse and its partition writes publish
-    to it. The settings do this when ``collection.lakehouse_path`` is set.
+    to it. The settings do this when ``collection.lakehouse_path`` is set. A missing file is
+    created (the schema, no rows), so a machine that only reads needs nothing else.
     """
     _ATTACHED[_key(database)] = lakehouse
+    if not Path(database).exists():
+        from expirytrack_dagster.storage.database import open_connection
+
+        open_connection(database).close()  # a write-open creates the file and its schema
 
 
 def detach(database: Path | str) -> None:

@@ -36,8 +36,8 @@ def lake(tmp_path: Path, postgres_dsn: str):
     """A lakehouse (shared folder + catalog) and a reader machine's (empty) DuckDB file."""
     lakehouse = Lakehouse(tmp_path / "lake", postgres_dsn)
     reader = tmp_path / "reader" / "expirytrack.duckdb"
-    open_connection(reader).close()  # a machine that never collected: the schema, no rows
-    attach(reader, lakehouse)
+    attach(reader, lakehouse)  # a machine that never collected: its file gets the schema only
+    assert reader.exists()
     yield lakehouse, reader
     detach(reader)
 
@@ -100,7 +100,6 @@ def test_two_writer_processes_publish_at_once_and_readers_see_both(tmp_path: Pat
     # relative to the lakehouse folder).
     (tmp_path / "elsewhere").symlink_to(lakehouse.path)
     other = tmp_path / "other_reader" / "expirytrack.duckdb"
-    open_connection(other).close()
     attach(other, Lakehouse(tmp_path / "elsewhere", lakehouse.catalog_url))
     try:
         assert read(other) == expected
@@ -200,6 +199,7 @@ def test_the_settings_turn_the_lakehouse_on(tmp_path: Path):
         env={"EXPIRYTRACK_LAKEHOUSE_CATALOG_URL": "postgresql://expirytrack@db.example:5432/lake"},
     )
     try:
+        assert database.exists()  # the schema, for the readers that open the file first
         found = lakehouse_for(settings.collection.database)
         assert found == Lakehouse(
             tmp_path / "lake", "postgresql://expirytrack@db.example:5432/lake"
@@ -265,3 +265,13 @@ def test_a_lakehouse_reader_waits_for_the_local_writer_like_a_file_reader(lake):
         holder.wait()
     with connect(reader, read_only=True) as db:
         assert db.sql("SELECT count(*) FROM candles").fetchall() == [(0,)]
+
+
+def test_an_unreachable_catalog_is_one_clear_error(tmp_path: Path):
+    database = tmp_path / "expirytrack.duckdb"
+    attach(database, Lakehouse(tmp_path / "lake", "postgresql://expirytrack@127.0.0.1:9/lake"))
+    try:
+        with pytest.raises(LakehouseError, match="cannot reach the lakehouse catalog postgresql"):
+            open_connection(database, read_only=True)
+    finally:
+        detach(database)

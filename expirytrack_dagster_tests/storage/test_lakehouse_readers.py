@@ -87,7 +87,6 @@ def test_checks_research_exports_read_the_lakehouse_as_the_file(tmp_path: Path, 
             assert set(lake.files()) == {"candles", "candle_fetch_status", "contracts", "expiries"}
 
             # The reading machine: its own file has the schema and no rows.
-            open_connection(reader).close()
             attach(reader, lake)
             reader_settings = CollectionSettings(
                 database=str(reader), underlyings=watched(), lookback_months=1, **lakehouse_fields
