@@ -228,6 +228,130 @@ def test_compose_runs_postgres_code_location_webserver_and_daemon_apart() -> Non
         assert services[name]["depends_on"]["code-location"]["condition"] == "service_healthy"
 
 
+# Keys the Compose Specification allows (compose-spec/compose-spec, schema/compose-spec.json):
+# the top level (plus `x-` extensions), a service, a healthcheck and a depends_on condition.
+COMPOSE_TOP_LEVEL = {
+    *("version", "name", "include", "services", "models", "networks", "volumes", "secrets"),
+    "configs",
+}
+COMPOSE_SERVICE = {
+    "develop",
+    "deploy",
+    "annotations",
+    "attach",
+    "build",
+    "blkio_config",
+    "cap_add",
+    "cap_drop",
+    "cgroup",
+    "cgroup_parent",
+    "command",
+    "configs",
+    "container_name",
+    "cpu_count",
+    "cpu_percent",
+    "cpu_shares",
+    "cpu_quota",
+    "cpu_period",
+    "cpu_rt_period",
+    "cpu_rt_runtime",
+    "cpus",
+    "cpuset",
+    "credential_spec",
+    "depends_on",
+    "device_cgroup_rules",
+    "devices",
+    "dns",
+    "dns_opt",
+    "dns_search",
+    "domainname",
+    "entrypoint",
+    "env_file",
+    "label_file",
+    "environment",
+    "expose",
+    "extends",
+    "provider",
+    "external_links",
+    "extra_hosts",
+    "gpus",
+    "group_add",
+    "healthcheck",
+    "hostname",
+    "image",
+    "init",
+    "ipc",
+    "isolation",
+    "labels",
+    "links",
+    "logging",
+    "mac_address",
+    "mem_limit",
+    "mem_reservation",
+    "mem_swappiness",
+    "memswap_limit",
+    "network_mode",
+    "models",
+    "networks",
+    "oom_kill_disable",
+    "oom_score_adj",
+    "pid",
+    "pids_limit",
+    "platform",
+    "ports",
+    "post_start",
+    "pre_stop",
+    "privileged",
+    "profiles",
+    "pull_policy",
+    "pull_refresh_after",
+    "read_only",
+    "restart",
+    "runtime",
+    "scale",
+    "security_opt",
+    "shm_size",
+    "secrets",
+    "sysctls",
+    "stdin_open",
+    "stop_grace_period",
+    "stop_signal",
+    "storage_opt",
+    "tmpfs",
+    "tty",
+    "ulimits",
+    "use_api_socket",
+    "user",
+    "uts",
+    "userns_mode",
+    "volumes",
+    "volumes_from",
+    "working_dir",
+}
+COMPOSE_BUILD = {"context", "dockerfile", "args", "target", "tags", "labels", "platforms"}
+COMPOSE_HEALTHCHECK = {
+    *("disable", "interval", "retries", "test", "timeout", "start_period", "start_interval"),
+}
+COMPOSE_CONDITIONS = {"service_started", "service_healthy", "service_completed_successfully"}
+
+
+def test_compose_uses_only_keys_of_the_compose_specification() -> None:
+    document = compose()
+    assert {k for k in document if not k.startswith("x-")} <= COMPOSE_TOP_LEVEL
+    for name, service in document["services"].items():
+        assert set(service) <= COMPOSE_SERVICE, name
+        assert set(service.get("build", {})) <= COMPOSE_BUILD, name
+        assert set(service.get("healthcheck", {})) <= COMPOSE_HEALTHCHECK, name
+        for dependency, condition in service.get("depends_on", {}).items():
+            assert dependency in document["services"], name
+            assert condition["condition"] in COMPOSE_CONDITIONS, name
+        for value in service["environment"].values():
+            assert isinstance(value, str), name  # a dict's values: strings, not nested maps
+        for volume in service.get("volumes", []):
+            assert volume.split(":")[0] in document["volumes"], name
+        assert all(isinstance(part, str) for part in service.get("command", [])), name
+
+
 def test_every_dagster_service_gets_the_variable_the_instance_reads_without_a_literal_password() -> (
     None
 ):
