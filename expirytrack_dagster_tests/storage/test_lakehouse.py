@@ -9,14 +9,19 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import psycopg2
 import pytest
+from dagster import DagsterInstance, asset, materialize
 
+from expirytrack_dagster.partitions import expiry_partitions
 from expirytrack_dagster.project_settings import load_settings
 from expirytrack_dagster.settings_errors import SettingsError
 from expirytrack_dagster.storage.database import DatabaseLocked, connect, open_connection
+from expirytrack_dagster.storage.io_manager import ExpiryTrackIOManager
 from expirytrack_dagster.storage.lakehouse import (
     Lakehouse,
     LakehouseError,
@@ -273,5 +278,90 @@ def test_an_unreachable_catalog_is_one_clear_error(tmp_path: Path):
     try:
         with pytest.raises(LakehouseError, match="cannot reach the lakehouse catalog postgresql"):
             open_connection(database, read_only=True)
+    finally:
+        detach(database)
+
+
+def test_two_writers_of_the_same_partitions_leave_one_whole_version_each(tmp_path: Path, lake):
+    lakehouse, reader = lake
+    keys = ["NIFTY_2025-08-28", "NIFTY_2025-09-30"]
+    procs = [
+        writer(tmp_path / "machine_a", lakehouse, 100.0, *keys, rounds=3),
+        writer(tmp_path / "machine_b", lakehouse, 500.0, *keys, rounds=3),
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    rows = ROWS * len(CONTRACTS)
+    seen = read(reader)
+    assert [row[0] for row in seen] == keys
+    for _, count, distinct, low, high, status in seen:
+        # One writer's last round, whole: never both machines' rows, never two rounds.
+        assert (count, distinct, status) == (rows, rows, [ROWS, ROWS])
+        assert low == high and low in (102.0, 502.0)
+    assert len(lakehouse.files()["candles"]) == len(keys)
+
+
+def test_the_io_manager_publishes_partitions_and_whole_tables(tmp_path: Path, lake):
+    lakehouse, reader = lake
+    database = tmp_path / "machine" / "expirytrack.duckdb"
+    attach(database, lakehouse)
+    keys = ["NIFTY_2025-08-28", "NIFTY_2025-09-30"]
+    instance = DagsterInstance.ephemeral()
+    instance.add_dynamic_partitions(expiry_partitions.name, keys)
+    io_manager = ExpiryTrackIOManager(database=str(database), schema="main", source="sandbox")
+
+    def expiries(symbol: str, key: str | None = None):
+        @asset(
+            name="expiries",
+            partitions_def=expiry_partitions if key else None,
+            metadata={"partition_expr": "partition_key"} if key else None,
+        )
+        def _asset() -> pd.DataFrame:
+            return pd.DataFrame(
+                [
+                    {
+                        "partition_key": key or "whole",
+                        "underlying_symbol": symbol,
+                        "underlying_key": "NSE_INDEX|Nifty 50",
+                        "expiry": date(2025, 8, 28),
+                        "is_monthly": True,
+                        "data_source": "sandbox",
+                        "checked_at": pd.Timestamp("2025-09-01", tz="UTC"),
+                    }
+                ]
+            )
+
+        return _asset
+
+    def stored() -> list[tuple]:
+        with connect(reader, read_only=True) as db:
+            return db.sql(
+                "SELECT partition_key, underlying_symbol FROM expiries ORDER BY 1"
+            ).fetchall()
+
+    try:
+        for key in keys:
+            assert materialize(
+                [expiries("NIFTY", key)],
+                partition_key=key,
+                instance=instance,
+                resources={"io_manager": io_manager},
+            ).success
+        assert materialize(
+            [expiries("BANKNIFTY", keys[0])],
+            partition_key=keys[0],
+            instance=instance,
+            resources={"io_manager": io_manager},
+        ).success
+        assert stored() == [(keys[0], "BANKNIFTY"), (keys[1], "NIFTY")]
+        # An unpartitioned asset replaces the whole table.
+        for symbol in ("FINNIFTY", "SENSEX"):
+            assert materialize(
+                [expiries(symbol)], instance=instance, resources={"io_manager": io_manager}
+            ).success
+        assert stored() == [("whole", "SENSEX")]
+        assert len(lakehouse.files()["expiries"]) == 1
+        assert lakehouse.source()[0] == "sandbox"
     finally:
         detach(database)
