@@ -167,19 +167,26 @@ class Lakehouse:
         """
         keys = list(partition_keys) if partition_keys is not None else [WHOLE_TABLE]
         written: list[Published] = []
+        committing = False
         try:
             for table in tables:
                 for key in keys:
                     written.extend(self._write_file(connection, table, key))
-            with self.catalog() as catalog, catalog, catalog.cursor() as cursor:
-                if source is not None:
-                    self._claim(cursor, source)
-                self._commit(cursor, [t.split(".")[-1] for t in tables], keys, written)
-                expired = _take_retired(cursor, RETIRED_GRACE_S)
+            with self.catalog() as catalog:
+                with catalog.cursor() as cursor:
+                    if source is not None:
+                        self._claim(cursor, source)
+                    self._commit(cursor, [t.split(".")[-1] for t in tables], keys, written)
+                    expired = _take_retired(cursor, RETIRED_GRACE_S)
+                committing = True
+                catalog.commit()
         except BaseException:
-            for item in written:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.path / item.path)
+            # A failed COMMIT may still have landed (a lost reply): then the catalog lists the
+            # new files, so they stay; if it did not, remove_orphans sweeps them later.
+            if not committing:
+                for item in written:
+                    with contextlib.suppress(OSError):
+                        os.unlink(self.path / item.path)
             raise
         self._unlink(expired)  # committed: files replaced over an hour ago go now
         return written
