@@ -151,6 +151,10 @@ class PostgresLedger:
                 # A process stopped inside a grant (SIGSTOP, a debugger) must not hold the
                 # ledger's lock for ever: the server ends such a session, which frees it.
                 cur.execute(f"SET idle_in_transaction_session_timeout = '{IDLE_IN_GRANT_S}s'")
+                # A commit need not wait for the WAL flush: a server crash can lose the last few
+                # milliseconds of grants, and it cannot come back within the windows they matter
+                # to (the SQLite ledger makes the same trade with synchronous=NORMAL).
+                cur.execute("SET synchronous_commit = off")
                 # Several machines may create the tables at once; CREATE … IF NOT EXISTS can
                 # still collide, so creation is serialised by an advisory lock of its own.
                 cur.execute("BEGIN")

@@ -245,6 +245,8 @@ class SharedRateLimiter:
         # Per window, the L-th most recent grant decides whether there is room.
         self._offsets = tuple(w.limit - 1 for w in self._windows)
         self._last_wait_log = -math.inf
+        self._gate: asyncio.Lock | None = None
+        self._gate_loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def ledger_path(self) -> Path | None:
@@ -335,13 +337,24 @@ class SharedRateLimiter:
         loop must keep serving the requests already in flight meanwhile."""
         sleep_async = getattr(self.clock, "sleep_async", None)
         start = self.clock.now()
-        while (wait := await asyncio.to_thread(self.try_acquire)) > 0.0:
-            self._log_wait(wait)
-            if sleep_async is not None:
-                await sleep_async(wait)
-            else:
-                await asyncio.sleep(wait)
+        # Tasks of one event loop queue here and only the first asks the ledger: the wait it
+        # learns is the earliest moment *any* request may start, so the others lose nothing by
+        # queueing — and a wake-up is one ledger transaction instead of one per waiting task.
+        async with self._async_gate():
+            while (wait := await asyncio.to_thread(self.try_acquire)) > 0.0:
+                self._log_wait(wait)
+                if sleep_async is not None:
+                    await sleep_async(wait)
+                else:
+                    await asyncio.sleep(wait)
         return max(0.0, self.clock.now() - start)
+
+    def _async_gate(self) -> asyncio.Lock:
+        """The queue of this object's waiting tasks in the running event loop."""
+        loop = asyncio.get_running_loop()
+        if self._gate is None or self._gate_loop is not loop:
+            self._gate, self._gate_loop = asyncio.Lock(), loop
+        return self._gate
 
     # -- pause after a 429 -----------------------------------------------------------------
 
