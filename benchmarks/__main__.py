@@ -1,6 +1,7 @@
 """`make bench`: every benchmark in turn. Figures only; nothing here asserts a speed."""
 
 from benchmarks import (
+    bench_accounts,
     bench_export,
     bench_live,
     bench_pipeline,
@@ -16,6 +17,8 @@ if __name__ == "__main__":
     bench_rate_limit.main([])
     print("\n== completeness and requests under each range behaviour (verified spans) ==")
     bench_spans.main([])
+    print("\n== several Upstox accounts: candles per 30 minutes with 1, 2, 3 accounts ==")
+    bench_accounts.main([])
     print("\n== collection of one partition ==")
     bench_pipeline.main([])
     print("\n== re-runs of a complete partition, and disk per candle ==")
