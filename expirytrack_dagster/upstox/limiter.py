@@ -244,10 +244,6 @@ class SharedRateLimiter:
         self._longest = max(self._lengths)
         # Per window, the L-th most recent grant decides whether there is room.
         self._offsets = tuple(w.limit - 1 for w in self._windows)
-        # With the grant's decision, the (L-1)-th most recent grant of each window: once the new
-        # grant is in, it is the L-th, so it says when the *next* request may start.
-        self._grant_offsets = self._offsets + tuple(max(w.limit - 2, 0) for w in self._windows)
-        self._next_at = -math.inf  # this object's clock: no request can start before (a hint)
         self._last_wait_log = -math.inf
         self._gate: asyncio.Lock | None = None
         self._gate_loop: asyncio.AbstractEventLoop | None = None
@@ -286,34 +282,7 @@ class SharedRateLimiter:
     def try_acquire(self) -> float:
         """Record a request slot now and return 0.0, or return the seconds to wait (nothing
         recorded). The wait is exact: the earliest moment all windows have room, absent others."""
-        asked_at = self.clock.now()
-
-        def decide(now: float, pause_until: float | None, nth: Sequence[float | None]) -> float:
-            wait, next_in = self._verdict(now, pause_until, nth)
-            if wait == 0.0:
-                # Anchored at the moment of asking, not of granting: a hint that errs early.
-                self._next_at = asked_at + next_in
-            return wait
-
-        return self.ledger.grant(decide, self._grant_offsets, self._longest)
-
-    def _verdict(
-        self, now: float, pause_until: float | None, nth_recent: Sequence[float | None]
-    ) -> tuple[float, float]:
-        """The wait (see ``_wait_from``) and, when it is 0 (a grant), the seconds until the
-        *next* request could start at the earliest. Grants only ever add rows, so that bound
-        holds whoever is granted next: waiting tasks need not ask the ledger before it."""
-        k = len(self._windows)
-        wait = self._wait_from(now, pause_until, nth_recent[:k])
-        if wait > 0.0:
-            return wait, wait
-        nxt = now
-        for window, previous in zip(self._windows, nth_recent[k:], strict=True):
-            if window.limit == 1:
-                nxt = max(nxt, now + window.seconds)  # the new grant itself fills it
-            elif previous is not None:
-                nxt = max(nxt, float(previous) + window.seconds)
-        return 0.0, nxt - now
+        return self.ledger.grant(self._wait_from, self._offsets, self._longest)
 
     def budget_wait(self, requests: int = 1) -> BudgetWait:
         """How long until ``requests`` requests could all be granted at once (nothing recorded).
@@ -372,14 +341,12 @@ class SharedRateLimiter:
         # learns is the earliest moment *any* request may start, so the others lose nothing by
         # queueing — and a wake-up is one ledger transaction instead of one per waiting task.
         async with self._async_gate():
-            wait = self._next_at - self.clock.now()  # not worth asking before the last grant's
-            while wait > 0.0 or (wait := await asyncio.to_thread(self.try_acquire)) > 0.0:
+            while (wait := await asyncio.to_thread(self.try_acquire)) > 0.0:
                 self._log_wait(wait)
                 if sleep_async is not None:
                     await sleep_async(wait)
                 else:
                     await asyncio.sleep(wait)
-                wait = 0.0
         return max(0.0, self.clock.now() - start)
 
     def _async_gate(self) -> asyncio.Lock:

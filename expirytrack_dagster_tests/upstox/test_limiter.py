@@ -339,44 +339,6 @@ def test_acquire_async_waits_with_the_clock_and_matches_the_schedule(backend: Ba
     assert grants == pytest.approx(ideal_schedule(25, limits.windows()), abs=1e-9)
 
 
-class CountingLedger:
-    """A real ledger that counts the grant transactions asked of it."""
-
-    def __init__(self, inner: Ledger) -> None:
-        self.inner, self.grants = inner, 0
-
-    def grant(self, *args: object) -> float:
-        self.grants += 1
-        return self.inner.grant(*args)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-
-@pytest.mark.parametrize("start", [0.0, 1_700_000_000.0])
-def test_waiting_tasks_ask_the_ledger_once_per_grant_and_start_on_schedule(
-    backend: Backend, start: float
-) -> None:
-    clock = FakeClock(start)
-    limits = RateLimits(per_second=4, per_minute=10, per_30_minutes=20)
-    ledger = CountingLedger(backend.ledger(clock=clock))
-    limiter = SharedRateLimiter(ledger, limits, clock)
-    grants: list[float] = []
-
-    async def one() -> None:
-        await limiter.acquire_async()
-        grants.append(clock.now())
-
-    async def run() -> None:
-        await asyncio.gather(*(one() for _ in range(45)))  # crosses all three windows
-
-    asyncio.run(run())
-    ideal = [start + t for t in ideal_schedule(45, limits.windows())]
-    assert sorted(grants) == pytest.approx(ideal, abs=1e-6)
-    # The tasks queue and wait for the moment the last grant named: no asking in vain.
-    assert ledger.grants == 45
-
-
 def test_ledger_directory_is_created(tmp_path: Path) -> None:
     path = tmp_path / "deep" / "er" / "ledger.sqlite"
     limiter = SharedRateLimiter(path, RateLimits(), FakeClock())
