@@ -1,20 +1,23 @@
 """Several Upstox accounts against the real sandbox over HTTP: one account per run, spread over the
 accounts, each with its own rate windows, dead tokens skipped, names (never tokens) recorded."""
 
-from __future__ import annotations
-
 import asyncio
 import base64
 import json
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from dagster import AssetExecutionContext, asset, instance_for_test, materialize
 
 from expirytrack_dagster.project_settings import load_settings
+from expirytrack_dagster.resources import UpstoxApi
 from expirytrack_dagster.sandbox import SandboxConfig, run_sandbox
 from expirytrack_dagster.sandbox.stats import token_label
+from expirytrack_dagster.sandbox_resource import SandboxResource
 from expirytrack_dagster.upstox.accounts import (
     ACCOUNT_TAG,
     AccountPool,
@@ -265,3 +268,47 @@ def test_a_listed_accounts_token_passes_the_same_deadline_guard() -> None:
         account, base_url=url, margin=margin, env={account.variable(): live}
     )
     assert token.name == "b" and token.access_token == live and live not in repr(token)
+
+
+def test_a_run_in_flight_counts_against_its_account_in_dagsters_run_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While a run is going, Dagster's run records show it on its account: the next run's
+    choice (fewest in flight first) goes to another account."""
+    monkeypatch.setenv("UPSTOX_ACCESS_TOKEN_B", TOKENS["b"])
+    seen: dict[str, Any] = {}
+
+    @asset
+    def probe(context: AssetExecutionContext, upstox: UpstoxApi) -> None:
+        own = upstox.account_name
+        runs = DagsterRuns(context.instance, "a-run-queued-after-this-one")
+        seen["own"], seen["counts"] = own, runs.in_flight(["default", "b"])
+        # What that next run's choice sees: this run on ``own``; it goes to the other account.
+        book = _Peek(runs)
+        seen["next"] = upstox.account_pool().choose(upstox.account_candidates(), book).name
+
+    resource = SandboxResource(state_dir=str(tmp_path / "state"), accounts=[{"name": "b"}])
+    (tmp_path / "dagster").mkdir()
+    with instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+        result = materialize([probe], instance=instance, resources={"upstox": resource})
+        assert result.success
+        tagged = instance.get_run_by_id(result.run_id).tags[ACCOUNT_TAG]
+    assert seen["own"] == tagged
+    assert seen["counts"] == {tagged: 1, ({"default", "b"} - {tagged}).pop(): 0}
+    assert seen["next"] != tagged
+
+
+class _Peek:
+    """Dagster's run records as a run not yet tagged sees them, without tagging anything."""
+
+    def __init__(self, runs: DagsterRuns) -> None:
+        self.runs = runs
+
+    def pinned(self) -> str | None:
+        return None
+
+    def in_flight(self, names: Sequence[str]) -> dict[str, int]:
+        return self.runs.in_flight(names)
+
+    def record(self, name: str) -> None:
+        return None
