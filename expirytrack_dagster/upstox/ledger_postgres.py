@@ -5,7 +5,8 @@ every process on every machine using that database meters the same three windows
 process on one machine does with the SQLite ledger. Same rows, keyed by the ledger id (the Upstox
 user id, else the token's fingerprint)::
 
-    expirytrack_ratelimit.grants(ledger TEXT, t FLOAT8)  + index on (ledger, t)
+    expirytrack_ratelimit.grants(ledger TEXT, seq BIGINT, t FLOAT8)  key (ledger, seq), index (ledger, t)
+    expirytrack_ratelimit.counters(ledger TEXT PRIMARY KEY, seq BIGINT)  -- the last grant's number
     expirytrack_ratelimit.pause(ledger TEXT PRIMARY KEY, until FLOAT8, reason TEXT, set_at FLOAT8)
 
 Race-free across machines: a grant is one transaction that first takes
@@ -63,8 +64,14 @@ _SERVER_NOW = "extract(epoch FROM clock_timestamp())::float8"
 
 _DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
-CREATE TABLE IF NOT EXISTS {SCHEMA}.grants (ledger TEXT NOT NULL, t FLOAT8 NOT NULL);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.grants (
+    ledger TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    t FLOAT8 NOT NULL,
+    PRIMARY KEY (ledger, seq)
+);
 CREATE INDEX IF NOT EXISTS grants_ledger_t ON {SCHEMA}.grants (ledger, t);
+CREATE TABLE IF NOT EXISTS {SCHEMA}.counters (ledger TEXT PRIMARY KEY, seq BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS {SCHEMA}.pause (
     ledger TEXT PRIMARY KEY,
     until FLOAT8 NOT NULL,
@@ -94,9 +101,12 @@ def _lock_key(ledger: str) -> int:
 
 
 def _nth_sql(offsets: Sequence[int]) -> list[str]:
+    # Grants are numbered per ledger, so the (k + 1)-th most recent is one primary-key lookup
+    # (an OFFSET walk would visit up to 2000 rows, and their heap tuples, per decision). A row
+    # already pruned is older than the longest window: it leaves the window no room to take.
     return [
-        f"(SELECT t FROM {SCHEMA}.grants WHERE ledger = %(ledger)s "
-        f"ORDER BY t DESC LIMIT 1 OFFSET {int(k)})"
+        f"(SELECT t FROM {SCHEMA}.grants WHERE ledger = %(ledger)s AND seq = "
+        f"(SELECT seq FROM {SCHEMA}.counters WHERE ledger = %(ledger)s) - {int(k)})"
         for k in offsets
     ]
 
@@ -261,7 +271,10 @@ class PostgresLedger:
                 cur.execute("COMMIT")
                 return wait
             cur.execute(
-                f"INSERT INTO {SCHEMA}.grants (ledger, t) VALUES (%(ledger)s, %(now)s);"
+                f"WITH n AS (INSERT INTO {SCHEMA}.counters AS c (ledger, seq) "
+                "VALUES (%(ledger)s, 1) ON CONFLICT (ledger) DO UPDATE SET seq = c.seq + 1 "
+                f"RETURNING seq) INSERT INTO {SCHEMA}.grants (ledger, seq, t) "
+                "SELECT %(ledger)s, n.seq, %(now)s FROM n;"
                 f"DELETE FROM {SCHEMA}.grants WHERE ledger = %(ledger)s AND t < %(oldest)s;"
                 "COMMIT",
                 {"ledger": self.ledger, "now": now, "oldest": now - horizon},
