@@ -163,7 +163,7 @@ class UpstoxApi(ConfigurableResource):
 
     def account_pool(self) -> AccountPool:
         """The accounts' shared state (dead tokens, the choice lock) under ``state_dir``."""
-        return AccountPool(self.state_dir, self.rate_limits())
+        return AccountPool(self.state_dir, self.rate_limits(), self.client_settings().ledger_url)
 
     @property
     def account_name(self) -> str | None:

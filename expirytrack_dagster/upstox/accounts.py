@@ -56,10 +56,10 @@ from expirytrack_dagster.credentials.guard import active_token, check_deadline, 
 from expirytrack_dagster.upstox.client import (
     ClientSettings,
     UpstoxClient,
-    ledger_path,
     token_fingerprint,
 )
 from expirytrack_dagster.upstox.errors import TokenExpired
+from expirytrack_dagster.upstox.ledger import open_ledger
 from expirytrack_dagster.upstox.limiter import RateLimits, SharedRateLimiter
 
 ACCOUNT_TAG = "expirytrack/upstox_account"
@@ -231,11 +231,18 @@ class DagsterRuns:
 
 
 class AccountPool:
-    """The accounts' shared state under ``state_dir``: dead tokens, and the lock choices take."""
+    """The accounts' shared state under ``state_dir``: dead tokens, and the lock choices take.
 
-    def __init__(self, state_dir: str | Path, limits: RateLimits) -> None:
+    ``ledger_url`` is the rate ledgers' back end (``upstox.ledger_url``; empty: SQLite under
+    ``state_dir``), read for each account's room.
+    """
+
+    def __init__(
+        self, state_dir: str | Path, limits: RateLimits, ledger_url: str | None = None
+    ) -> None:
         self.state_dir = Path(state_dir)
         self.limits = limits
+        self.ledger_url = ledger_url
         self.path = self.state_dir / POOL_FILE
 
     def _connect(self) -> sqlite3.Connection:
@@ -268,9 +275,8 @@ class AccountPool:
 
     def room(self, token: AccountToken) -> int:
         """Requests free in the account's longest (30-minute) window now; 0 while paused."""
-        limiter = SharedRateLimiter(
-            ledger_path(self.state_dir, token.ledger_id or token.fingerprint), self.limits
-        )
+        ledger = open_ledger(self.ledger_url, self.state_dir, token.ledger_id or token.fingerprint)
+        limiter = SharedRateLimiter(ledger, self.limits)
         try:
             snap = limiter.snapshot()
         finally:

@@ -312,3 +312,30 @@ class _Peek:
 
     def record(self, name: str) -> None:
         return None
+
+
+def test_the_pool_reads_each_accounts_room_from_the_shared_postgres_ledger(
+    tmp_path: Path, postgres_dsn: str
+) -> None:
+    """With ``upstox.ledger_url`` the accounts' room comes from the same Postgres ledger the
+    clients of every machine write."""
+    limits = RateLimits(per_30_minutes=30)
+    config = SandboxConfig(access_token=TOKENS["default"], extra_tokens=(TOKENS["b"],))
+    with run_sandbox(config) as sb:
+        settings = ClientSettings(
+            ca_cert_path=sb.ca_cert_path,
+            state_dir=tmp_path / "state",
+            limits=limits,
+            ledger_url=postgres_dsn,
+        )
+        pool = AccountPool(tmp_path / "state", limits, postgres_dsn)
+        account = AccountToken("b", TOKENS["b"])
+
+        async def spend() -> None:
+            async with PooledClient(sb.base_url, account, settings, pool) as client:
+                await asyncio.gather(*(client.get_expiries(NIFTY) for _ in range(5)))
+
+        asyncio.run(spend())
+    assert pool.room(account) == 25
+    assert pool.room(AccountToken("default", TOKENS["default"])) == 30
+    assert AccountPool(tmp_path / "state", limits).room(account) == 30  # SQLite: another ledger
