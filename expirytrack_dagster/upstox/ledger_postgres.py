@@ -137,6 +137,7 @@ class PostgresLedger:
         self._conn: Any = None
         self._conn_pid = -1
         self._sql: dict[tuple[str, tuple[int, ...], int], str] = {}
+        self._prepared: set[str] = set()
         self._run(lambda cur: None)  # connect and create the tables now: errors surface early
 
     def describe(self) -> str:
@@ -184,6 +185,7 @@ class PostgresLedger:
             _abandoned_connections.append(self._conn)
         self._conn = None
         self._conn, self._conn_pid = self._connect(), pid
+        self._prepared = set()  # prepared statements belong to a session
         return self._conn
 
     def _run(self, body: Callable[[Any], _T]) -> _T:
@@ -237,47 +239,66 @@ class PostgresLedger:
 
     # -- the ledger operations --------------------------------------------------------------
 
-    def grant(self, decide: Decide, offsets: Sequence[int], horizon: float) -> float:
-        key = ("grant", tuple(offsets), 0)
-        sql = self._sql.get(key)
-        if sql is None:
-            sql = self._sql[key] = (
-                f"WITH c AS (SELECT {self._now_sql} AS now) SELECT c.now, "
-                + ", ".join(
-                    [
-                        f"(SELECT until FROM {SCHEMA}.pause WHERE ledger = %(ledger)s)",
-                        *_nth_sql(offsets),
-                    ]
-                )
-                + " FROM c"
+    def _prepare(self, cur: Any, offsets: Sequence[int]) -> str:
+        """Prepare the grant's statements on this connection (once): the decision for these
+        offsets, the record and the prune. Returns the decision's name. Prepared statements are
+        planned once, which halves the server's work per grant."""
+        name = f"expirytrack_decide_{len(offsets)}_{'_'.join(str(int(k)) for k in offsets)}"
+        if name in self._prepared:
+            return name
+        decision = (
+            f"WITH c AS (SELECT {self._now_sql} AS now) SELECT c.now, "
+            + ", ".join(
+                [
+                    f"(SELECT until FROM {SCHEMA}.pause WHERE ledger = %(ledger)s)",
+                    *_nth_sql(offsets),
+                ]
             )
+            + " FROM c"
+        ).replace("%(ledger)s", "$1")
+        if self.clock is None:
+            cur.execute(f"PREPARE {name} (text) AS {decision}")
+        else:
+            cur.execute(f"PREPARE {name} (text, float8) AS {decision.replace('%(now)s', '$2')}")
+        if "record" not in self._prepared:
+            cur.execute(
+                "PREPARE expirytrack_record (text, float8) AS "
+                f"WITH n AS (INSERT INTO {SCHEMA}.counters AS c (ledger, seq) VALUES ($1, 1) "
+                "ON CONFLICT (ledger) DO UPDATE SET seq = c.seq + 1 RETURNING seq) "
+                f"INSERT INTO {SCHEMA}.grants (ledger, seq, t) SELECT $1, n.seq, $2 FROM n"
+            )
+            cur.execute(
+                "PREPARE expirytrack_prune (text, float8) AS "
+                f"DELETE FROM {SCHEMA}.grants WHERE ledger = $1 AND t < $2"
+            )
+            self._prepared.add("record")
+        self._prepared.add(name)
+        return name
 
+    def grant(self, decide: Decide, offsets: Sequence[int], horizon: float) -> float:
         def body(cur: Any) -> float:
+            decision = self._prepare(cur, offsets)
             # The decision is a statement *after* the lock's: in READ COMMITTED each statement
             # takes a new snapshot, so it sees every grant committed before the lock was ours.
-            lock = "BEGIN; SELECT pg_advisory_xact_lock(%(key)s)"
+            lock = "BEGIN; SELECT pg_advisory_xact_lock(%s)"
             if self.clock is None:
                 # Server clock: now is read by the decision itself. One round trip carries all
                 # three statements (a simple query; each statement still has its own snapshot).
-                cur.execute(f"{lock}; {sql}", self._params(key=self._key))
+                cur.execute(f"{lock}; EXECUTE {decision}(%s)", (self._key, self.ledger))
             else:
                 # A client clock must be read after the lock is ours: a separate round trip.
-                cur.execute(lock, {"key": self._key})
-                cur.execute(sql, self._params())
+                cur.execute(lock, (self._key,))
+                cur.execute(f"EXECUTE {decision}(%s, %s)", (self.ledger, self.clock.now()))
             row = cur.fetchone()
             now = float(row[0])
             wait = decide(now, row[1], row[2:])
             if wait > 0.0:
                 cur.execute("COMMIT")
                 return wait
+            # Recorded, and grants older than the longest window pruned (an index range seek).
             cur.execute(
-                f"WITH n AS (INSERT INTO {SCHEMA}.counters AS c (ledger, seq) "
-                "VALUES (%(ledger)s, 1) ON CONFLICT (ledger) DO UPDATE SET seq = c.seq + 1 "
-                f"RETURNING seq) INSERT INTO {SCHEMA}.grants (ledger, seq, t) "
-                "SELECT %(ledger)s, n.seq, %(now)s FROM n;"
-                f"DELETE FROM {SCHEMA}.grants WHERE ledger = %(ledger)s AND t < %(oldest)s;"
-                "COMMIT",
-                {"ledger": self.ledger, "now": now, "oldest": now - horizon},
+                "EXECUTE expirytrack_record(%s, %s); EXECUTE expirytrack_prune(%s, %s); COMMIT",
+                (self.ledger, now, self.ledger, now - horizon),
             )
             return 0.0
 
