@@ -5,8 +5,8 @@ every process on every machine using that database meters the same three windows
 process on one machine does with the SQLite ledger. Same rows, keyed by the ledger id (the Upstox
 user id, else the token's fingerprint)::
 
-    expirytrack_ratelimit.grants(ledger TEXT, seq BIGINT, t FLOAT8)  key (ledger, seq), index (ledger, t)
-    expirytrack_ratelimit.counters(ledger TEXT PRIMARY KEY, seq BIGINT)  -- the last grant's number
+    expirytrack_ratelimit.grants(ledger TEXT, seq BIGINT, t FLOAT8)  -- key (ledger, seq)
+    expirytrack_ratelimit.counters(ledger TEXT PRIMARY KEY, seq BIGINT)  -- the last grant's seq
     expirytrack_ratelimit.pause(ledger TEXT PRIMARY KEY, until FLOAT8, reason TEXT, set_at FLOAT8)
 
 Race-free across machines: a grant is one transaction that first takes
@@ -14,7 +14,9 @@ Race-free across machines: a grant is one transaction that first takes
 statement, so its READ COMMITTED snapshot includes every grant committed before the lock was ours
 — reads ``now``, the pause and the grants, and inserts. The lock is released by COMMIT; other
 ledgers (accounts) never wait for it. Waiting for the lock is the server's queue, not polling.
-Grants older than the longest window are deleted in the same transaction (an index range seek).
+Grants are numbered per ledger, so "the L-th most recent grant" is one primary-key lookup; grants
+older than the longest window are deleted in the same transaction (an index range seek on
+``(ledger, t)``). The grant's statements are prepared once per session.
 
 Clock — the database server's, ``clock_timestamp()``, read inside the lock. Machines' wall clocks
 differ (NTP keeps them within milliseconds, a misconfigured one can be seconds off); if each
