@@ -2,18 +2,22 @@
 
 from benchmarks import (
     bench_accounts,
+    bench_explorer,
     bench_export,
+    bench_lakehouse,
     bench_live,
     bench_pipeline,
+    bench_production_profile,
     bench_quality,
     bench_rate_limit,
     bench_reruns,
     bench_research,
     bench_spans,
+    bench_writers,
 )
 
 if __name__ == "__main__":
-    print("== rate-limit utilisation ==")
+    print("== rate-limit utilisation (SQLite and PostgreSQL ledgers) ==")
     bench_rate_limit.main([])
     print("\n== completeness and requests under each range behaviour (verified spans) ==")
     bench_spans.main([])
@@ -29,5 +33,13 @@ if __name__ == "__main__":
     bench_research.main([])
     print("\n== exports: >= 20M candles to Parquet and CSV beside a bare DuckDB COPY ==")
     bench_export.main([])
+    print("\n== export writers alone: XLSX, AmiBroker, MetaTrader 5 ==")
+    bench_writers.main([])
+    print("\n== explorer: each page's server time on >= 50M candles ==")
+    bench_explorer.main([])
     print("\n== live OI capture: per-minute cost, tracker view on a full day ==")
     bench_live.main([])
+    print("\n== production profile: the Dagster instance on SQLite and on PostgreSQL ==")
+    bench_production_profile.main([])
+    print("\n== shared lakehouse: publish, two writers, readers ==")
+    bench_lakehouse.main([])

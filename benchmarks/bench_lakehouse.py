@@ -54,7 +54,8 @@ def staged(root: Path, key: str, rows: int) -> StagedCandles:
     """A landed partition of ``rows`` candles (one file) with its fetch status."""
     path = root / "landing" / f"{key}.parquet"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with duckdb.connect(config={"enable_progress_bar": False}) as db:
+    with duckdb.connect() as db:
+        db.execute("SET enable_progress_bar = false")
         db.execute(_GENERATED.format(path=path), {"key": key, "rows": rows})
     status = pd.DataFrame(
         {
