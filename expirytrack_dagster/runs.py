@@ -344,13 +344,21 @@ def check_summary(evaluations: list) -> str:
 
 
 def _watch_parent() -> None:
-    """Interrupt this process's run (as a Ctrl-C would) if the parent process disappears."""
+    """Interrupt this process's run (as a Ctrl-C would) if the parent process disappears.
+
+    Again every :data:`INTERRUPT_AGAIN_S` until the process ends, as a live parent does: an
+    interrupt that lands while Dagster is inside a garbage-collection callback is printed as
+    "Exception ignored" and lost, and with the parent gone nobody else would send another. Once
+    the run is over SIGINT is ignored (``run_partition``), so a late one changes nothing.
+    """
     parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(0.5)
-        os.kill(os.getpid(), signal.SIGINT)
+        while True:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(INTERRUPT_AGAIN_S)
 
     threading.Thread(target=watch, daemon=True, name="expirytrack-parent-watch").start()
 
