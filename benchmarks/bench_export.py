@@ -61,7 +61,9 @@ def step(kind: str, database: Path, out: Path) -> dict:
         resolved = resolve(db, selection)
         register(db, resolved)
         query, params = rows_query(resolved)
-        # The export runs this once per partition; bare DuckDB sorts every row in one statement.
+        params = {**params, "first_ordinal": 0, "last_ordinal": len(resolved.contracts)}
+        # The export runs this once per run of contracts; bare DuckDB sorts every row in one
+        # statement.
         query = query.replace("c.partition_key = $partition_key AND ", "")
         out.mkdir(parents=True)
         if kind == "copy-parquet":

@@ -61,22 +61,25 @@ than 16,384 in ``make bench``'s 22 M-row stream)."""
 
 @dataclass(frozen=True)
 class Part:
-    """One partition of the selection: its key, underlying and expiry (the stream's order)."""
+    """One partition of the selection: its key, underlying and expiry (the stream's order), and
+    its contracts as runs of consecutive ordinals ``(first, last)``, each read by one sorted
+    query (``exports.selection.parts`` cuts them)."""
 
     partition_key: str
     underlying: str
     expiry: date
+    chunks: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True)
 class RowSource:
-    """The selection's rows: one DuckDB query run per partition, streamed as batches or copied
-    by DuckDB itself.
+    """The selection's rows: one DuckDB query per run of contracts, streamed as Arrow batches.
 
-    ``query`` orders one partition's rows as documented above and takes the parameter
-    ``partition_key``; ``parts`` are the partitions in stream order. Sorting a partition at a
-    time keeps DuckDB's memory to one partition's, whatever the selection's size. The
-    connection's time zone is IST, so DuckDB writes and formats timestamps in IST.
+    ``query`` orders one run's rows as documented above and takes the parameters
+    ``partition_key``, ``first_ordinal`` and ``last_ordinal``; ``parts`` are the partitions in
+    stream order with their runs. Sorting a run at a time keeps DuckDB's memory to one run's,
+    whatever the selection's size. The connection's time zone is IST, so DuckDB writes and
+    formats timestamps in IST.
     """
 
     db: duckdb.DuckDBPyConnection
@@ -84,33 +87,36 @@ class RowSource:
     params: dict[str, object]
     parts: tuple[Part, ...]
 
-    def _params(self, part: Part) -> dict[str, object]:
-        return {**self.params, "partition_key": part.partition_key}
-
-    def batches(
-        self, rows: int = BATCH_ROWS, *, columns: str = "*", schema: pa.Schema = ROW_SCHEMA
+    def part_batches(
+        self,
+        part: Part,
+        rows: int = BATCH_ROWS,
+        *,
+        columns: str = "*",
+        schema: pa.Schema = ROW_SCHEMA,
     ) -> Batches:
-        """The rows as record batches of ``schema``, partition after partition.
+        """One partition's rows as record batches of ``schema``, run after run.
 
         ``columns`` may rewrite columns in SQL (``* REPLACE (…)``), where DuckDB does the work in
         parallel; ``schema`` is then the shape the rewritten rows take.
         """
         query = self.query if columns == "*" else f"SELECT {columns} FROM ({self.query})"
-        for part in self.parts:
-            reader = self.db.sql(query, params=self._params(part)).to_arrow_reader(rows)
-            for batch in reader:
+        for first, last in part.chunks:
+            params = {
+                **self.params,
+                "partition_key": part.partition_key,
+                "first_ordinal": first,
+                "last_ordinal": last,
+            }
+            for batch in self.db.sql(query, params=params).to_arrow_reader(rows):
                 yield batch.cast(schema)
 
-    def copy(self, part: Part, target: Path, options: str, *, columns: str = "*") -> None:
-        """DuckDB's own ``COPY (SELECT columns FROM one partition's query) TO target``."""
-        self.db.execute(
-            f"COPY (SELECT {columns} FROM ({self.query})) TO '{_quoted(target)}' ({options})",
-            self._params(part),
-        )
-
-
-def _quoted(path: Path) -> str:
-    return str(path).replace("'", "''")
+    def batches(
+        self, rows: int = BATCH_ROWS, *, columns: str = "*", schema: pa.Schema = ROW_SCHEMA
+    ) -> Batches:
+        """Every partition's rows (:meth:`part_batches`), partition after partition."""
+        for part in self.parts:
+            yield from self.part_batches(part, rows, columns=columns, schema=schema)
 
 
 def sha256_of(path: Path) -> str:

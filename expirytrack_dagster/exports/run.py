@@ -10,20 +10,22 @@ from pathlib import Path
 
 from expirytrack_dagster.exports.formats import WriteOptions, writer
 from expirytrack_dagster.exports.manifest import MANIFEST_NAME, Manifest, write_manifest
-from expirytrack_dagster.exports.rows import Part, RowSource
+from expirytrack_dagster.exports.rows import RowSource
 from expirytrack_dagster.exports.selection import (
     ExportError,
     Selection,
     count_rows,
+    parts,
     register,
     resolve,
     rows_query,
 )
 from expirytrack_dagster.storage.database import open_connection
 
-EXPORT_MEMORY_LIMIT = "256MB"
-"""DuckDB's memory for an export: the ordering sort spills to a temporary folder beyond it, so
-an export's memory stays bounded whatever the selection's size."""
+EXPORT_MEMORY_LIMIT = "192MB"
+"""DuckDB's memory for an export. Each sort is one run of at most ``selection.CHUNK_ROWS``
+candles, which fits in it; anything bigger spills to a temporary folder, so an export's memory
+stays bounded whatever the selection's size."""
 
 
 @dataclass(frozen=True)
@@ -81,12 +83,8 @@ def export(
                 on_total(count_rows(db, resolved))
             query, params = rows_query(resolved)
             stem = file_stem(format_name, selection, resolved.synthetic)
-            parts = tuple(
-                Part(row.partition_key, row.underlying, row.expiry)
-                for row in resolved.partitions.itertuples()
-            )
             files = write(
-                RowSource(db, query, params, parts),
+                RowSource(db, query, params, parts(db, resolved)),
                 partial,
                 stem=stem,
                 options=options,

@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 
 from expirytrack_dagster.calendar import IST, sessions_between
+from expirytrack_dagster.exports.rows import Part
 from expirytrack_dagster.research.resample import INTERVAL_MINUTES
 from expirytrack_dagster.storage.stores import recorded_source
 
@@ -289,6 +290,14 @@ _FILTER = """c.partition_key = $partition_key AND c."interval" = '1minute'
       AND c."timestamp" >= coalesce($lower::TIMESTAMPTZ, '-infinity'::TIMESTAMPTZ)
       AND c."timestamp" <= coalesce($upper::TIMESTAMPTZ, 'infinity'::TIMESTAMPTZ)"""
 
+_CHUNK = "k.ordinal BETWEEN $first_ordinal AND $last_ordinal"
+"""One run of a partition's contracts (ordinals are consecutive within a partition): the rows
+query sorts one run at a time, so no sort outgrows the export's memory (``Part.chunks``)."""
+
+CHUNK_ROWS = 600_000
+"""At most this many stored candles per sorted run (a contract with more is a run alone): the
+sort of a run fits DuckDB's export memory without spilling to disk (``exports.run``)."""
+
 _CONTRACT_FIELDS = (
     # (ROW_SCHEMA column, _export_contracts column, DuckDB list type)
     ("underlying", "underlying", "VARCHAR[]"),
@@ -313,7 +322,7 @@ _MINUTES = f"""
         SELECT k.ordinal, c."timestamp", c.open, c.high, c.low, c.close, c.volume,
                c.open_interest
         FROM main.candles c JOIN _export_contracts k USING (partition_key, expired_instrument_key)
-        WHERE {_FILTER}
+        WHERE {_FILTER} AND {_CHUNK}
         {_ORDER}
     )
 """
@@ -333,7 +342,7 @@ _BARS = f"""
         JOIN _export_contracts k USING (partition_key, expired_instrument_key)
         LEFT JOIN _export_sessions s
           ON s.trading_date = CAST(timezone('Asia/Kolkata', c."timestamp") AS DATE)
-        WHERE {_FILTER}
+        WHERE {_FILTER} AND {_CHUNK}
     )
     SELECT {_COLUMNS} FROM (
         SELECT ordinal, {{bar}} AS "timestamp",
@@ -360,11 +369,13 @@ def _contract_lists(contracts: pd.DataFrame) -> dict[str, list[object]]:
 
 
 def rows_query(resolved: Resolved) -> tuple[str, dict[str, object]]:
-    """The SQL (and its parameters) giving one partition's rows in :data:`ROW_SCHEMA` order.
+    """The SQL (and its parameters) giving one run of a partition's rows in :data:`ROW_SCHEMA`
+    order.
 
-    The parameter ``partition_key`` is left for the caller (``exports.rows.RowSource`` runs the
-    query once per partition, in order: each sort is one partition's, whatever the selection's
-    size). Needs :func:`register` to have been called on the connection first.
+    The parameters ``partition_key``, ``first_ordinal`` and ``last_ordinal`` are left for the
+    caller (``exports.rows.RowSource`` runs the query once per run of :func:`parts`, in order:
+    each sort is one run's, whatever the selection's size). Needs :func:`register` to have been
+    called on the connection first.
     """
     minutes = INTERVAL_MINUTES[resolved.selection.interval]
     lower, upper = resolved.selection.time_bounds()
@@ -419,13 +430,53 @@ def count_rows(db: duckdb.DuckDBPyConnection, resolved: Resolved) -> int:
         ).fetchall()
         return int(count)
     query, params = rows_query(resolved)
+    every = {"first_ordinal": 0, "last_ordinal": len(resolved.contracts)}
     total = 0
     for key in resolved.partitions["partition_key"]:
         ((count,),) = db.execute(
-            f"SELECT count(*) FROM ({query})", {**params, "partition_key": key}
+            f"SELECT count(*) FROM ({query})", {**params, **every, "partition_key": key}
         ).fetchall()
         total += int(count)
     return total
+
+
+def parts(
+    db: duckdb.DuckDBPyConnection, resolved: Resolved, max_rows: int = CHUNK_ROWS
+) -> tuple[Part, ...]:
+    """The selection's partitions in stream order, each cut into runs of whole, consecutive
+    contracts holding at most ``max_rows`` stored candles in the time range (one GROUP BY over
+    the selection). Streaming run after run gives the same rows in the same order as one sort of
+    the partition, with each sort small enough to stay in memory. Needs :func:`register`."""
+    lower, upper = resolved.selection.time_bounds()
+    counts = dict(
+        db.execute(
+            f"""
+            SELECT k.ordinal, count(*) FROM main.candles c
+            JOIN _export_contracts k USING (partition_key, expired_instrument_key)
+            WHERE {_FILTER.replace("c.partition_key = $partition_key AND ", "")}
+            GROUP BY k.ordinal
+            """,
+            {"lower": _py(lower), "upper": _py(upper)},
+        ).fetchall()
+    )
+    keys = resolved.contracts["partition_key"]
+    found = []
+    for row in resolved.partitions.itertuples():
+        chunks: list[tuple[int, int]] = []
+        first = last = -1
+        size = 0
+        for ordinal in map(int, keys.index[keys == row.partition_key]):  # row number (register)
+            rows = counts.get(ordinal, 0)
+            if first >= 0 and size + rows > max_rows:
+                chunks.append((first, last))
+                first, size = -1, 0
+            if first < 0:
+                first = ordinal
+            last, size = ordinal, size + rows
+        if first >= 0:
+            chunks.append((first, last))
+        found.append(Part(row.partition_key, row.underlying, row.expiry, tuple(chunks)))
+    return tuple(found)
 
 
 def _py(stamp: pd.Timestamp | None) -> datetime | None:

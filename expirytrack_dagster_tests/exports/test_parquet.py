@@ -40,9 +40,14 @@ def test_parquet_round_trip_with_every_reader(export_database: Path, tmp_path: P
         assert meta.row_group(0).column(0).compression == "ZSTD"
         assert meta.num_rows == file.rows
         assert "SYNTHETIC" in file.path.name
+        # Within a file: contract by contract (type, strike, key), each in time order.
+        rows = pq.read_table(file.path).to_pandas()
+        assert rows.equals(rows.sort_values(ORDER[2:], na_position="last", ignore_index=True))
     assert sum(f.rows for f in result.manifest.files) == len(want)
 
-    assert_same_rows(_as_export(pd.read_parquet(root), want), want)
+    read = pd.read_parquet(root)
+    assert str(read["timestamp"].dt.tz) == "Asia/Kolkata"  # the zone travels in the file
+    assert_same_rows(_as_export(read, want), want)
     table = ds.dataset(root, format="parquet", partitioning="hive").to_table()
     assert table.schema.field("timestamp").type.tz is not None
     assert_same_rows(_as_export(table.to_pandas(), want), want)

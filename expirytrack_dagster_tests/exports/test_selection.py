@@ -10,11 +10,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from expirytrack_dagster.exports.rows import ROW_SCHEMA, Part, RowSource
+from expirytrack_dagster.exports.rows import ROW_SCHEMA, RowSource
 from expirytrack_dagster.exports.selection import (
+    CHUNK_ROWS,
     ExportError,
     Selection,
     count_rows,
+    parts,
     register,
     resolve,
     rows_query,
@@ -29,17 +31,17 @@ from expirytrack_dagster_tests.exports.conftest import (
 )
 
 
-def stream(database: Path, selection: Selection) -> tuple[pd.DataFrame, int, list[pa.RecordBatch]]:
+def stream(
+    database: Path, selection: Selection, max_rows: int = CHUNK_ROWS
+) -> tuple[pd.DataFrame, int, list[pa.RecordBatch]]:
     db = open_connection(database, read_only=True)
     try:
         db.execute("SET TimeZone = 'Asia/Kolkata'")
         resolved = resolve(db, selection)
         register(db, resolved)
         total = count_rows(db, resolved)
-        parts = tuple(
-            Part(r.partition_key, r.underlying, r.expiry) for r in resolved.partitions.itertuples()
-        )
-        batches = list(RowSource(db, *rows_query(resolved), parts).batches(rows=64))
+        runs = parts(db, resolved, max_rows)
+        batches = list(RowSource(db, *rows_query(resolved), runs).batches(rows=64))
     finally:
         db.close()
     frame = pa.Table.from_batches(batches, schema=ROW_SCHEMA).to_pandas()
@@ -52,6 +54,28 @@ def test_bars_equal_the_pandas_reference(export_database: Path, interval: str) -
     assert all(b.schema == ROW_SCHEMA for b in batches)
     assert total == len(frame)
     assert_same_rows(frame, expected_rows(export_database, interval))
+
+
+@pytest.mark.parametrize("interval", ["1minute", "15minute"])
+def test_runs_of_a_few_contracts_stream_the_same_rows_in_the_same_order(
+    export_database: Path, interval: str
+) -> None:
+    # Each partition sorted whole, then cut into runs of at most 500 stored candles (a few
+    # contracts each, and a contract bigger than that alone): the same rows, in the same order.
+    whole, total, _ = stream(export_database, Selection(("NIFTY",), interval=interval), 10**9)
+    cut, _, _ = stream(export_database, Selection(("NIFTY",), interval=interval), 500)
+    assert len(whole) == total > 0
+    pd.testing.assert_frame_equal(cut, whole)
+    order = ["underlying", "expiry", "instrument_type", "strike", "instrument_key", "timestamp"]
+    assert whole.equals(whole.sort_values(order, na_position="last").reset_index(drop=True))
+    with open_connection(export_database, read_only=True) as db:
+        resolved = resolve(db, Selection(("NIFTY",), interval=interval))
+        register(db, resolved)
+        runs = [c for p in parts(db, resolved, 500) for c in p.chunks]
+        one = [c for p in parts(db, resolved, 10**9) for c in p.chunks]
+    assert len(one) == len(resolved.partitions) < len(runs)  # the cut really made runs
+    covered = [o for first, last in runs for o in range(first, last + 1)]
+    assert covered == list(range(len(resolved.contracts)))  # every contract once, in order
 
 
 def test_bars_start_at_the_session_open_and_skip_untraded_minutes(export_database: Path) -> None:
