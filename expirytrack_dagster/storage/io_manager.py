@@ -307,6 +307,23 @@ def _replace(connection: duckdb.DuckDBPyConnection, staged: StagedCandles) -> No
     insert_frame(connection, FETCH_STATUS_TABLE, staged.status)
 
 
+def _publish_to_lakehouse(
+    connection: duckdb.DuckDBPyConnection,
+    database: Path | str,
+    staged: StagedCandles,
+    source: str | None,
+) -> None:
+    """The partition's candles and fetch status, as the open transaction sees them, to the
+    lakehouse (nothing without one), both tables in one catalog commit."""
+    lakehouse.publish(
+        connection,
+        database,
+        [CANDLES_TABLE, FETCH_STATUS_TABLE],
+        [staged.partition_key],
+        source=source,
+    )
+
+
 def _lakehouse_holds(database: Path | str, staged: StagedCandles) -> bool:
     """True without a lakehouse, or when it holds the staged partition's candle rows."""
     lake = lakehouse.lakehouse_for(database)
@@ -336,24 +353,12 @@ def publish_candles(
             if _lakehouse_holds(database, staged):
                 return Published(staged_rows(staged), PUBLISHED_UNCHANGED)
             # Stored here but not (or not so) in the lakehouse: publish the stored rows there.
-            lakehouse.publish(
-                connection,
-                database,
-                [CANDLES_TABLE, FETCH_STATUS_TABLE],
-                [staged.partition_key],
-                source=source,
-            )
+            _publish_to_lakehouse(connection, database, staged, source)
             return Published(staged_rows(staged), PUBLISHED_UNCHANGED)
         replaced = _partition_rows(connection, CANDLES_TABLE, staged.partition_key) > 0
         _replace(connection, staged)
         rows = _partition_rows(connection, CANDLES_TABLE, staged.partition_key)
-        lakehouse.publish(
-            connection,
-            database,
-            [CANDLES_TABLE, FETCH_STATUS_TABLE],
-            [staged.partition_key],
-            source=source,
-        )
+        _publish_to_lakehouse(connection, database, staged, source)
     if replaced:
         # Old rows were deleted: a checkpoint frees their blocks for the next writes, so
         # repeated re-collection does not grow the file.
