@@ -75,6 +75,7 @@ def build_definitions(
             "upstox": upstox,
             "collection": collection,
             "research": settings.research,
+            "live": settings.live,
             "live_clock": SessionClock(),
             "io_manager": ExpiryTrackIOManager(
                 database=collection.database,

@@ -32,6 +32,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from expirytrack_dagster.instruments import DEFAULT_UNDERLYINGS, Underlying, merge_underlyings
+from expirytrack_dagster.live.settings import LiveSettings, live_settings
 from expirytrack_dagster.notifications.settings import NotificationSettings, notification_settings
 from expirytrack_dagster.research.settings import ResearchSettings, research_settings
 from expirytrack_dagster.resources import UpstoxApi, UpstoxResource
@@ -135,6 +136,7 @@ class ExpiryTrackSettings(BaseSettings):
     upstox: UpstoxApi = Field(default_factory=UpstoxResource)
     notifications: NotificationSettings = Field(default_factory=NotificationSettings)
     research: ResearchSettings = Field(default_factory=ResearchSettings)
+    live: LiveSettings = Field(default_factory=LiveSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -201,6 +203,7 @@ def _sections(layered: dict[str, Any]) -> dict[str, Any]:
         "upstox": upstox,
         "notifications": notification_settings(layered, settings_file),
         "research": research_settings(layered, settings_file),
+        "live": live_settings(layered, settings_file, underlyings),
     }
 
 

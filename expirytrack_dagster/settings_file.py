@@ -15,7 +15,7 @@ from expirytrack_dagster.settings_errors import SettingsError, check_keys
 
 DEFAULT_CONFIG_PATH = Path("data/expirytrack.yaml")
 
-SECTIONS = ("underlyings", "collection", "upstox", "notifications", "research")
+SECTIONS = ("underlyings", "collection", "upstox", "notifications", "research", "live")
 """The top-level keys of ``data/expirytrack.yaml``."""
 
 

@@ -211,7 +211,7 @@ def test_the_cli_answers_a_bad_setting_in_one_line(
     assert "\n" not in err and "Traceback" not in err
     assert err.endswith(
         f"{path}: unknown key 'colection' (did you mean 'collection'?); "
-        "allowed: underlyings, collection, upstox, notifications, research"
+        "allowed: underlyings, collection, upstox, notifications, research, live"
     )
 
 
@@ -291,3 +291,32 @@ def test_a_research_section_in_the_settings_file_reaches_the_definitions(
     path.write_text("research:\n  roll: weekly\n")
     with pytest.raises(SettingsError, match=r"research\.roll = 'weekly': must be on_expiry"):
         build_definitions()
+
+
+def test_a_live_section_in_the_settings_file_reaches_the_definitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "expirytrack.yaml"
+    monkeypatch.setenv("EXPIRYTRACK_CONFIG", str(path))
+    path.write_text(
+        "underlyings:\n  - {symbol: RELIANCE, instrument_key: 'NSE_EQ|INE002A01018'}\n"
+        "live:\n  underlyings: [NIFTY, RELIANCE]\n  expiries: [nearest, next_monthly]\n"
+    )
+    live = build_definitions().resources["live"]
+    assert live.underlyings == ["NIFTY", "RELIANCE"] and live.expiries == [
+        "nearest",
+        "next_monthly",
+    ]
+    path.write_text("")  # no section: the defaults
+    live = build_definitions().resources["live"]
+    assert live.underlyings == ["NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "SENSEX"]
+    assert live.expiries == ["nearest_weekly", "current_monthly"]
+    for text, message in (
+        ("live:\n  underlying: [NIFTY]\n", r"unknown key 'live\.underlying'"),
+        ("live:\n  underlyings: [RELIANCE]\n", r"live\.underlyings: 'RELIANCE' is not one of"),
+        ("live:\n  expiries: [weekly]\n", r"live\.expiries: 'weekly' is not one of the expiry"),
+        ("live:\n  expiries: []\n", r"live\.expiries = \[\]: must be a non-empty list"),
+    ):
+        path.write_text(text)
+        with pytest.raises(SettingsError, match=message):
+            build_definitions()

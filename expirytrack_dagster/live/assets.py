@@ -17,26 +17,26 @@ from expirytrack_dagster.calendar import session_for
 from expirytrack_dagster.live.capture import CaptureReport, capture_session
 from expirytrack_dagster.live.clock import SessionClock
 from expirytrack_dagster.live.partitions import session_day, session_day_partitions
+from expirytrack_dagster.live.settings import LiveSettings
 from expirytrack_dagster.live.store import SnapshotStore
-from expirytrack_dagster.live.targets import DEFAULT_SELECTORS
 from expirytrack_dagster.resources import UpstoxApi
 from expirytrack_dagster.settings import CollectionSettings
 
 LIVE_GROUP = "live"
-DEFAULT_LIVE_UNDERLYINGS = ("NIFTY", "BANKNIFTY", "FINNIFTY", "MIDCPNIFTY", "SENSEX")
 
 
 class LiveCaptureConfig(Config):
-    """What a capture run polls (run config; the defaults suit the schedule)."""
+    """What one capture run polls (run config); unset fields come from the ``live`` resource
+    (the settings file's ``live:`` section, ``live/settings.py``)."""
 
-    underlyings: list[str] = Field(
-        default=list(DEFAULT_LIVE_UNDERLYINGS),
-        description="Symbols of watched underlyings to capture.",
+    underlyings: list[str] | None = Field(
+        default=None,
+        description="Symbols of watched underlyings to capture (default: live.underlyings).",
     )
-    expiries: list[str] = Field(
-        default=list(DEFAULT_SELECTORS),
+    expiries: list[str] | None = Field(
+        default=None,
         description="Which current expiries of each: nearest, next, nearest_weekly, "
-        "current_monthly, next_monthly.",
+        "current_monthly, next_monthly (default: live.expiries).",
     )
 
 
@@ -50,6 +50,7 @@ def live_dir(collection: CollectionSettings) -> Path:
 def oi_snapshots(
     context: AssetExecutionContext,
     config: LiveCaptureConfig,
+    live: LiveSettings,
     upstox: UpstoxApi,
     collection: CollectionSettings,
     live_clock: ResourceParam[SessionClock],
@@ -66,7 +67,9 @@ def oi_snapshots(
     if session_for(day) is None:
         context.log.info(f"{day} is not a trading session: nothing to capture")
         return MaterializeResult(metadata={"session_day": day.isoformat(), "trading_day": False})
-    underlyings = [collection.underlying(symbol) for symbol in config.underlyings]
+    symbols = config.underlyings if config.underlyings is not None else live.underlyings
+    selectors = config.expiries if config.expiries is not None else live.expiries
+    underlyings = [collection.underlying(symbol) for symbol in symbols]
     report = CaptureReport(day)
     try:
         run_async(
@@ -74,7 +77,7 @@ def oi_snapshots(
                 upstox.live_client,
                 store,
                 underlyings,
-                selectors=config.expiries,
+                selectors=selectors,
                 clock=live_clock,
                 report=report,
             )
