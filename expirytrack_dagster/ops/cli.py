@@ -227,7 +227,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             if instance is not None
             else []
         ),
-        *doctor.check_budget(stores.state_dir, limits),
+        *doctor.check_budget(stores.state_dir, limits, upstox.client_settings().ledger_url),
     ]
     print(f"expirytrack doctor — {datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
     for finding in findings:

@@ -27,6 +27,8 @@ from expirytrack_dagster.storage.database import DatabaseLocked, connect
 from expirytrack_dagster.storage.landing import PRUNED_NAME
 from expirytrack_dagster.storage.schema import CURRENT_VERSION, SchemaError, schema_version
 from expirytrack_dagster.upstox.errors import TokenExpired
+from expirytrack_dagster.upstox.ledger import known_ledgers, mask_url, open_ledger
+from expirytrack_dagster.upstox.ledger_postgres import LedgerUnavailable
 from expirytrack_dagster.upstox.limiter import RateLimits, SharedRateLimiter
 
 DAEMON_HEARTBEAT_TOLERANCE_S = 120.0
@@ -312,17 +314,38 @@ def check_last_collection(instance: DagsterInstance, now: datetime | None = None
     return Finding("last collection", "OK", detail)
 
 
-def check_budget(state_dir: Path, limits: RateLimits) -> list[Finding]:
-    """Requests in the current 30-minute window, per Upstox user (one ledger each)."""
-    ledgers = sorted((state_dir / "ratelimit").glob("*.sqlite"))
-    if not ledgers:
-        return [Finding("budget (30 min)", "OK", "no request made from this machine yet")]
+def check_budget(
+    state_dir: Path, limits: RateLimits, ledger_url: str | None = None
+) -> list[Finding]:
+    """Requests in the current 30-minute window, per Upstox user (one ledger each): the SQLite
+    ledgers under ``state_dir``, or with ``ledger_url`` every ledger in that shared PostgreSQL
+    database (requests from every machine)."""
+    where = f", shared: {mask_url(ledger_url)}" if ledger_url else ""
+    try:
+        names = known_ledgers(ledger_url, state_dir)
+    except (LedgerUnavailable, ValueError) as exc:
+        return [
+            Finding(
+                "budget (30 min)",
+                "FIX",
+                str(exc),
+                "check upstox.ledger_url / EXPIRYTRACK_LEDGER_URL and that the server answers; "
+                "runs cannot be metered without it",
+            )
+        ]
+    if not names:
+        nothing = "no request made from this machine yet" if not ledger_url else "no request yet"
+        return [Finding("budget (30 min)", "OK", nothing + where)]
     found = []
-    for ledger in ledgers:
-        snapshot = SharedRateLimiter(ledger, limits).snapshot()
+    for name in names:
+        limiter = SharedRateLimiter(open_ledger(ledger_url, state_dir, name), limits)
+        try:
+            snapshot = limiter.snapshot()
+        finally:
+            limiter.close()
         window = snapshot["windows"][2]
         used, limit = window["count"], window["limit"]
-        detail = f"{used:,} of {limit:,} requests used ({ledger.stem})"
+        detail = f"{used:,} of {limit:,} requests used ({name}{where})"
         if snapshot["paused"]:
             detail += f"; paused after a 429 for {snapshot['wait_s']:.0f} s more"
         level = "WARN" if used >= BUDGET_WARN_SHARE * limit or snapshot["paused"] else "OK"

@@ -32,6 +32,7 @@ __all__ = [
     "LedgerState",
     "has_password",
     "is_postgres_url",
+    "known_ledgers",
     "ledger_name",
     "ledger_path",
     "mask_url",
@@ -152,3 +153,19 @@ def open_ledger(
     from expirytrack_dagster.upstox.ledger_postgres import PostgresLedger
 
     return PostgresLedger(ledger_url, ledger_name(ledger_id), clock)
+
+
+def known_ledgers(ledger_url: str | None, state_dir: Path) -> list[str]:
+    """The ledger ids that have been used, sorted: the SQLite files under ``state_dir`` when
+    ``ledger_url`` is empty, else every ledger in that PostgreSQL database (every machine's).
+    ``LedgerUnavailable`` (URL masked) when the database does not answer."""
+    if not ledger_url:
+        return sorted(path.stem for path in (Path(state_dir) / "ratelimit").glob("*.sqlite"))
+    from expirytrack_dagster.upstox.ledger_postgres import PostgresLedger
+
+    ledger = open_ledger(ledger_url, state_dir, "")  # validates the URL as a grant would
+    assert isinstance(ledger, PostgresLedger)
+    try:
+        return [name for name in ledger.names() if name]
+    finally:
+        ledger.close()

@@ -143,7 +143,7 @@ class PostgresLedger:
         self._run(lambda cur: None)  # connect and create the tables now: errors surface early
 
     def describe(self) -> str:
-        return f"{self._masked}#{self.ledger}"
+        return f"{self._masked}#{self.ledger}" if self.ledger else self._masked
 
     def __repr__(self) -> str:
         return f"PostgresLedger({self.describe()!r})"
@@ -341,6 +341,20 @@ class PostgresLedger:
                 nth_recent=tuple(row[3 : 3 + k]),
                 counts=tuple(int(c) for c in row[3 + k :]),
             )
+
+        return self._run(body)
+
+    def names(self) -> list[str]:
+        """Every ledger this database holds grants or a pause for (this one's included), sorted:
+        what ``expirytrack doctor`` reports on."""
+        sql = (
+            f"SELECT ledger FROM {SCHEMA}.counters UNION SELECT ledger FROM {SCHEMA}.pause "
+            "ORDER BY 1"
+        )
+
+        def body(cur: Any) -> list[str]:
+            cur.execute(sql)
+            return [row[0] for row in cur.fetchall()]
 
         return self._run(body)
 

@@ -19,6 +19,7 @@ from expirytrack_dagster.ops.doctor import (
 )
 from expirytrack_dagster.partitions import expiry_partitions
 from expirytrack_dagster.storage.schema import CURRENT_VERSION, TABLES_V1
+from expirytrack_dagster.upstox.ledger import open_ledger
 from expirytrack_dagster.upstox.limiter import RateLimits, SharedRateLimiter
 from expirytrack_dagster_tests.ops.conftest import KEYS, Project
 
@@ -144,3 +145,38 @@ def test_a_nearly_spent_budget_is_a_warning(tmp_path: Path) -> None:
     (found,) = check_budget(tmp_path, limits)
     assert found.level == "WARN" and found.detail == "9 of 10 requests used (USER2)"
     assert check_budget(tmp_path / "empty", limits)[0].level == "OK"
+
+
+def test_with_a_shared_postgres_ledger_the_budget_is_every_machines(
+    project: Project, postgres_dsn: str, tmp_path: Path
+) -> None:
+    """Requests another machine made through the shared ledger are in this machine's report,
+    and this machine's own SQLite ledger (USER1, 3 requests) is not: it is not the one in use."""
+    limits = RateLimits(per_second=50, per_minute=100, per_30_minutes=2000)
+    limiter = SharedRateLimiter(open_ledger(postgres_dsn, tmp_path / "other", "USER7"), limits)
+    for _ in range(5):
+        limiter.acquire()
+    limiter.close()
+    done = project.main("doctor", EXPIRYTRACK_LEDGER_URL=postgres_dsn)
+    budget = lines(done.stdout)["budget (30 min)"]
+    assert budget == f"OK 5 of 2,000 requests used (USER7, shared: {postgres_dsn})"
+
+
+def test_a_shared_ledger_nearly_spent_or_silent_says_so_without_its_password(
+    postgres_dsn: str, tmp_path: Path
+) -> None:
+    limits = RateLimits(per_second=50, per_minute=100, per_30_minutes=10)
+    for name, requests in (("USER2", 9), ("USER3", 2)):
+        limiter = SharedRateLimiter(open_ledger(postgres_dsn, tmp_path, name), limits)
+        for _ in range(requests):
+            limiter.acquire()
+        limiter.close()
+    found = check_budget(tmp_path / "empty", limits, postgres_dsn)
+    assert [(f.level, f.detail) for f in found] == [
+        ("WARN", f"9 of 10 requests used (USER2, shared: {postgres_dsn})"),
+        ("OK", f"2 of 10 requests used (USER3, shared: {postgres_dsn})"),
+    ]
+    silent = "postgresql://desk:s3cret-pw@127.0.0.1:1/ledger"
+    (found,) = check_budget(tmp_path, limits, silent)
+    assert found.level == "FIX" and "127.0.0.1:1" in found.detail
+    assert "s3cret-pw" not in found.detail + (found.fix or "")
