@@ -4,6 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 export DAGSTER_HOME ?= $(CURDIR)/data/dagster_home
+# Bytecode caches (__pycache__/, git-ignored) even where the environment turns them off: every
+# test worker and every process a test starts (CLI, Dagster runs) would otherwise compile the
+# package and re-rewrite the test modules' asserts from source (test collection 16 s -> 5 s).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: install demo test lint format validate dev sandbox bench clean
 
