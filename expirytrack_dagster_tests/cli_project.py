@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -145,9 +146,15 @@ class Cli:
         """
         return call_main(argv, self.env(), self.root, stdin)
 
+    @cached_property
+    def instance(self) -> DagsterInstance:
+        """The project's Dagster instance (its SQLite storage under ``home``), opened once: the
+        tests poll it while the CLI's processes write to it, and each read sees their writes.
+        Closed when ``cli()`` exits."""
+        return DagsterInstance.from_config(str(self.home))
+
     def runs(self) -> list[DagsterRun]:
-        with DagsterInstance.from_config(str(self.home)) as instance:
-            return list(instance.get_runs(RunsFilter(job_name="collect_expiry")))
+        return list(self.instance.get_runs(RunsFilter(job_name="collect_expiry")))
 
 
 @contextmanager
@@ -161,7 +168,12 @@ def cli(root: Path, config: SandboxConfig) -> Iterator[Cli]:
         "collection:\n  lookback_months: 1\n  contract_types: [FUT]\n"
     )
     with run_sandbox(config) as sandbox:
-        yield Cli(root, sandbox)
+        project = Cli(root, sandbox)
+        try:
+            yield project
+        finally:
+            if "instance" in project.__dict__:
+                project.__dict__.pop("instance").dispose()
 
 
 def project_sandbox(**fields: Any) -> SandboxConfig:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster import AssetKey, DagsterRun, DagsterRunStatus
 
 from expirytrack_dagster.runs import PID_TAG, PROGRESS_EVERY_S, _exit_message
 from expirytrack_dagster.sandbox import SandboxConfig
@@ -43,13 +43,12 @@ def wait_for(condition, what: str, timeout: float = 90.0) -> None:
 
 def in_flight(c: Cli) -> bool:
     """A run is STARTED and has written its contracts: its candle requests hang in the sandbox."""
-    with DagsterInstance.from_config(str(c.home)) as instance:
-        runs = instance.get_runs()
-        return (
-            bool(runs)
-            and runs[0].status == DagsterRunStatus.STARTED
-            and bool(instance.get_latest_materialization_event(AssetKey("contracts")))
-        )
+    runs = c.instance.get_runs()
+    return (
+        bool(runs)
+        and runs[0].status == DagsterRunStatus.STARTED
+        and bool(c.instance.get_latest_materialization_event(AssetKey("contracts")))
+    )
 
 
 def contracts_of(c: Cli, key: str) -> int:
@@ -177,38 +176,31 @@ def test_backfill_marks_the_run_a_sigkill_orphaned(tmp_path: Path) -> None:
 def test_a_run_waiting_for_the_writer_slot_names_the_run_holding_it(tmp_path: Path) -> None:
     with cli(tmp_path, project_sandbox()) as c:
         holder = str(uuid.uuid4())
-        with DagsterInstance.from_config(str(c.home)) as instance:
-            instance.add_run(
-                DagsterRun(
-                    job_name="collect_expiry",
-                    run_id=holder,
-                    status=DagsterRunStatus.STARTED,
-                    tags={"dagster/partition": "RELIANCE_2025-01-30"},
-                )
+        c.instance.add_run(
+            DagsterRun(
+                job_name="collect_expiry",
+                run_id=holder,
+                status=DagsterRunStatus.STARTED,
+                tags={"dagster/partition": "RELIANCE_2025-01-30"},
             )
-            # As the first run to use the pool would: its one slot, from dagster.yaml.
-            assert instance.event_log_storage.initialize_concurrency_limit_to_default(
-                "duckdb_writer"
-            )
-            claim = instance.event_log_storage.claim_concurrency_slot(
-                "duckdb_writer", holder, "candles"
-            )
-            assert claim.is_claimed
+        )
+        # As the first run to use the pool would: its one slot, from dagster.yaml.
+        storage = c.instance.event_log_storage
+        assert storage.initialize_concurrency_limit_to_default("duckdb_writer")
+        assert storage.claim_concurrency_slot("duckdb_writer", holder, "candles").is_claimed
         process = c.start("backfill", "RELIANCE", "--yes", "--limit", "1")
         out = Lines(process)
         waiting = rf"^    (RELIANCE_\S+): step \w+ is waiting for the duckdb_writer slot, held by run {holder} \(RELIANCE_2025-01-30, step candles, STARTED\)"
         wait_for(lambda: out.first(waiting), "the line saying whose slot the run waits for")
-        with DagsterInstance.from_config(str(c.home)) as instance:
-            instance.event_log_storage.free_concurrency_slots_for_run(holder)
+        storage.free_concurrency_slots_for_run(holder)
         _, err = process.communicate(timeout=120)
         out.thread.join(timeout=10)
         runs = [r for r in c.runs() if r.run_id != holder]
-        with DagsterInstance.from_config(str(c.home)) as instance:
-            logged = [
-                e.message
-                for e in instance.all_logs(runs[0].run_id)
-                if "duckdb_writer slot" in e.message
-            ]
+        logged = [
+            e.message
+            for e in c.instance.all_logs(runs[0].run_id)
+            if "duckdb_writer slot" in e.message
+        ]
     assert process.returncode == 0, err[-3000:]
     assert len(runs) == 1 and runs[0].status == DagsterRunStatus.SUCCESS
     assert out.first(waiting).group(1) == runs[0].tags["dagster/partition"]

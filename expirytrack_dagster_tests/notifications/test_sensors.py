@@ -1,7 +1,7 @@
 """The notification sensors against a real Dagster instance with real runs and a real receiver.
 
 Tiny stand-in assets (a ``candles`` asset with one blocking and one warning check, and one that
-fails) are materialised into ``instance_for_test``; the sensors are then evaluated the way the
+fails) are materialised into an in-memory instance; the sensors are then evaluated the way the
 daemon does, and the messages that reach a loopback webhook receiver are compared word for word.
 """
 
@@ -15,6 +15,7 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     Config,
+    DagsterInstance,
     Definitions,
     EnvVar,
     Failure,
@@ -24,7 +25,6 @@ from dagster import (
     build_sensor_context,
     materialize,
 )
-from dagster._core.test_utils import instance_for_test
 
 from expirytrack_dagster.calendar import IST
 from expirytrack_dagster.notifications import sensors as notification_sensors_module
@@ -90,7 +90,7 @@ DEFS = Definitions(assets=[candles, broken])
 
 @pytest.fixture
 def instance(tmp_path):
-    with instance_for_test(temp_dir=str(tmp_path)) as instance:
+    with DagsterInstance.ephemeral() as instance:
         instance.add_dynamic_partitions(expiry_partitions.name, [KEY])
         yield instance
 

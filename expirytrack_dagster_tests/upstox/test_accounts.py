@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from dagster import AssetExecutionContext, asset, instance_for_test, materialize
+from dagster import AssetExecutionContext, DagsterInstance, asset, materialize
 
 from expirytrack_dagster.project_settings import load_settings
 from expirytrack_dagster.resources import UpstoxApi
@@ -288,8 +288,7 @@ def test_a_run_in_flight_counts_against_its_account_in_dagsters_run_records(
         seen["next"] = upstox.account_pool().choose(upstox.account_candidates(), book).name
 
     resource = SandboxResource(state_dir=str(tmp_path / "state"), accounts=[{"name": "b"}])
-    (tmp_path / "dagster").mkdir()
-    with instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
+    with DagsterInstance.ephemeral() as instance:
         result = materialize([probe], instance=instance, resources={"upstox": resource})
         assert result.success
         tagged = instance.get_run_by_id(result.run_id).tags[ACCOUNT_TAG]
