@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
+import orjson
 import pandas as pd
 
 from expirytrack_dagster.upstox.errors import (
@@ -376,8 +377,8 @@ class UpstoxClient:
 
     def _data(self, response: httpx.Response, what: str) -> Any:
         try:
-            body = response.json()
-        except ValueError:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             raise MalformedResponse(f"{what}: the response body is not valid JSON") from None
         if not isinstance(body, dict) or body.get("status") != "success" or "data" not in body:
             raise MalformedResponse(f"{what}: expected {{'status': 'success', 'data': ...}}")
