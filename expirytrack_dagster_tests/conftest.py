@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,20 @@ SAMPLES = Path(__file__).parent / "fixtures" / "upstox_samples"
 def load_sample(name: str) -> Any:
     """One recorded Upstox response from fixtures/upstox_samples (copied from the real API)."""
     return json.loads((SAMPLES / name).read_text())
+
+
+@pytest.hookimpl(optionalhook=True, tryfirst=True)  # optional: ``-p no:xdist`` runs too
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """``-n auto`` (``make test``): one worker more than the CPUs this process may use.
+
+    About a fifth of the suite's time is spent waiting, not computing: on the processes a test
+    starts (CLI, Dagster runs, servers), on sockets and on the rate limiter's real windows. A
+    spare worker computes meanwhile (2 CPUs: 256 s with 3 workers against 287 s with 2).
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS`` still decides when set.
+    """
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    return len(os.sched_getaffinity(0)) + 1
 
 
 @pytest.fixture

@@ -34,6 +34,7 @@ from expirytrack_dagster.sandbox.contracts import (
     parse_expired_key,
     token_slot,
 )
+from expirytrack_dagster.sandbox.day_texts import DAY_TEXTS
 from expirytrack_dagster.sandbox.expiries import FIRST_DAY, expiry_calendar
 from expirytrack_dagster.sandbox.paths import (
     POINTS_PER_MINUTE,
@@ -82,14 +83,14 @@ class SyntheticMarket:
         self.history_days = history_days
         self._paths: dict[int, DailyPath] = {}
         self._paths_lock = threading.Lock()
-        # Per-instance caches: each sandbox has its own seed, and the caches die with it.
+        # Per-instance caches: each sandbox has its own seed, and the caches die with it. The
+        # rendered day texts, the largest cost, are shared by markets of one seed (day_texts).
         self._expiry_contracts = functools.lru_cache(maxsize=512)(self._build_expiry_contracts)
         self._index_points = functools.lru_cache(maxsize=512)(self._build_index_points)
         self._forward_points = functools.lru_cache(maxsize=512)(self._build_forward_points)
         self._atm_iv = functools.lru_cache(maxsize=4096)(self._build_atm_iv)
         self._minute_bars = functools.lru_cache(maxsize=512)(self._build_minute_bars)
         self._oi_at_close = functools.lru_cache(maxsize=8192)(self._build_oi_at_close)
-        self._day_json = functools.lru_cache(maxsize=2048)(self._render_day)
         self._underlying_bars = functools.lru_cache(maxsize=512)(self._build_underlying_bars)
         self._underlying_json = functools.lru_cache(maxsize=1024)(self._render_underlying_day)
 
@@ -247,6 +248,11 @@ class SyntheticMarket:
         end = min(to_date, spec.expiry, self.today)
         texts = (self._day_json(spec, day, interval) for day in reversed(trading_days(start, end)))
         return [text for text in texts if text]
+
+    def _day_json(self, spec: ContractSpec, day: date, interval: str) -> str:
+        return DAY_TEXTS.get(
+            (self.seed, spec, day, interval), lambda: self._render_day(spec, day, interval)
+        )
 
     def _render_day(self, spec: ContractSpec, day: date, interval: str) -> str:
         return render_day(day, aggregate(self._minute_bars(spec, day), interval), interval)

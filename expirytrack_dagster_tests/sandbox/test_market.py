@@ -13,6 +13,7 @@ import pytest
 from expirytrack_dagster.calendar import IST, is_trading_day, session_for
 from expirytrack_dagster.sandbox import SyntheticMarket, UnknownInstrument, generic_profile
 from expirytrack_dagster.sandbox.contracts import ContractSpec
+from expirytrack_dagster.sandbox.day_texts import DAY_TEXTS
 from expirytrack_dagster.sandbox.expiries import expiry_calendar
 from expirytrack_dagster.sandbox.profiles import (
     DEFAULT_PROFILES,
@@ -267,14 +268,32 @@ def test_same_seed_same_candles_whatever_the_order_and_windows() -> None:
     days = [start + timedelta(days=i) for i in range(30)]
     # The other market is asked day by day, newest first, before ever seeing the whole window.
     pieces = [other.candle_rows(key, "1minute", d, d) for d in reversed(days)]
+    DAY_TEXTS.clear()  # markets of one seed share rendered days: make ``one`` render its own
     whole = one.candle_rows(key, "1minute", days[0], days[-1])
     assert whole == [row for piece in pieces for row in piece]
     assert len(whole) >= 20 * 375
-    assert one.candle_rows(key, "5minute", days[0], days[-1]) == other.candle_rows(
-        key, "5minute", days[0], days[-1]
-    )
+    five = one.candle_rows(key, "5minute", days[0], days[-1])
+    DAY_TEXTS.clear()
+    assert five == other.candle_rows(key, "5minute", days[0], days[-1])
     reseeded = SyntheticMarket(seed=43, today=TODAY)
     assert reseeded.candle_rows(key, "1minute", days[0], days[0]) != whole[-375:]
+
+
+def test_markets_of_one_seed_share_rendered_days_and_other_seeds_do_not() -> None:
+    first = SyntheticMarket(seed=44, today=TODAY)
+    _, future = _specs(first, "NIFTY", date(2025, 8, 28))
+    assert future is not None
+    days = (date(2025, 8, 18), date(2025, 8, 22))
+    DAY_TEXTS.clear()
+    served = first.candle_rows(future.expired_key, "1minute", *days)
+    rendered = len(DAY_TEXTS)
+    assert rendered == 5  # one text per session
+    again = SyntheticMarket(seed=44, today=date(2025, 9, 1))  # another day's market: same days
+    assert again.candle_rows(future.expired_key, "1minute", *days) == served
+    assert len(DAY_TEXTS) == rendered  # served from what the first market rendered
+    other = SyntheticMarket(seed=45, today=TODAY)
+    assert other.candle_rows(future.expired_key, "1minute", *days) != served
+    assert len(DAY_TEXTS) == 2 * rendered
 
 
 @pytest.mark.parametrize("interval", ["3minute", "5minute", "15minute", "30minute", "day"])
