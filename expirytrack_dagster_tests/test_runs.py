@@ -59,20 +59,38 @@ def contracts_of(c: Cli, key: str) -> int:
 
 
 class Lines:
-    """The lines a process prints on stdout, collected by a thread as they come."""
+    """The lines a process prints on stdout, collected by a thread as they come.
+
+    This thread is stdout's only reader: ``finish`` waits for the process and returns its
+    stderr (``communicate`` would read stdout too, taking lines from it and closing the pipe
+    under it).
+    """
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
         self.lines: list[str] = []
-        self.thread = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
-    def _read(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
             self.lines.append(line.rstrip("\n"))
 
     def first(self, pattern: str) -> re.Match[str] | None:
         return next(filter(None, (re.search(pattern, line) for line in self.lines)), None)
+
+    def finish(self, timeout: float) -> str:
+        """Wait for the process to exit (read its stderr meanwhile, so that it cannot block on
+        a full pipe) and for every stdout line; return stderr."""
+        assert self.process.stderr is not None
+        err: list[str] = []
+        reader = threading.Thread(target=lambda: err.append(self.process.stderr.read()))
+        reader.start()
+        self.process.wait(timeout=timeout)
+        reader.join(timeout=10)
+        self.thread.join(timeout=10)
+        return err[0] if err else ""
 
 
 PROGRESS = (
@@ -92,9 +110,8 @@ def test_first_signal_stops_after_the_current_run_is_cleaned_up(
         wait_for(lambda: in_flight(c) and out.first(PROGRESS), "a run in flight, its progress")
         first_line_seen = time.monotonic()
         process.send_signal(signum)
-        _, err = process.communicate(timeout=90)
+        err = out.finish(timeout=90)
         printing = time.monotonic() - first_line_seen
-        out.thread.join(timeout=10)
         runs = c.runs()
     assert process.returncode == 130, err[-3000:]
     assert any("partitions of RELIANCE" in line for line in out.lines)
@@ -193,8 +210,7 @@ def test_a_run_waiting_for_the_writer_slot_names_the_run_holding_it(tmp_path: Pa
         waiting = rf"^    (RELIANCE_\S+): step \w+ is waiting for the duckdb_writer slot, held by run {holder} \(RELIANCE_2025-01-30, step candles, STARTED\)"
         wait_for(lambda: out.first(waiting), "the line saying whose slot the run waits for")
         storage.free_concurrency_slots_for_run(holder)
-        _, err = process.communicate(timeout=120)
-        out.thread.join(timeout=10)
+        err = out.finish(timeout=120)
         runs = [r for r in c.runs() if r.run_id != holder]
         logged = [
             e.message
