@@ -85,7 +85,9 @@ class Lines:
         a full pipe) and for every stdout line; return stderr."""
         assert self.process.stderr is not None
         err: list[str] = []
-        reader = threading.Thread(target=lambda: err.append(self.process.stderr.read()))
+        reader = threading.Thread(
+            target=lambda: err.append(self.process.stderr.read()), daemon=True
+        )
         reader.start()
         self.process.wait(timeout=timeout)
         reader.join(timeout=10)
