@@ -15,6 +15,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import exchange_calendars
+import numpy as np
 import pandas as pd
 
 IST = ZoneInfo("Asia/Kolkata")
@@ -121,6 +122,26 @@ def trading_days_between(start: date, end: date) -> list[date]:
 def session_minute_index(session: Session) -> pd.DatetimeIndex:
     """The start time of every one-minute candle a fully traded ``session`` has (IST)."""
     return pd.date_range(session.open, session.close, freq="1min", inclusive="left")
+
+
+_IST_OFFSET = np.timedelta64(330, "m")
+
+
+def ist_days(stamps: pd.Series) -> np.ndarray:
+    """The IST calendar date of each timezone-aware stamp, as ``datetime64[D]``.
+
+    The same dates as ``stamps.dt.tz_convert(IST).dt.date`` without a Python ``date`` per row
+    (IST is UTC+05:30 all year, so a fixed offset is exact): a partition has millions of candles.
+    Compare with ``np.datetime64(day, "D")``; ``.astype(object)`` gives ``date`` objects back.
+    """
+    utc = stamps.dt.tz_convert(None).to_numpy()
+    return (utc + _IST_OFFSET).astype("datetime64[D]")
+
+
+def ist_day_counts(stamps: pd.Series) -> dict[date, int]:
+    """How many of the timezone-aware ``stamps`` fall on each IST date."""
+    days, counts = np.unique(ist_days(stamps), return_counts=True)
+    return dict(zip(days.astype(object), counts.tolist(), strict=True))
 
 
 def is_verified(day: date) -> bool:

@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+import numpy as np
 import pandas as pd
 
-from expirytrack_dagster.calendar import IST, trading_days_between
+from expirytrack_dagster.calendar import IST, ist_days, trading_days_between
 from expirytrack_dagster.storage.landing import DayRecord, drop_identical_duplicates
 
 
@@ -33,8 +34,17 @@ class WindowAnswer:
     conflicts: dict[date, str] = field(default_factory=dict)
 
 
-def _dates(candles: pd.DataFrame) -> pd.Series:
-    return candles["timestamp"].dt.tz_convert(IST).dt.date
+def _dates(candles: pd.DataFrame) -> np.ndarray:
+    return ist_days(candles["timestamp"])
+
+
+def _day(day: date) -> np.datetime64:
+    return np.datetime64(day, "D")
+
+
+def _on(candles: pd.DataFrame, days: object) -> np.ndarray:
+    """Which candles fall on one of ``days`` (IST dates)."""
+    return np.isin(_dates(candles), [_day(d) for d in days])
 
 
 def clean_answer(
@@ -55,7 +65,7 @@ def clean_answer(
     outside = 0
     if not candles.empty:
         dates = _dates(candles)
-        inside = ((dates >= start) & (dates <= end)).to_numpy()
+        inside = (dates >= _day(start)) & (dates <= _day(end))
         outside = int((~inside).sum())
         if outside:
             candles = candles.loc[inside].reset_index(drop=True)
@@ -72,10 +82,8 @@ def clean_answer(
                     f"{pd.Timestamp(stamp).tz_convert(IST).isoformat()}: the API sent the same "
                     "minute twice with different values",
                 )
-            candles = candles.loc[~_dates(candles).isin(conflicts).to_numpy()].reset_index(
-                drop=True
-            )
-    traded = set(_dates(candles)) if not candles.empty else set()
+            candles = candles.loc[~_on(candles, conflicts)].reset_index(drop=True)
+    traded = set(np.unique(_dates(candles)).astype(object)) if not candles.empty else set()
     days: dict[date, DayRecord] = {}
     for day in trading_days_between(start, end):
         if day in conflicts:
@@ -120,7 +128,7 @@ def merge_days(
             days[day] = record
     keep = old_candles
     if not old_candles.empty and replaced:
-        keep = old_candles.loc[~_dates(old_candles).isin(replaced).to_numpy()]
+        keep = old_candles.loc[~_on(old_candles, replaced)]
     frames = [f for f in (keep, *frames) if not f.empty]
     if not frames:
         return old_candles.iloc[0:0], days, 0
