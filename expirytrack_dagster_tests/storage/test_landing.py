@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from expirytrack_dagster.calendar import trading_days_between
 from expirytrack_dagster.storage.landing import (
@@ -54,6 +55,26 @@ def test_identical_duplicates_never_land(tmp_path: Path) -> None:
     landed = landing.save(KEY, CONTRACT, doubled, records("complete"))
     assert landed.candle_count == 10 and landed.duplicates_collapsed == 1
     assert landing.candles(landed)["timestamp"].is_unique
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2, 375])
+def test_a_file_has_the_table_pandas_would_have_written(tmp_path: Path, rows: int) -> None:
+    """Files are built column by column in Arrow; readers see what ``from_pandas`` of the
+    frame with its key columns assigned gives: the same columns, types, values and metadata."""
+    landing = CandleLanding(tmp_path, "1minute")
+    candles = candles_frame("2025-08-01 09:15", rows, 100.0).iloc[::-1]  # unsorted input
+    landed = landing.save(KEY, CONTRACT, candles, records("complete"))
+    expected = pa.Table.from_pandas(
+        candles.sort_values("timestamp")
+        .reset_index(drop=True)
+        .assign(partition_key=KEY, expired_instrument_key=CONTRACT, interval="1minute")[
+            list(CANDLE_FILE_COLUMNS)
+        ],
+        preserve_index=False,
+    )
+    stored = pq.read_table(landed.path)
+    assert stored.schema.metadata[b"pandas"] == expected.schema.metadata[b"pandas"]
+    assert stored.replace_schema_metadata(None).equals(expected.replace_schema_metadata(None))
 
 
 def test_no_trades_lands_as_an_empty_file(tmp_path: Path) -> None:

@@ -1,0 +1,32 @@
+"""The calendar's vectorised IST dates agree with pandas' own conversion."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from expirytrack_dagster.calendar import IST, ist_day_counts, ist_days
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("zone", ["UTC", "Asia/Kolkata", "America/New_York"])
+def test_ist_days_are_the_dates_pandas_gives_around_ist_midnight(unit: str, zone: str) -> None:
+    # Every 7 minutes across four IST midnights (18:30 UTC), in any zone and resolution.
+    stamps = pd.Series(pd.date_range("2025-08-01 17:00", "2025-08-05 20:00", freq="7min", tz="UTC"))
+    stamps = stamps.dt.tz_convert(zone).astype(f"datetime64[{unit}, {zone}]")
+    expected = stamps.dt.tz_convert(IST).dt.date
+    days = ist_days(stamps)
+    assert days.dtype == np.dtype("datetime64[D]")
+    assert list(days.astype(object)) == list(expected)
+    assert ist_day_counts(stamps) == expected.value_counts().to_dict()
+
+
+def test_a_stamp_belongs_to_the_ist_day_it_falls_on() -> None:
+    stamps = pd.Series(
+        pd.to_datetime(["2025-08-01 18:29:59", "2025-08-01 18:30:00"]).tz_localize("UTC")
+    )
+    assert list(ist_days(stamps).astype(object)) == [date(2025, 8, 1), date(2025, 8, 2)]
+    assert ist_day_counts(stamps.iloc[:0]) == {}
