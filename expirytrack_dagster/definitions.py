@@ -18,8 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
+from expirytrack_dagster import pool_wait
 from expirytrack_dagster.assets import candles, contracts, expiries, index_candles
 from expirytrack_dagster.assets.coverage import coverage_report, coverage_report_sensor
 from expirytrack_dagster.assets.research import RESEARCH_ASSETS, research_sensor
@@ -32,6 +33,8 @@ from expirytrack_dagster.notifications import notification_sensors
 from expirytrack_dagster.project_settings import ExpiryTrackSettings, load_settings
 from expirytrack_dagster.sensors import new_expiry_sensor, orphaned_run_sensor
 from expirytrack_dagster.storage.io_manager import ExpiryTrackIOManager
+
+pool_wait.apply()  # runs waiting for the duckdb_writer slot sleep (see pool_wait)
 
 collect_expiry_job = define_asset_job(
     name="collect_expiry",
@@ -70,6 +73,10 @@ def build_definitions(
             *notification_sensors(settings.notifications, upstox),
         ],
         jobs=[collect_expiry_job, export_data, live_capture_job],
+        # Every step that writes claims the one duckdb_writer slot, so a run's steps never run
+        # side by side: a process per step (Dagster's default executor) would only add ~3 s of
+        # imports to each. In-process, a run's steps take turns in the run's own process.
+        executor=in_process_executor,
         schedules=[live_capture_schedule],
         resources={
             "upstox": upstox,
