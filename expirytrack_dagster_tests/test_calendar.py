@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from expirytrack_dagster.calendar import IST, ist_day_counts, ist_days
+from expirytrack_dagster.calendar import IST, ist_day_counts, ist_days, utc_ns, wall_clock_ns
 
 
 @pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
@@ -30,3 +30,18 @@ def test_a_stamp_belongs_to_the_ist_day_it_falls_on() -> None:
     )
     assert list(ist_days(stamps).astype(object)) == [date(2025, 8, 1), date(2025, 8, 2)]
     assert ist_day_counts(stamps.iloc[:0]) == {}
+
+
+def test_wall_clock_and_utc_nanoseconds_whatever_the_column_holds() -> None:
+    aware = pd.Series(pd.date_range("2025-08-01 17:00", periods=50, freq="7min", tz="UTC"))
+    wall = aware.dt.tz_convert(IST).dt.tz_localize(None).dt.as_unit("ns").array.asi8
+    inputs = {
+        "aware (us)": aware.dt.as_unit("us"),
+        "naive IST": aware.dt.tz_convert(IST).dt.tz_localize(None),
+        "objects": pd.Series(list(aware.dt.tz_convert(IST)), dtype=object),
+        "strings": aware.astype(str),
+    }
+    for name, column in inputs.items():
+        assert (wall_clock_ns(column) == wall).all(), name
+    assert (utc_ns(aware.dt.as_unit("s")) == aware.dt.as_unit("ns").array.asi8).all()
+    assert (utc_ns(aware.astype(str)) == aware.dt.as_unit("ns").array.asi8).all()

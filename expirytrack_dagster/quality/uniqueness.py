@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from expirytrack_dagster.calendar import wall_clock_ns
 from expirytrack_dagster.quality._frames import (
     CANDLE_COLUMNS,
     KEY,
     contract_codes,
     count_by_contract,
-    wall_clock_ns,
 )
 from expirytrack_dagster.quality.result import Verdict, percent, top_rows
 from expirytrack_dagster.quality.settings import QualitySettings

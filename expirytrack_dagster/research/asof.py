@@ -12,7 +12,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from expirytrack_dagster.calendar import IST, Session, session_for, sessions_between
+from expirytrack_dagster.calendar import IST, Session, session_for, sessions_between, utc_ns
 
 CANDLE_COLUMNS = ("expired_instrument_key", "timestamp", "close", "volume", "open_interest")
 """Columns :func:`chain_asof` needs; ``open``, ``high``, ``low`` and any per-contract column
@@ -77,7 +77,7 @@ def chain_asof(candles: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
     session = session_at(at)
     key = "expired_instrument_key"
     # numpy on integer nanoseconds and contract codes: a few vector passes, whatever the size.
-    ns = pd.DatetimeIndex(pd.to_datetime(candles["timestamp"], utc=True)).as_unit("ns").asi8
+    ns = utc_ns(candles["timestamp"])
     codes, keys = pd.factorize(candles[key], sort=True)
     n = len(keys)
     now = np.flatnonzero((ns >= _ns(session.open)) & (ns <= at.value))

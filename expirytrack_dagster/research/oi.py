@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from expirytrack_dagster.calendar import utc_ns
 from expirytrack_dagster.research.asof import last_row_per_contract, session_at, to_ist
 
 BUILD_UP_CLASSES = (
@@ -113,7 +114,7 @@ def oi_tracker(
     wanted = np.fromiter((float(s) for s in strikes), dtype=float)
     chosen = candles[np.isin(candles["strike"].to_numpy(dtype=float), wanted)]
     # numpy on integer nanoseconds and contract codes; one DataFrame built at the end.
-    ns = pd.DatetimeIndex(pd.to_datetime(chosen["timestamp"], utc=True)).as_unit("ns").asi8
+    ns = utc_ns(chosen["timestamp"])
     codes, keys = pd.factorize(chosen["expired_instrument_key"], sort=True)
     _, first = np.unique(codes, return_index=True)
     oi = chosen["open_interest"].to_numpy(dtype=float)
