@@ -442,9 +442,8 @@ class CandleLanding:
         self._settle(partition_key)
         target = self.compacted_path(partition_key)
         outcomes = dict(self._compacted_outcomes(target))
-        tables = []
-        if target.exists():
-            tables.append(pq.read_table(target))
+        tables: dict[str, pa.Table] = {}
+        in_order = not target.exists()  # each file is one contract, sorted by time when saved
         moved: list[Path] = []
         for key in keys:
             path, _ = self._paths(partition_key, key)
@@ -453,17 +452,27 @@ class CandleLanding:
             table = pq.read_table(path)
             outcome = json.loads((table.schema.metadata or {})[_OUTCOME_KEY])
             if outcome.get("version", 1) < 2 or "day_candles" not in outcome:
+                in_order = False  # written before saves sorted their candles
                 landed = _landed_from_outcome(path, {**outcome, "day_candles": None})
                 counts = self.candles_per_day(landed)
                 outcome["day_candles"] = {d.isoformat(): int(n) for d, n in sorted(counts.items())}
             outcomes[key] = outcome
-            tables.append(table.replace_schema_metadata(None))
+            tables[key] = table.replace_schema_metadata(None)
             moved.append(path)
         if not moved:
             return target
-        merged = pa.concat_tables(tables, promote_options="default").sort_by(
-            [("expired_instrument_key", "ascending"), ("timestamp", "ascending")]
+        # Rows by contract, then time: contracts' files in key order already are (no reordering
+        # of every column); otherwise (merging into an earlier compacted file) sort.
+        merged = pa.concat_tables(
+            [tables[key] for key in sorted(tables)]
+            if in_order
+            else [*([pq.read_table(target)] if target.exists() else []), *tables.values()],
+            promote_options="default",
         )
+        if not in_order:
+            merged = merged.sort_by(
+                [("expired_instrument_key", "ascending"), ("timestamp", "ascending")]
+            )
         merged = merged.replace_schema_metadata(
             {_CONTRACTS_KEY: json.dumps(outcomes, sort_keys=True).encode()}
         )

@@ -78,6 +78,28 @@ def test_compacted_partition_reads_like_per_contract_files(tmp_path) -> None:
     assert snapshot(CandleLanding(tmp_path, "1minute")) == before  # a fresh reader too
 
 
+def _ordered_by_contract_then_time(path) -> bool:
+    frame = pq.read_table(path, columns=["expired_instrument_key", "timestamp"]).to_pandas()
+    return frame.equals(
+        frame.sort_values(["expired_instrument_key", "timestamp"]).reset_index(drop=True)
+    )
+
+
+def test_compacted_rows_are_by_contract_then_time_at_once_or_in_two_goes(tmp_path) -> None:
+    at_once = CandleLanding(tmp_path / "once", "1minute")
+    land(at_once)
+    at_once.compact(KEY, CONTRACTS[::-1])  # asked in any order
+    assert _ordered_by_contract_then_time(at_once.compacted_path(KEY))
+    in_two = CandleLanding(tmp_path / "two", "1minute")
+    land(in_two)
+    in_two.compact(KEY, [CONTRACTS[2]])
+    in_two.compact(KEY, CONTRACTS[:2])  # merged into the file that holds the last contract
+    assert _ordered_by_contract_then_time(in_two.compacted_path(KEY))
+    assert pq.read_table(in_two.compacted_path(KEY)).equals(
+        pq.read_table(at_once.compacted_path(KEY))
+    )
+
+
 def test_saving_a_contract_again_moves_it_out_of_the_compacted_file(tmp_path) -> None:
     landing = CandleLanding(tmp_path, "1minute")
     days = land(landing)
