@@ -194,6 +194,10 @@ def _landed_from_outcome(path: Path, outcome: Mapping, pruned: bool = False) -> 
     )
 
 
+_FILE_SCHEMAS: dict[tuple[tuple[str, str], ...], pa.Schema] = {}
+"""A landing file's schema per candle dtypes (see ``_file_table``)."""
+
+
 def _file_table(candles: pd.DataFrame, **constants: str) -> pa.Table:
     """A landing file's table: ``constants`` as string columns, then the candles.
 
@@ -201,12 +205,14 @@ def _file_table(candles: pd.DataFrame, **constants: str) -> pa.Table:
     constants assigned, but each constant column is built in Arrow once instead of converting
     one Python string per row (that conversion cost seven times the rest of the table).
     """
-    sample = pa.Table.from_pandas(
-        candles.iloc[:1].assign(**constants)[list(CANDLE_FILE_COLUMNS)], preserve_index=False
-    )
     if len(candles) <= 1:
-        return sample
-    schema = sample.schema
+        frame = candles.assign(**constants)[list(CANDLE_FILE_COLUMNS)]
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    signature = tuple((name, str(dtype)) for name, dtype in candles.dtypes.items())
+    schema = _FILE_SCHEMAS.get(signature)
+    if schema is None:  # the schema and pandas metadata depend on the dtypes, not the values
+        sample = candles.iloc[:1].assign(**constants)[list(CANDLE_FILE_COLUMNS)]
+        schema = _FILE_SCHEMAS[signature] = pa.Schema.from_pandas(sample, preserve_index=False)
     body = pa.Table.from_pandas(candles, preserve_index=False)
     columns = [
         pa.repeat(pa.scalar(constants[f.name], f.type), len(candles))
@@ -217,7 +223,14 @@ def _file_table(candles: pd.DataFrame, **constants: str) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+KEY_COLUMNS = ["partition_key", "expired_instrument_key", "interval"]
+"""The landing files' only dictionary-encoded columns: one value each per contract. Prices, times
+and counts are nearly all distinct, and trying a dictionary on them first costs a sixth of a
+contract's write (1.5 % larger files without it)."""
+
+
 def _write_atomically(table: pa.Table, path: Path, **options: object) -> None:
+    options.setdefault("use_dictionary", KEY_COLUMNS)
     with atomic_write(path) as handle:
         pq.write_table(table, handle, compression="zstd", **options)
 
@@ -228,7 +241,7 @@ def _write_compacted(table: pa.Table, path: Path) -> None:
         path,
         compression_level=COMPACTION_LEVEL,
         row_group_size=1 << 20,
-        use_dictionary=["partition_key", "expired_instrument_key", "interval"],
+        use_dictionary=KEY_COLUMNS,
         column_encoding=COMPACTED_ENCODINGS,
     )
 
