@@ -202,9 +202,10 @@ def parse_candles(data: Any, where: str = "candles") -> pd.DataFrame:
             f"{where}[{i}]: a candle needs 7 values "
             f"[timestamp, open, high, low, close, volume, open_interest], got {row!r}"
         )
-    # Transposing in C and converting whole columns is ~10x faster than a DataFrame built
-    # from row lists, which matters at millions of candles per partition.
-    columns = list(zip(*rows, strict=False))[:7]
+    # One object matrix built in C, then whole columns converted: ~10x faster than a DataFrame
+    # built from row lists (and twice as fast as transposing with zip), which matters at
+    # millions of candles per partition.
+    columns = _columns(rows)
     frame = pd.DataFrame(
         {
             "timestamp": _parse_timestamps(pd.Series(columns[0]), where),
@@ -221,6 +222,19 @@ def parse_candles(data: Any, where: str = "candles") -> pd.DataFrame:
     if frame["timestamp"].is_monotonic_decreasing:  # Upstox sends newest first
         return frame.iloc[::-1].reset_index(drop=True)
     return frame.sort_values("timestamp", kind="stable").reset_index(drop=True)
+
+
+def _columns(rows: Sequence[Sequence[Any]]) -> np.ndarray:
+    """The first seven values of every row, column by column (shape 7 x rows, objects)."""
+    try:
+        table = np.array(rows, dtype=object)
+    except ValueError:
+        table = None
+    if table is None or table.ndim != 2:  # rows of unequal length, or values that are lists
+        table = np.empty((len(rows), 7), dtype=object)
+        for i, row in enumerate(rows):
+            table[i, :] = [row[j] for j in range(7)]
+    return table[:, :7].T
 
 
 def _numbers(values: Sequence[Any], name: str, where: str) -> np.ndarray:

@@ -154,6 +154,11 @@ def test_unknown_extra_fields_are_tolerated() -> None:
         ({"candles": [["2025-08-01T09:15:00+05:30", "x", 2, 0.5, 1, 10, 0]]}, "non-numeric"),
         ({"candles": [["2025-08-01T09:15:00+05:30", None, 2, 0.5, 1, 10, 0]]}, "missing"),
         ({"candles": [["2025-08-01T09:15:00+05:30", 1, 2, 0.5, 1, 10.5, 0]]}, "whole numbers"),
+        ({"candles": [["2025-08-01T09:15:00+05:30", *[[1]] * 6]]}, "non-numeric"),
+        (
+            {"candles": [["2025-08-01T09:15:00+05:30", 1, 2, 0.5, 1, 10, 0], [7, [1], 2, 3]]},
+            r"candles\[1\]",
+        ),
         ({"candles": [["2025-08-01T09:15:00+05:30", 1, 2, 0.5, 1, 10, 0], 7]}, r"candles\[1\]"),
         ({"no_candles": []}, "'candles'"),
         (["not", "an", "object"], "should be an object"),
@@ -167,3 +172,12 @@ def test_broken_candles_fail_clearly(data: object, message: str) -> None:
 def test_bad_expiry_date_fails_clearly() -> None:
     with pytest.raises(MalformedResponse, match="YYYY-MM-DD"):
         parse_expiries(["2025-13-01"])
+
+
+def test_values_past_the_seventh_are_ignored_row_by_row() -> None:
+    rows = [
+        ["2025-08-01T09:15:00+05:30", 1, 2, 0.5, 1.5, 10, 100],
+        ["2025-08-01T09:16:00+05:30", 1.5, 2.5, 1, 2, 20, 110, "extra"],
+    ]
+    frame = parse_candles({"candles": rows})
+    assert frame["close"].tolist() == [1.5, 2.0] and frame["open_interest"].tolist() == [100, 110]
