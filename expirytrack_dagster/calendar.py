@@ -4,7 +4,8 @@ Regular days and holidays come from the maintained ``exchange_calendars`` XBOM c
 equity-derivative holidays are the same). No maintained calendar carries the exchanges' special
 sessions (Muhurat trading, Saturday live sessions), so they are listed in ``SPECIAL_SESSIONS``; a
 special session replaces that day's regular hours. This is the project's one calendar: the sandbox,
-the lookback windows and the quality rules all ask it.
+the lookback windows and the quality rules all ask it. Its IST arithmetic on whole columns
+(``utc_ns``, ``wall_clock_ns``, ``ist_days``) is what the vectorised rules and collection share.
 """
 
 from __future__ import annotations
