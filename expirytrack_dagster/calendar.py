@@ -5,7 +5,7 @@ equity-derivative holidays are the same). No maintained calendar carries the exc
 sessions (Muhurat trading, Saturday live sessions), so they are listed in ``SPECIAL_SESSIONS``; a
 special session replaces that day's regular hours. This is the project's one calendar: the sandbox,
 the lookback windows and the quality rules all ask it. Its IST arithmetic on whole columns
-(``utc_ns``, ``wall_clock_ns``, ``ist_days``) is what the vectorised rules and collection share.
+(``utc_ns``, ``wall_clock_ns``, ``day_numbers``, ``ist_days``) is what the vectorised rules and collection share.
 """
 
 from __future__ import annotations
@@ -155,6 +155,14 @@ def wall_clock_ns(timestamps: pd.Series) -> np.ndarray:
     return utc_ns(timestamps) + IST_OFFSET_NS
 
 
+def day_numbers(wall_ns: np.ndarray) -> np.ndarray:
+    """The IST trading date of each wall-clock time, as int64 days since 1970-01-01.
+
+    Plain integers: binary searches over them are several times faster than over datetime64.
+    """
+    return wall_ns // NS_PER_DAY
+
+
 def ist_days(stamps: pd.Series) -> np.ndarray:
     """The IST calendar date of each timestamp (naive ones are IST), as ``datetime64[D]``.
 
@@ -162,11 +170,11 @@ def ist_days(stamps: pd.Series) -> np.ndarray:
     (:func:`wall_clock_ns`): a partition has millions of candles. Compare with
     ``np.datetime64(day, "D")``; ``.astype(object)`` gives ``date`` objects back.
     """
-    return (wall_clock_ns(stamps) // NS_PER_DAY).astype("datetime64[D]")
+    return day_numbers(wall_clock_ns(stamps)).astype("datetime64[D]")
 
 
 def ist_day_counts(stamps: pd.Series) -> dict[date, int]:
-    """How many of the timezone-aware ``stamps`` fall on each IST date."""
+    """How many of ``stamps`` (naive ones are IST) fall on each IST date."""
     days, counts = np.unique(ist_days(stamps), return_counts=True)
     return dict(zip(days.astype(object), counts.tolist(), strict=True))
 

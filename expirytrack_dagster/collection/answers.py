@@ -13,6 +13,7 @@ Upstox answers a window with the minutes that traded. Before anything lands:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -42,7 +43,7 @@ def _day(day: date) -> np.datetime64:
     return np.datetime64(day, "D")
 
 
-def _on(candles: pd.DataFrame, days: object) -> np.ndarray:
+def _on(candles: pd.DataFrame, days: Iterable[date]) -> np.ndarray:
     """Which candles fall on one of ``days`` (IST dates)."""
     return np.isin(_dates(candles), [_day(d) for d in days])
 

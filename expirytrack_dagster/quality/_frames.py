@@ -9,7 +9,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from expirytrack_dagster.calendar import NS_PER_DAY, is_verified, session_for, wall_clock_ns
+from expirytrack_dagster.calendar import day_numbers, is_verified, session_for, wall_clock_ns
 from expirytrack_dagster.upstox.models import CANDLE_COLUMNS as UPSTOX_CANDLE_COLUMNS
 
 KEY = "expired_instrument_key"
@@ -18,14 +18,6 @@ EPOCH = date(1970, 1, 1)
 
 CANDLE_COLUMNS: list[str] = [KEY, *UPSTOX_CANDLE_COLUMNS]
 """The stored candle columns shown in sample rows (others, e.g. ``partition_key``, are left out)."""
-
-
-def day_numbers(wall_ns: np.ndarray) -> np.ndarray:
-    """The IST trading date of each wall-clock time, as int64 days since 1970-01-01.
-
-    Plain integers: binary searches over them are several times faster than over datetime64.
-    """
-    return wall_ns // NS_PER_DAY
 
 
 def day_number(day: date) -> int:
