@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, NoReturn
 from expirytrack_dagster.credentials.cli import add_credential_commands
 from expirytrack_dagster.credentials.guard import has_stored_token
 from expirytrack_dagster.ops.cli import add_ops_commands
+from expirytrack_dagster.startup_gc import long_lived_objects
 
 if TYPE_CHECKING:  # dagster is imported lazily: `expirytrack status` should start fast
     from dagster import DagsterInstance, Definitions
@@ -147,10 +148,11 @@ def _dagster_home() -> Path:
 
 def _definitions(env: dict[str, str] | None = None) -> Definitions:
     """The project's definitions for this process's settings, with ``env`` over its variables."""
-    from expirytrack_dagster.definitions import build_definitions
-    from expirytrack_dagster.project_settings import load_settings
+    with long_lived_objects():
+        from expirytrack_dagster.definitions import build_definitions
+        from expirytrack_dagster.project_settings import load_settings
 
-    return build_definitions(load_settings(env={**os.environ, **(env or {})}))
+        return build_definitions(load_settings(env={**os.environ, **(env or {})}))
 
 
 def _start_sandbox(stack: ExitStack) -> tuple[object, dict[str, str]]:
@@ -317,9 +319,10 @@ def _instance_for(args: argparse.Namespace) -> DagsterInstance:
     _watched([args.symbol])
     _check_range(args)
     _dagster_home()
-    from dagster import DagsterInstance
+    with long_lived_objects():
+        from dagster import DagsterInstance
 
-    return DagsterInstance.get()
+        return DagsterInstance.get()
 
 
 def _select(instance: DagsterInstance, args: argparse.Namespace, *, discover: bool) -> list[str]:
@@ -585,7 +588,8 @@ def main(argv: list[str] | None = None) -> int:
         from expirytrack_dagster.live.cli import main as live_main
 
         return live_main(argv[2:])
-    parser = build_parser()
+    with long_lived_objects():  # the commands' modules are imported as the parser is built
+        parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:
         if args.command == "login":

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from expirytrack_dagster.startup_gc import long_lived_objects
+
 if TYPE_CHECKING:  # dagster is imported lazily, as in the CLI
     from dagster import DagsterInstance, DagsterRun
 
@@ -374,11 +376,12 @@ def run_partition(key: str, run_id: str) -> int:
     started = time.monotonic()
     try:
         _watch_parent()
-        from dagster import DagsterInstance
+        with long_lived_objects():
+            from dagster import DagsterInstance
 
-        from expirytrack_dagster.definitions import defs
+            from expirytrack_dagster.definitions import defs
 
-        instance = DagsterInstance.get()
+            instance = DagsterInstance.get()
         result = defs.resolve_job_def(JOB_NAME).execute_in_process(
             partition_key=key,
             instance=instance,
