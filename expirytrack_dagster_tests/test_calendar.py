@@ -1,14 +1,43 @@
-"""The calendar's vectorised IST dates agree with pandas' own conversion."""
+"""The calendar's sessions are the maintained XBOM calendar's, and its vectorised IST dates agree
+with pandas' own conversion."""
 
 from __future__ import annotations
 
 from datetime import date
 
+import exchange_calendars
 import numpy as np
 import pandas as pd
 import pytest
 
-from expirytrack_dagster.calendar import IST, ist_day_counts, ist_days, utc_ns, wall_clock_ns
+from expirytrack_dagster.calendar import (
+    CALENDAR_START,
+    IST,
+    SPECIAL_SESSIONS,
+    is_trading_day,
+    is_verified,
+    ist_day_counts,
+    ist_days,
+    utc_ns,
+    wall_clock_ns,
+)
+
+
+def test_trading_days_are_the_sessions_exchange_calendars_builds() -> None:
+    """Every day from CALENDAR_START to the library's last session: the days worked out from
+    XBOM's definition trade exactly when the library's own build has a session there (or when
+    the project lists a special session the library lacks, Muhurat trading)."""
+    library = exchange_calendars.get_calendar("XBOM", start=CALENDAR_START)
+    sessions = {d.date() for d in library.sessions}
+    first, last = library.first_session.date(), library.last_session.date()
+    listed = sessions | set(SPECIAL_SESSIONS)
+    days = pd.date_range(CALENDAR_START, last).date
+    assert [d for d in days if is_trading_day(d) != (d in listed)] == []
+    assert is_verified(first) and is_verified(last)
+    assert not is_verified(last + (date(2025, 1, 2) - date(2025, 1, 1)))
+    # What the library holds and the rule must get right: a Saturday session, a weekday holiday.
+    assert is_trading_day(date(2025, 2, 1)) and date(2025, 2, 1).weekday() == 5
+    assert not is_trading_day(date(2025, 8, 15))  # Independence Day, a Friday
 
 
 @pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
