@@ -115,6 +115,10 @@ SMALL_NIFTY = replace(
 )
 """NIFTY's calendar and prices with fewer strikes (a weekly of August 2025: 54 contracts instead
 of 138): for tests that need an index (weekly expiries, no future on a weekly) but not its size."""
+TINY_NIFTY = replace(SMALL_NIFTY, strike_step=500)
+"""NIFTY's calendar and prices with strikes 500 apart: 8 strikes and 17 contracts (with the future)
+in the monthly of 28 August 2025, about 100k candles over a month, instead of SMALL_NIFTY's 127
+contracts: for tests of what is computed from a chain, not of its width."""
 
 
 def watch_underlying(

@@ -19,6 +19,7 @@ from expirytrack_dagster.checks import (
 )
 from expirytrack_dagster.research.settings import ResearchSettings
 from expirytrack_dagster.sandbox import FaultConfig
+from expirytrack_dagster.sandbox.profiles import UnderlyingProfile
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster_tests.pipeline import (
     ASSETS,
@@ -38,11 +39,14 @@ COLLECT_CHECKS = [contract_quality_checks, candle_quality_checks]
 
 @contextmanager
 def nifty_pipeline(
-    root: Path, contract_types: tuple[str, ...] = ("CE", "PE", "FUT"), **sandbox: Any
+    root: Path,
+    contract_types: tuple[str, ...] = ("CE", "PE", "FUT"),
+    profile: UnderlyingProfile = SMALL_NIFTY,
+    **sandbox: Any,
 ) -> Iterator[Pipeline]:
-    """NIFTY with 5 strikes a side (``SMALL_NIFTY``), one month of candles before each expiry;
-    ``sandbox`` fields (``faults``…) configure the sandbox."""
-    config = sandbox_config(seed=21, today=TODAY, extra_profiles=(SMALL_NIFTY,), **sandbox)
+    """NIFTY's calendar and prices with ``profile``'s strikes (``SMALL_NIFTY`` by default), one
+    month of candles before each expiry; ``sandbox`` fields (``faults``…) configure the sandbox."""
+    config = sandbox_config(seed=21, today=TODAY, extra_profiles=(profile,), **sandbox)
     with pipeline(root, config, lookback_months=1, contract_types=list(contract_types)) as p:
         yield p
 

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 import pytest
 
 from expirytrack_dagster.sandbox.market import SyntheticMarket
-from expirytrack_dagster_tests.pipeline import SMALL_NIFTY, pipeline, sandbox_config
+from expirytrack_dagster_tests.pipeline import TINY_NIFTY, pipeline, sandbox_config
 
 EXPIRY = date(2025, 8, 28)
 """NIFTY's monthly expiry of August 2025 (a Thursday; it has a future)."""
-TINY_NIFTY = replace(SMALL_NIFTY, strike_step=500)
-"""NIFTY's calendar and prices with strikes 500 apart: 8 strikes, 17 contracts (with the future)
-and about 100k candles over the month, instead of 127 contracts and 830k."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """option_greeks, option_chain_daily and chain_metrics on a real collected partition.
 
-One small NIFTY monthly partition is collected, checked and researched once for the module (in
-one run, as the collect job would). The vectorised tables are compared with the research core's
+One NIFTY monthly partition with strikes 500 apart (``TINY_NIFTY``: 17 contracts; what is computed
+per minute and per session does not depend on the chain's width) is collected, checked and
+researched once for the module (in one run, as the collect job would). The vectorised tables are compared with the research core's
 one-minute definitions (``chain_asof``, ``synthetic_forward``, ``atm_strike``, ``pcr``,
 ``max_pain``, ``implied_vol``) at sampled minutes, and the daily rows with plain SQL.
 """
@@ -23,7 +24,7 @@ from expirytrack_dagster.research.expiry_time import years_to_expiry
 from expirytrack_dagster.research.forward import atm_strike, synthetic_forward
 from expirytrack_dagster.research.oi import max_pain, pcr
 from expirytrack_dagster.research.settings import ResearchSettings
-from expirytrack_dagster_tests.pipeline import Pipeline
+from expirytrack_dagster_tests.pipeline import TINY_NIFTY, Pipeline
 from expirytrack_dagster_tests.research.assets_pipeline import (
     AUGUST,
     check_verdicts,
@@ -41,7 +42,7 @@ def researched(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Pipeline, str, ExecuteInProcessResult]]:
     root = tmp_path_factory.mktemp("chain")
-    with nifty_pipeline(root) as p:
+    with nifty_pipeline(root, profile=TINY_NIFTY) as p:
         key = p.partition("NIFTY", AUGUST)
         yield p, key, run(p, key)
 

@@ -26,8 +26,8 @@ from expirytrack_dagster.research import api
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.storage.database import connect, open_connection
 from expirytrack_dagster.storage.lakehouse import Lakehouse, attach, detach, lakehouse_for
-from expirytrack_dagster_tests.pipeline import ASSETS, pipeline, sandbox_config, watched
-from expirytrack_dagster_tests.research.conftest import EXPIRY, TINY_NIFTY
+from expirytrack_dagster_tests.pipeline import ASSETS, TINY_NIFTY, pipeline, sandbox_config, watched
+from expirytrack_dagster_tests.research.conftest import EXPIRY
 
 AT = "2025-08-14 09:17"
 CONTRACTS = AssetKey("contracts")
