@@ -46,6 +46,12 @@ ACCOUNTS = [{"name": "b"}, {"name": "c"}]
 NIFTY = "NSE_INDEX|Nifty 50"
 
 
+def _one_month_of_futures() -> dict:
+    """The collection a run of these tests makes: the subject is which account spends its
+    requests, and the future alone spends some in every run (25 contracts would prove no more)."""
+    return {"lookback_months": 1, "contract_types": ["FUT"], "underlyings": with_reliance()}
+
+
 @pytest.fixture
 def three_accounts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A sandbox served over TLS/HTTP/2 accepting three tokens; b's and c's in their variables."""
@@ -58,9 +64,7 @@ def three_accounts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         access_token=TOKENS["default"],
         extra_tokens=(TOKENS["b"], TOKENS["c"]),
     )
-    with pipeline(
-        tmp_path, config, served=True, lookback_months=1, underlyings=with_reliance()
-    ) as p:
+    with pipeline(tmp_path, config, served=True, **_one_month_of_futures()) as p:
         yield p
 
 
@@ -146,9 +150,7 @@ def test_a_dead_token_fails_its_run_naming_the_account_and_is_skipped_after(
     config = sandbox_config(
         seed=21, today=STOCK_TODAY, extra_profiles=(SMALL_RELIANCE,), access_token=TOKENS["default"]
     )
-    with pipeline(
-        tmp_path, config, served=True, lookback_months=1, underlyings=with_reliance()
-    ) as p:
+    with pipeline(tmp_path, config, served=True, **_one_month_of_futures()) as p:
         accounts = [{"name": "b"}]
         results = []
         for expiry in EXPIRIES:
