@@ -19,7 +19,7 @@ from expirytrack_dagster.storage.landing import CandleLanding
 from expirytrack_dagster_tests.assets.conftest import RELIANCE_KEY, TODAY
 from expirytrack_dagster_tests.pipeline import (
     ASSETS,
-    SMALL_NIFTY,
+    TINY_NIFTY,
     Pipeline,
     column_types,
     pipeline,
@@ -134,7 +134,7 @@ def test_rerun_of_a_complete_partition_makes_zero_candle_requests_and_records_it
 def test_weekly_expiry_without_a_future_is_a_real_empty_answer(tmp_path: Path) -> None:
     with pipeline(
         tmp_path,
-        sandbox_config(seed=21, today=TODAY, extra_profiles=(SMALL_NIFTY,)),
+        sandbox_config(seed=21, today=TODAY, extra_profiles=(TINY_NIFTY,)),  # 10 contracts
         lookback_months=1,
         contract_types=["FUT", "CE"],
     ) as p:
