@@ -13,11 +13,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import exchange_calendars
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    import exchange_calendars
 
 IST = ZoneInfo("Asia/Kolkata")
 """Indian Standard Time, UTC+05:30 all year (no daylight saving). Every exchange timestamp is IST."""
@@ -65,7 +68,12 @@ the calendar's last year: weekdays trade, and the quality report flags it unveri
 @functools.cache
 def _xbom() -> exchange_calendars.ExchangeCalendar:
     """The XBOM calendar built over its first week only: its definition (weekmasks, holidays,
-    default end), not its sessions; :func:`_session_days` works those out."""
+    default end), not its sessions; :func:`_session_days` works those out.
+
+    Imported here, on the first question about a day: the library loads every exchange's
+    calendar (0.14 s), and the many processes that only need ``IST`` should not pay it."""
+    import exchange_calendars
+
     start = pd.Timestamp(CALENDAR_START)
     return exchange_calendars.get_calendar("XBOM", start=start, end=start + pd.Timedelta(days=7))
 

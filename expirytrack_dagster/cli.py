@@ -23,10 +23,12 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from expirytrack_dagster.credentials.cli import add_credential_commands
-from expirytrack_dagster.credentials.guard import has_stored_token
-from expirytrack_dagster.ops.cli import add_ops_commands
 from expirytrack_dagster.startup_gc import long_lived_objects
+
+with long_lived_objects():  # they bring in Dagster and pandas (see startup_gc)
+    from expirytrack_dagster.credentials.cli import add_credential_commands
+    from expirytrack_dagster.credentials.guard import has_stored_token
+    from expirytrack_dagster.ops.cli import add_ops_commands
 
 if TYPE_CHECKING:  # dagster is imported lazily: `expirytrack status` should start fast
     from dagster import DagsterInstance, Definitions
