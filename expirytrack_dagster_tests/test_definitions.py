@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from datetime import date
 from pathlib import Path
 
@@ -72,17 +73,6 @@ def test_an_embedded_sandbox_serves_a_run_in_process(tmp_path: Path) -> None:
         assert db.execute("SELECT data_source FROM expiries").fetchall() == [("sandbox",)]
 
 
-RUN_ONE = """
-import sys
-from dagster import DagsterInstance
-from expirytrack_dagster.definitions import defs
-result = defs.resolve_job_def("collect_expiry").execute_in_process(
-    partition_key=sys.argv[1], instance=DagsterInstance.get(), raise_on_error=False
-)
-print("SUCCESS" if result.success else "FAILURE", flush=True)
-"""
-
-
 def test_two_concurrent_runs_both_succeed(tmp_path: Path) -> None:
     from expirytrack_dagster.sandbox import run_sandbox
 
@@ -118,9 +108,10 @@ def test_two_concurrent_runs_both_succeed(tmp_path: Path) -> None:
 
         with DagsterInstance.from_config(str(home)) as instance:
             instance.add_dynamic_partitions(expiry_partitions.name, keys)
+        # Each run in the child process `expirytrack backfill` starts for a partition.
         runs = [
             subprocess.Popen(
-                [sys.executable, "-c", RUN_ONE, key],
+                [sys.executable, "-m", "expirytrack_dagster.runs", key, str(uuid.uuid4())],
                 env=env,
                 cwd=tmp_path,
                 stdout=subprocess.PIPE,
@@ -130,10 +121,10 @@ def test_two_concurrent_runs_both_succeed(tmp_path: Path) -> None:
             for key in keys
         ]
         outputs = [run.communicate(timeout=240) for run in runs]
-    verdicts = [
-        out.strip().splitlines()[-1] if out.strip() else err[-2000:] for out, err in outputs
-    ]
-    assert verdicts == ["SUCCESS", "SUCCESS"], verdicts
+    verdicts = [out.strip().splitlines()[0] if out.strip() else err[-2000:] for out, err in outputs]
+    assert [run.returncode for run in runs] == [0, 0], verdicts
+    for key, verdict in zip(keys, verdicts, strict=True):
+        assert verdict.startswith(f"{key}: run ") and " ok in " in verdict, verdict
     with duckdb.connect(str(database), read_only=True) as db:
         stored = db.execute(
             "SELECT partition_key, count(DISTINCT expired_instrument_key) FROM contracts GROUP BY 1 ORDER BY 1"
