@@ -45,10 +45,16 @@ def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def stock(tmp_path: Path):
-    # Served: the real-source run below connects over TLS to the sandbox posing as Upstox.
+    # Served: the real-source run below connects over TLS to the sandbox posing as Upstox. The
+    # subject is which store a run writes: the future alone proves it (24 options prove no more).
     config = sandbox_config(seed=21, today=date(2025, 10, 1), extra_profiles=(SMALL_RELIANCE,))
     with pipeline(
-        tmp_path, config, served=True, lookback_months=1, underlyings=with_reliance()
+        tmp_path,
+        config,
+        served=True,
+        lookback_months=1,
+        contract_types=["FUT"],
+        underlyings=with_reliance(),
     ) as p:
         p.sandbox.add_token(TOKEN)
         yield p
@@ -61,6 +67,7 @@ def run(p: Pipeline, key: str, root: Path, store_source: str, **upstox: object):
         database=str(root / "db.duckdb"),
         landing_dir=str(root / "landing"),
         lookback_months=p.collection.lookback_months,
+        contract_types=p.collection.contract_types,
         underlyings=p.collection.underlyings,
     )
     resources["collection"] = collection
