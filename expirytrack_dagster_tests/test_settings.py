@@ -161,18 +161,12 @@ def test_environment_values_name_the_variable(
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize(
-    ("env", "text", "expected"),
-    [
-        ({"EXPIRYTRACK_SOURCE": "nonsense"}, "", "EXPIRYTRACK_SOURCE = 'nonsense': must be one of"),
-        ({}, "collection:\n  intervall: 5minute\n", "unknown key 'collection.intervall'"),
-    ],
-)
-def test_dagster_definitions_validate_fails_on_bad_settings(
-    tmp_path: Path, env: dict[str, str], text: str, expected: str
-) -> None:
+def test_dagster_definitions_validate_fails_on_bad_settings(tmp_path: Path) -> None:
+    """Dagster's own command, in its own process, stops on the one-line error: here a settings
+    file (named by EXPIRYTRACK_CONFIG, so the environment reaches it too) with a misspelt key.
+    Every other bad value goes through the same loader; the tests above name each in-process."""
     settings = tmp_path / "expirytrack.yaml"
-    settings.write_text(text)
+    settings.write_text("collection:\n  intervall: 5minute\n")
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
@@ -181,7 +175,6 @@ def test_dagster_definitions_validate_fails_on_bad_settings(
         "DAGSTER_HOME": str(home),
         "EXPIRYTRACK_CONFIG": str(settings),
         "PYTHONPATH": str(REPO),
-        **env,
     }
     dagster = Path(sys.executable).with_name("dagster")
     result = subprocess.run(
@@ -193,7 +186,7 @@ def test_dagster_definitions_validate_fails_on_bad_settings(
         timeout=120,
     )
     assert result.returncode != 0
-    assert expected in result.stdout + result.stderr
+    assert "unknown key 'collection.intervall'" in result.stdout + result.stderr
 
 
 @pytest.mark.parametrize("argv", [["partitions", "NIFTY", "--missing"], ["backfill", "NIFTY"]])
