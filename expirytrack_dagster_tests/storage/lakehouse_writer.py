@@ -11,12 +11,15 @@ import argparse
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-import pandas as pd
+from expirytrack_dagster.startup_gc import long_lived_objects
 
-from expirytrack_dagster.calendar import IST
-from expirytrack_dagster.storage.io_manager import StagedCandles, publish_candles
-from expirytrack_dagster.storage.lakehouse import Lakehouse, attach
-from expirytrack_dagster.storage.landing import CandleLanding, DayRecord
+with long_lived_objects():  # as a run's process starts (see startup_gc)
+    import pandas as pd
+
+    from expirytrack_dagster.calendar import IST
+    from expirytrack_dagster.storage.io_manager import StagedCandles, publish_candles
+    from expirytrack_dagster.storage.lakehouse import Lakehouse, attach
+    from expirytrack_dagster.storage.landing import CandleLanding, DayRecord
 
 CONTRACTS = ("NSE_FO|1|28-08-2025", "NSE_FO|2|28-08-2025")
 ROWS = 375
