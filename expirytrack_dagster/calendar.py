@@ -90,13 +90,13 @@ def _session_days() -> np.ndarray:
     numpy's business-day functions take a few milliseconds.
     """
     cal = _xbom()
-    start = np.datetime64(pd.Timestamp(CALENDAR_START).date(), "D")
+    start = np.datetime64(CALENDAR_START, "D")
     end = np.datetime64(cal.default_end().date(), "D")
     days = np.arange(start, end + 1)
     holidays = list(cal.adhoc_holidays)
     if cal.regular_holidays is not None:
         holidays += list(cal.regular_holidays.holidays(start=str(start), end=str(end)))
-    closed = np.array([pd.Timestamp(h).date() for h in holidays], dtype="datetime64[D]")
+    closed = pd.DatetimeIndex(holidays).values.astype("datetime64[D]")
     traded = np.is_busday(days, weekmask=cal.weekmask, holidays=closed)
     for first, last, weekmask in getattr(cal, "special_weekmasks", None) or []:
         week = (days >= np.datetime64(first.date(), "D")) & (
