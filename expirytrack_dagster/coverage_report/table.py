@@ -14,6 +14,7 @@ import pandas as pd
 from expirytrack_dagster.coverage_report.check_status import partition_check_status
 from expirytrack_dagster.partitions import parse_partition_key, split_partition_keys
 from expirytrack_dagster.storage.database import connect
+from expirytrack_dagster.storage.schema import readable_names
 
 GREEN_AT = 99.0
 """Completeness (%) at or above which a partition is complete."""
@@ -90,12 +91,7 @@ def stored_partitions(database: Path | str) -> list[pd.DataFrame]:
     if not Path(database).exists():
         return []
     with connect(database, read_only=True) as db:
-        present = {
-            name
-            for (name,) in db.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
-            ).fetchall()
-        }
+        present = readable_names(db)
         return [db.execute(sql).df() for table, sql in _STORED.items() if table in present]
 
 

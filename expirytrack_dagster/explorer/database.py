@@ -6,13 +6,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from expirytrack_dagster.storage.database import DatabaseLocked, open_connection
+from expirytrack_dagster.storage.database import DatabaseLocked, connect
 from expirytrack_dagster.storage.stores import recorded_source
 
 LOCK_WAIT_S = 1.0
@@ -69,16 +69,18 @@ class Reader:
         """A :class:`Reading` for one request, closed afterwards (:class:`NoDatabaseYet` first)."""
         if not self.path.exists():
             raise NoDatabaseYet(self.path)
-        taken: float | None = None
-        try:
-            connection = open_connection(self.path, read_only=True, lock_timeout_s=LOCK_WAIT_S)
-        except DatabaseLocked:
-            connection = open_connection(self._snapshot(), read_only=True, lock_timeout_s=5.0)
-            taken = self._snapshot_taken
-        try:
+        with ExitStack() as stack:
+            taken: float | None = None
+            try:
+                connection = stack.enter_context(
+                    connect(self.path, read_only=True, lock_timeout_s=LOCK_WAIT_S)
+                )
+            except DatabaseLocked:
+                connection = stack.enter_context(
+                    connect(self._snapshot(), read_only=True, lock_timeout_s=5.0)
+                )
+                taken = self._snapshot_taken
             yield Reading(connection, taken, recorded_source(connection))
-        finally:
-            connection.close()
 
     def close(self) -> None:
         """Remove the snapshot folder, if a snapshot was taken."""

@@ -26,7 +26,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from expirytrack_dagster.storage.database import open_connection
+from expirytrack_dagster.storage import database
 from expirytrack_dagster.upstox.live import SNAPSHOT_COLUMNS
 
 SNAPSHOT_TABLE = "option_snapshots"
@@ -65,13 +65,10 @@ def _schema() -> str:
 def connect(path: Path, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived connection (IST session time zone), retried while the other side holds the
     file: the capture writes for a few ms a minute, the view reads for a few ms a refresh."""
-    conn = open_connection(
+    with database.connect(
         path, read_only=read_only, lock_timeout_s=LOCK_WAIT_S, collection_schema=False
-    )
-    try:
+    ) as conn:
         yield conn
-    finally:
-        conn.close()
 
 
 class SnapshotStore:

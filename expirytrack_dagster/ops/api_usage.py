@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from expirytrack_dagster.storage.database import connect
-from expirytrack_dagster.storage.schema import SCHEMA
+from expirytrack_dagster.storage.schema import SCHEMA, readable_names
 from expirytrack_dagster.upstox.client import RequestStats
 
 BUDGET_WINDOW = 2
@@ -138,12 +138,7 @@ def usage_metadata(usage: ApiUsage) -> dict[str, Any]:
 def budget_history(database: Path | str, limit: int = 12) -> pd.DataFrame:
     """The last ``limit`` runs, oldest first: when, which partition, requests, budget used."""
     with connect(database, read_only=True) as db:
-        exists = db.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = "
-            "'api_usage'",
-            [SCHEMA],
-        ).fetchall()[0][0]
-        if not exists:
+        if "api_usage" not in readable_names(db):
             return pd.DataFrame(
                 columns=["recorded_at", "partition_key", "requests", "budget_used_30min"]
             )

@@ -25,7 +25,12 @@ from expirytrack_dagster.ops.api_usage import budget_chart, budget_history
 from expirytrack_dagster.resources import UpstoxApi
 from expirytrack_dagster.storage.database import DatabaseLocked, connect
 from expirytrack_dagster.storage.landing import PRUNED_NAME
-from expirytrack_dagster.storage.schema import CURRENT_VERSION, SchemaError, schema_version
+from expirytrack_dagster.storage.schema import (
+    CURRENT_VERSION,
+    SchemaError,
+    readable_names,
+    schema_version,
+)
 from expirytrack_dagster.upstox.errors import TokenExpired
 from expirytrack_dagster.upstox.ledger import known_ledgers, mask_url, open_ledger
 from expirytrack_dagster.upstox.ledger_postgres import LedgerUnavailable
@@ -99,7 +104,7 @@ def check_database(database: Path) -> list[Finding]:
     try:
         with connect(database, read_only=True, lock_timeout_s=10) as db:
             version = schema_version(db)
-            tables = {r[0] for r in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            tables = readable_names(db)
             sources = []
             if "expiries" in tables:
                 sources = [
@@ -181,7 +186,7 @@ def _stored_candles(database: Path) -> int | None:
         return 0
     try:
         with connect(database, read_only=True, lock_timeout_s=5) as db:
-            tables = {r[0] for r in db.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+            tables = readable_names(db)
             if "candles" not in tables:
                 return 0
             return int(db.execute("SELECT count(*) FROM candles").fetchall()[0][0])

@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import duckdb
 
-from expirytrack_dagster.storage.schema import SCHEMA
-
-
-def table_names(connection: duckdb.DuckDBPyConnection) -> list[str]:
-    """The database's tables in ``main``, sorted."""
-    rows = connection.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? "
-        "AND database_name = current_database() ORDER BY table_name",
-        [SCHEMA],
-    ).fetchall()
-    return [row[0] for row in rows]
+from expirytrack_dagster.storage.schema import SCHEMA, table_names
 
 
 def table_checksums(connection: duckdb.DuckDBPyConnection) -> dict[str, tuple[int, str]]:

@@ -38,7 +38,7 @@ from expirytrack_dagster.research.oi import max_pain as _max_pain
 from expirytrack_dagster.research.oi import oi_tracker as _oi_tracker
 from expirytrack_dagster.research.oi import pcr as _pcr
 from expirytrack_dagster.research.resample import INTERVAL_MINUTES, resample
-from expirytrack_dagster.storage.database import open_connection
+from expirytrack_dagster.storage.database import connect, open_connection
 
 DEFAULT_RATE = 0.065
 LEG_COLUMNS = (
@@ -55,6 +55,8 @@ LEG_COLUMNS = (
 )
 """Per-leg columns of :func:`option_chain`, each once as ``CE_<name>`` and once as ``PE_<name>``."""
 CANDLE_INTERVAL = "1minute"
+LOCK_WAIT_S = 30.0
+"""How long a read waits for a running write to the file to finish."""
 """The collected interval the research layer reads (coarser bars are made by ``resample``)."""
 
 
@@ -77,16 +79,20 @@ see :func:`open_database`), or None for the settings' database."""
 def open_database(database: Path | str | None = None) -> duckdb.DuckDBPyConnection:
     """A read-only connection to pass as ``database=`` to many calls (close it when done).
 
-    Opening the file costs tens of milliseconds, more than a chain query; a notebook asking
-    many questions keeps one open. While it is open no other process can write the file.
+    A call given a path opens the file for that call only; a notebook asking many questions
+    keeps one connection open instead. While it is open no other process can write the file.
     """
+    return open_connection(_existing(database), read_only=True, lock_timeout_s=LOCK_WAIT_S)
+
+
+def _existing(database: Path | str | None) -> Path:
     path = Path(database) if database is not None else default_database()
     if not path.exists():
         raise ResearchError(
             f"no database at {path}: collect data first (`expirytrack backfill SYMBOL`, or "
             "`expirytrack demo` for the sandbox)"
         )
-    return open_connection(path, read_only=True, lock_timeout_s=30.0)
+    return path
 
 
 @contextmanager
@@ -95,11 +101,8 @@ def _open(database: Database) -> Iterator[duckdb.DuckDBPyConnection]:
     if isinstance(database, duckdb.DuckDBPyConnection):
         yield database
         return
-    connection = open_database(database)
-    try:
+    with connect(_existing(database), read_only=True, lock_timeout_s=LOCK_WAIT_S) as connection:
         yield connection
-    finally:
-        connection.close()
 
 
 def _expiry(value: date | str) -> date:

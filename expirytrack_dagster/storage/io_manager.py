@@ -45,7 +45,7 @@ from pydantic import Field
 
 from expirytrack_dagster.storage import lakehouse
 from expirytrack_dagster.storage.database import connect
-from expirytrack_dagster.storage.schema import SCHEMA
+from expirytrack_dagster.storage.schema import SCHEMA, readable_names
 from expirytrack_dagster.storage.stores import check_stores, claim_source
 
 CANDLES_TABLE = f"{SCHEMA}.candles"
@@ -83,12 +83,7 @@ def insert_frame(connection: duckdb.DuckDBPyConnection, table: str, frame: pd.Da
 
 def _table_exists(connection: duckdb.DuckDBPyConnection, table: str) -> bool:
     schema, name = table.split(".", 1)
-    return bool(
-        connection.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ?",
-            [schema, name],
-        ).fetchall()[0][0]
-    )
+    return name in readable_names(connection, schema)
 
 
 def _partition_rows(connection: duckdb.DuckDBPyConnection, table: str, partition_key: str) -> int:

@@ -393,11 +393,26 @@ class SchemaError(RuntimeError):
     """The database's schema cannot be used by this code (made by a newer version)."""
 
 
-def _table_names(connection: duckdb.DuckDBPyConnection) -> set[str]:
+def table_names(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    """The tables of the connection's own database in ``main``, sorted (not those of other
+    files attached to the same DuckDB instance)."""
     rows = connection.execute(
-        "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? AND database_name = "
-        "current_database()",
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? "
+        "AND database_name = current_database() ORDER BY table_name",
         [SCHEMA],
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def readable_names(connection: duckdb.DuckDBPyConnection, schema: str = SCHEMA) -> set[str]:
+    """What the connection reads by name in ``schema``: its database's tables, and on a
+    lakehouse reader the views that stand for them."""
+    rows = connection.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = ? "
+        "AND database_name = current_database() UNION "
+        "SELECT view_name FROM duckdb_views() WHERE schema_name = ? "
+        "AND database_name = current_database() AND NOT internal",
+        [schema, schema],
     ).fetchall()
     return {row[0] for row in rows}
 
@@ -408,7 +423,7 @@ def schema_version(connection: duckdb.DuckDBPyConnection) -> int | None:
     None means version 1 tables without the ``schema_version`` table: a database made before
     versioning, which :func:`migrate` stamps as version 1 and then upgrades.
     """
-    names = _table_names(connection)
+    names = set(table_names(connection))
     if "schema_version" in names:
         found = connection.execute(f"SELECT max(version) FROM {SCHEMA}.schema_version").fetchall()[
             0
