@@ -104,7 +104,7 @@ def connect(
         finally:
             connection.close()
         return
-    shared = shared_instance(_config(DEFAULT_MEMORY_LIMIT))
+    shared = shared_instance(_config(DEFAULT_MEMORY_LIMIT), path)
     attached = False
 
     def attach() -> duckdb.DuckDBPyConnection:

@@ -117,11 +117,25 @@ _INSTANCES: dict[tuple[int, tuple[tuple[str, str], ...]], SharedInstance] = {}
 _INSTANCES_LOCK = threading.Lock()
 
 
-def shared_instance(config: dict[str, str]) -> SharedInstance:
-    """This process's instance for ``config`` (one per process id: a forked child makes its own)."""
+def shared_instance(config: dict[str, str], first_file: Path) -> SharedInstance:
+    """This process's instance for ``config`` (one per process id: a forked child makes its own).
+
+    A query larger than the memory limit spills to ``<first_file>.tmp``, where an instance of
+    that file's own would spill (an in-memory instance would use ``.tmp`` in the working
+    directory). DuckDB cannot move its spill folder once used, so the file that starts the
+    instance chooses it: in a run, the CLI or the explorer, the collection database.
+    """
     key = (os.getpid(), tuple(sorted(config.items())))
     with _INSTANCES_LOCK:
         instance = _INSTANCES.get(key)
         if instance is None:
-            instance = _INSTANCES[key] = SharedInstance(config)
+            spill = {"temp_directory": f"{os.path.realpath(first_file)}.tmp"}
+            instance = _INSTANCES[key] = SharedInstance(config | spill)
         return instance
+
+
+def attached_files() -> dict[str, bool]:
+    """``{file: read_only}`` of every file this process's instances hold attached now."""
+    with _INSTANCES_LOCK:
+        instances = [i for (pid, _), i in _INSTANCES.items() if pid == os.getpid()]
+    return {file: ro for instance in instances for file, ro in instance.attached().items()}

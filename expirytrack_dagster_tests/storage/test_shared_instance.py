@@ -14,12 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from expirytrack_dagster.storage.database import (
-    DEFAULT_MEMORY_LIMIT,
-    _config,
-    connect,
-    open_connection,
-)
+from expirytrack_dagster.storage.database import connect, open_connection
 from expirytrack_dagster.storage.schema import (
     CURRENT_VERSION,
     SCHEMA,
@@ -27,7 +22,7 @@ from expirytrack_dagster.storage.schema import (
     readable_names,
     table_names,
 )
-from expirytrack_dagster.storage.shared_instance import shared_instance
+from expirytrack_dagster.storage.shared_instance import attached_files
 
 # Another process opening the file with DuckDB alone (no retries): prints what it read, or the
 # error DuckDB raised.
@@ -53,8 +48,7 @@ def other_process_reads(path: Path, mode: str = "rw") -> str:
 
 
 def attached() -> dict[str, bool]:
-    """``{file: read_only}`` attached to this process's instance now."""
-    return shared_instance(_config(DEFAULT_MEMORY_LIMIT)).attached()
+    return attached_files()
 
 
 def key(path: Path) -> str:
@@ -186,6 +180,32 @@ def test_threads_open_and_close_the_file_at_once(tmp_path: Path) -> None:
     assert counts == [3] * 150
     assert attached() == {}
     assert other_process_reads(path) == "3"
+
+
+SPILL = """
+import os, sys
+from pathlib import Path
+from expirytrack_dagster.storage.database import connect
+first, second = Path(sys.argv[1]), Path(sys.argv[2])
+with connect(first):
+    pass
+with connect(second) as db:
+    print(db.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+"""
+
+
+def test_a_large_query_spills_beside_the_file_that_started_the_instance(tmp_path: Path) -> None:
+    """Where a file of its own would spill, not in ``.tmp`` of whatever folder the process runs in."""
+    first, second = tmp_path / "expirytrack.duckdb", tmp_path / "live" / "2025-08-14.duckdb"
+    done = subprocess.run(
+        [sys.executable, "-c", SPILL, str(first), str(second)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=tmp_path / "..",
+    )
+    assert done.stdout.strip() == os.path.realpath(first) + ".tmp"
 
 
 def _forked_child(path: str, queue: multiprocessing.Queue) -> None:
