@@ -2,6 +2,7 @@
 
 from benchmarks import (
     bench_accounts,
+    bench_connections,
     bench_explorer,
     bench_export,
     bench_lakehouse,
@@ -23,6 +24,8 @@ if __name__ == "__main__":
     bench_spans.main([])
     print("\n== several Upstox accounts: candles per 30 minutes with 1, 2, 3 accounts ==")
     bench_accounts.main([])
+    print("\n== opening the database: the shared instance against one of its own ==")
+    bench_connections.main([])
     print("\n== collection of one partition ==")
     bench_pipeline.main([])
     print("\n== re-runs of a complete partition, and disk per candle ==")
