@@ -114,7 +114,18 @@ def _identifier(name: str) -> str:
 
 
 _INSTANCES: dict[tuple[int, tuple[tuple[str, str], ...]], SharedInstance] = {}
+"""Keyed by process id too. A forked child keeps its parent's entries without ever using or
+closing them: closing would checkpoint, in the child, files the parent still has open."""
 _INSTANCES_LOCK = threading.Lock()
+
+
+def _fresh_lock_in_child() -> None:
+    """A fork may copy the lock while another thread of the parent holds it."""
+    global _INSTANCES_LOCK
+    _INSTANCES_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_fresh_lock_in_child)
 
 
 def shared_instance(config: dict[str, str], first_file: Path) -> SharedInstance:

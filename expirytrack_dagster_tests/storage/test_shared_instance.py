@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from expirytrack_dagster.storage import shared_instance
 from expirytrack_dagster.storage.database import connect, open_connection
 from expirytrack_dagster.storage.schema import (
     CURRENT_VERSION,
@@ -216,15 +217,17 @@ def _forked_child(path: str, queue: multiprocessing.Queue) -> None:
 
 
 def test_a_forked_child_starts_its_own_instance(tmp_path: Path) -> None:
-    """The parent's instance (attached files, worker threads) is not the child's to use."""
+    """The parent's instance (attached files, worker threads) is not the child's to use, and a
+    fork while another thread holds the registry's lock does not leave the child waiting."""
     held, child_file = tmp_path / "held.duckdb", tmp_path / "child.duckdb"
     write_notes(held, "a")
     fork = multiprocessing.get_context("fork")
     queue = fork.Queue()
     with connect(held, read_only=True) as db:
         child = fork.Process(target=_forked_child, args=(str(child_file), queue))
-        child.start()
-        child.join(timeout=60)
+        with shared_instance._INSTANCES_LOCK:  # as if another thread were opening a file
+            child.start()
+            child.join(timeout=60)
         assert child.exitcode == 0
         assert queue.get(timeout=5) == {}
         assert attached() == {key(held): True}
