@@ -29,12 +29,12 @@ from pathlib import Path
 import duckdb
 
 from expirytrack_dagster.collection import fetch_status
-from expirytrack_dagster.ops.tables import table_names
 from expirytrack_dagster.partitions import parse_partition_key
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.storage.database import connect
 from expirytrack_dagster.storage.io_manager import StagedCandles, is_published
 from expirytrack_dagster.storage.landing import FINAL_STATUSES, CandleLanding, PrunedRecord
+from expirytrack_dagster.storage.schema import table_names
 
 ROW_HASH = (
     'hash(expired_instrument_key, "interval", CAST("timestamp" AS TIMESTAMPTZ), '

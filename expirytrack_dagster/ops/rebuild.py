@@ -25,13 +25,12 @@ from pathlib import Path
 import duckdb
 
 from expirytrack_dagster.collection import fetch_status
-from expirytrack_dagster.ops.tables import table_names
 from expirytrack_dagster.partitions import parse_partition_key
 from expirytrack_dagster.settings import CollectionSettings
 from expirytrack_dagster.storage.database import connect
 from expirytrack_dagster.storage.io_manager import StagedCandles, publish_partition
 from expirytrack_dagster.storage.landing import CandleLanding
-from expirytrack_dagster.storage.schema import create_tables
+from expirytrack_dagster.storage.schema import create_tables, table_names
 from expirytrack_dagster.storage.stores import StoreError, check_database
 
 CANDLE_TABLES = ("candles", "candle_fetch_status")

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import duckdb
 
-from expirytrack_dagster.ops.tables import table_checksums, table_names
+from expirytrack_dagster.ops.tables import table_checksums
 from expirytrack_dagster.storage.database import connect
+from expirytrack_dagster.storage.schema import table_names
 
 SOURCE_TABLE = "store_source"
 SOURCE_FILE = "SOURCE"
