@@ -93,16 +93,10 @@ def connect(
     """
     path = Path(path)
     if read_only and lakehouse_for(path) is not None:
-        connection = open_connection(
-            path,
-            read_only=True,
-            lock_timeout_s=lock_timeout_s,
-            collection_schema=collection_schema,
-        )
-        try:
+        with open_connection(
+            path, read_only=True, lock_timeout_s=lock_timeout_s, collection_schema=collection_schema
+        ) as connection:
             yield connection
-        finally:
-            connection.close()
         return
     shared = shared_instance(_config(DEFAULT_MEMORY_LIMIT), path)
     attached = False

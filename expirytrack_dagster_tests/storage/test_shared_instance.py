@@ -48,10 +48,6 @@ def other_process_reads(path: Path, mode: str = "rw") -> str:
     return done.stdout.strip()
 
 
-def attached() -> dict[str, bool]:
-    return attached_files()
-
-
 def key(path: Path) -> str:
     return os.path.realpath(path)
 
@@ -66,7 +62,7 @@ def write_notes(path: Path, *rows: str) -> None:
 def test_a_finished_block_leaves_the_file_checkpointed_and_free(tmp_path: Path) -> None:
     path = tmp_path / "expirytrack.duckdb"
     write_notes(path, "a", "b")
-    assert key(path) not in attached()
+    assert key(path) not in attached_files()
     assert not path.with_name(path.name + ".wal").exists()  # detaching checkpointed it
     assert other_process_reads(path) == "2"  # opened for writing at once: no lock left
 
@@ -88,8 +84,8 @@ def test_nested_blocks_share_the_file_until_the_outer_one_ends(tmp_path: Path) -
             inner.execute("INSERT INTO notes VALUES ('b')")
         assert outer.execute("SELECT count(*) FROM notes").fetchone() == (2,)
         outer.execute("INSERT INTO notes VALUES ('c')")
-        assert attached() == {key(path): False}
-    assert attached() == {}
+        assert attached_files() == {key(path): False}
+    assert attached_files() == {}
     assert other_process_reads(path) == "3"
 
 
@@ -139,7 +135,7 @@ def test_a_block_that_fails_to_start_releases_the_file(tmp_path: Path) -> None:
         )
     with pytest.raises(SchemaError, match="newer than this expirytrack knows"), connect(path):
         pass
-    assert attached() == {}
+    assert attached_files() == {}
     assert other_process_reads(path).startswith("refused: Catalog Error")  # opened: no lock
 
 
@@ -152,7 +148,7 @@ def test_a_connection_of_its_own_is_shared_as_duckdb_shares_it(tmp_path: Path) -
     try:
         with connect(path, read_only=True) as db:
             assert db.execute("SELECT count(*) FROM notes").fetchone() == (1,)
-        assert key(path) not in attached()
+        assert key(path) not in attached_files()
         assert kept.execute("SELECT count(*) FROM notes").fetchone() == (1,)
     finally:
         kept.close()
@@ -179,7 +175,7 @@ def test_threads_open_and_close_the_file_at_once(tmp_path: Path) -> None:
         thread.join(timeout=60)
     assert not errors, errors
     assert counts == [3] * 150
-    assert attached() == {}
+    assert attached_files() == {}
     assert other_process_reads(path) == "3"
 
 
@@ -213,7 +209,7 @@ def _forked_child(path: str, queue: multiprocessing.Queue) -> None:
     with connect(Path(path)) as db:
         db.execute("CREATE TABLE main.notes (note VARCHAR)")
         db.execute("INSERT INTO main.notes VALUES ('from the child')")
-    queue.put(attached())
+    queue.put(attached_files())
 
 
 def test_a_forked_child_starts_its_own_instance(tmp_path: Path) -> None:
@@ -230,6 +226,6 @@ def test_a_forked_child_starts_its_own_instance(tmp_path: Path) -> None:
             child.join(timeout=60)
         assert child.exitcode == 0
         assert queue.get(timeout=5) == {}
-        assert attached() == {key(held): True}
+        assert attached_files() == {key(held): True}
         assert db.execute("SELECT count(*) FROM notes").fetchone() == (1,)
     assert other_process_reads(child_file) == "1"
